@@ -1,0 +1,26 @@
+"""Torch Lab entry point: routes every page explicitly and draws the shared sidebar."""
+import streamlit as st
+
+from components.sidebar import render_sidebar
+
+st.set_page_config(page_title="Torch Lab", page_icon="🔥", layout="wide")
+
+PAGES = {
+    "Torch Lab": [
+        st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
+    ],
+    "Learn PyTorch": [
+        st.Page("pages/tensor_playground.py", title="Tensor playground", icon=":material/grid_on:"),
+        st.Page("pages/autograd_graph.py", title="Autograd graph", icon=":material/account_tree:"),
+    ],
+    "Transformers": [
+        st.Page("pages/tokenizer_lab.py", title="Tokenizers", icon=":material/text_fields:"),
+        st.Page("pages/dataset_browser.py", title="Datasets", icon=":material/table:"),
+        st.Page("pages/fine_tuning.py", title="Fine-tuning", icon=":material/model_training:"),
+        st.Page("pages/summarize_qa.py", title="Summarize & QA", icon=":material/question_answer:"),
+    ],
+}
+
+page = st.navigation(PAGES)
+render_sidebar()
+page.run()

@@ -1,0 +1,1 @@
+"""Reusable Streamlit pieces: figure builders, cached loaders, panels. Pages import from here."""
