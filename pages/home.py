@@ -6,7 +6,7 @@ from components import loaders
 from core.assets import REGISTRY
 from core.system import human_bytes
 
-st.title("🔥 Torch Lab")
+st.title("Torch Lab")
 st.markdown(
     "A workbench for learning and experimenting with **PyTorch** and **Hugging Face Transformers** "
     "on real tensors, real autograd graphs, real tokenizers and real fine-tuning runs. "
@@ -43,11 +43,10 @@ st.subheader("Device")
 report = loaders.device_report()
 c1, c2, c3, c4 = st.columns(4)
 c1.metric("CPU cores", report.cpu_cores, help=report.cpu_model)
-c2.metric("RAM", human_bytes(report.ram_total_bytes), f"{human_bytes(report.ram_available_bytes)} free",
-          delta_color="off")
+c2.metric("RAM", human_bytes(report.ram_total_bytes), help=f"{human_bytes(report.ram_available_bytes)} free")
 c3.metric("CUDA", "available" if report.cuda_available else "not available")
 c4.metric("Device in use", report.device_in_use)
-st.caption(f"CPU: {report.cpu_model} · Python {report.python}")
+st.caption(f"CPU: {report.cpu_model} · RAM free: {human_bytes(report.ram_available_bytes)} · Python {report.python}")
 if report.gpus:
     st.dataframe(pd.DataFrame([{"GPU": g.index, "name": g.name, "memory": human_bytes(g.total_bytes),
                                 "compute capability": g.capability, "bf16": g.bf16} for g in report.gpus]),
@@ -59,13 +58,12 @@ st.dataframe(pd.DataFrame([{"library": k, "version": v} for k, v in report.versi
 
 st.subheader("Offline assets")
 checks = loaders.asset_check()
-st.dataframe(
+st.table(
     pd.DataFrame([{
         "loads": "✅" if checks[n][0] else "❌",
         "name": n, "kind": a.kind, "family": a.family, "checked": checks[n][1],
         "package": a.package, "provenance": a.provenance, "licence": a.licence,
-    } for n, a in REGISTRY.items()]),
-    hide_index=True,
+    } for n, a in REGISTRY.items()]).set_index("loads"),
 )
 st.caption("Every asset above ships inside a package from the package registry; nothing is downloaded "
            "at run time. Hub ids work only where the network allows (TORCHLAB_OFFLINE=0).")
