@@ -1,0 +1,227 @@
+"""One fine-tuning run with the Hugging Face Trainer: plan, train, evaluate, save.
+
+`run_training` knows nothing of threads or processes: the JobManager calls it in a worker
+thread, `core.training.worker` calls it under torchrun. It talks back only through the
+RunStore and the `should_stop` callable.
+"""
+from __future__ import annotations
+
+import gc
+import math
+import shutil
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from pathlib import Path
+
+from core.assets import AssetError, resolve_model
+from core.settings import Settings, resolve_device
+from core.training.config import ConfigError, Plan, TrainingConfig
+from core.training.store import RunStore
+
+
+def run_dir(settings: Settings, run_id: str) -> Path:
+    return settings.checkpoints_dir / run_id
+
+
+def plan(config: TrainingConfig, settings: Settings, train_rows: int = 0, eval_rows: int = 0,
+         labels: Sequence[str] = ()) -> Plan:
+    """Resolve model, device, precision and optimizer; ConfigError names the field that can't work."""
+    import torch
+
+    config.validate()
+    try:
+        model_path = resolve_model(_model_spec(config.model, settings), settings)
+    except AssetError as e:
+        raise ConfigError("model", str(e)) from None
+    device = resolve_device(settings.device)
+    on_gpu = device.startswith("cuda")
+    precision = config.precision
+    if precision == "auto":
+        precision = "bf16" if on_gpu and torch.cuda.is_bf16_supported() else "fp32"
+    elif precision in ("bf16", "fp16") and not on_gpu:
+        raise ConfigError("precision", f"{precision} needs a CUDA GPU; this server trains on {device}: use fp32")
+    elif precision == "bf16" and not torch.cuda.is_bf16_supported():
+        raise ConfigError("precision", "this GPU has no bf16: use fp16 or fp32")
+    optim = {"adamw": "adamw_torch_fused", "adamw_torch": "adamw_torch", "sgd": "sgd",
+             "adafactor": "adafactor"}[config.optimizer]
+    from transformers import AutoConfig
+
+    try:
+        mcfg = AutoConfig.from_pretrained(model_path)
+    except (OSError, ValueError) as e:
+        raise ConfigError("model", f"can't read the model config at {model_path}: {e}") from None
+    limit = getattr(mcfg, "max_position_embeddings", None) or 512
+    if config.max_length > limit:
+        raise ConfigError("max_length", f"{config.max_length} is above this model's limit of {limit} positions")
+    return Plan(model_path, device, precision, optim, list(labels), train_rows, eval_rows, limit)
+
+
+def _model_spec(model: str, settings: Settings) -> str:
+    """`run:<id>` means the model saved by an earlier run."""
+    if model.startswith("run:"):
+        path = run_dir(settings, model[4:]) / "model"
+        if not (path / "config.json").is_file():
+            raise ConfigError("model", f"run {model[4:]} has no saved model (it did not complete)")
+        return str(path)
+    return model
+
+
+def prepare(config: TrainingConfig, settings: Settings):
+    """Every check that can fail before launch: config, data, model. Returns (plan, splits)."""
+    from core.training.data import load_splits
+
+    config.validate()
+    splits = load_splits(config, settings)
+    p = plan(config, settings, len(splits.train), len(splits.eval), splits.label_names)
+    return p, splits
+
+
+def steps_per_epoch(config: TrainingConfig, train_rows: int, processes: int = 1) -> int:
+    return max(1, math.ceil(train_rows / (config.batch_size * processes)) // config.grad_accumulation)
+
+
+def total_steps(config: TrainingConfig, train_rows: int, processes: int = 1) -> int:
+    if config.max_steps > 0:
+        return config.max_steps
+    return max(1, math.ceil(config.epochs * steps_per_epoch(config, train_rows, processes)))
+
+
+def compute_metrics(eval_pred) -> dict:
+    """Accuracy, macro precision / recall / F1 and the confusion matrix."""
+    import numpy as np
+    from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
+
+    logits, labels = eval_pred.predictions, eval_pred.label_ids
+    if isinstance(logits, tuple):
+        logits = logits[0]
+    preds = np.asarray(logits).argmax(-1)
+    k = np.asarray(logits).shape[-1]
+    p, r, f, _ = precision_recall_fscore_support(labels, preds, average="macro", labels=list(range(k)),
+                                                 zero_division=0)
+    cm = confusion_matrix(labels, preds, labels=list(range(k)))
+    return {"accuracy": float((preds == labels).mean()), "precision": float(p), "recall": float(r),
+            "f1": float(f), "confusion_matrix": cm.tolist()}
+
+
+def latest_checkpoint(folder: Path) -> Path | None:
+    """The checkpoint-N folder with the largest N, if any."""
+    if not folder.is_dir():
+        return None
+    cps = [p for p in folder.glob("checkpoint-*") if p.name.split("-")[-1].isdigit()]
+    return max(cps, key=lambda p: int(p.name.split("-")[-1]), default=None)
+
+
+def run_training(run_id: str, store: RunStore, settings: Settings, should_stop: Callable[[], bool],
+                 extra_callbacks: Sequence = (), resume: bool = False) -> str:
+    """Train the run's config; returns the final status (completed / stopped). Raises on failure."""
+    import torch
+    from transformers import (
+        AutoModelForSequenceClassification,
+        AutoTokenizer,
+        DataCollatorWithPadding,
+        EarlyStoppingCallback,
+        PrinterCallback,
+        Trainer,
+        TrainingArguments,
+        set_seed,
+    )
+
+    from core.training.callbacks import StoreCallback
+    from core.training.data import tokenize
+
+    rec = store.get(run_id)
+    config = TrainingConfig.from_dict(rec.config)
+    p, splits = prepare(config, settings)
+    out = run_dir(settings, run_id)
+    ckpt_dir = out / "checkpoints"
+    ckpt = latest_checkpoint(ckpt_dir) if resume else None
+    if resume:
+        # one clean curve: forget what was logged after the checkpoint we continue from
+        store.truncate_metrics(run_id, int(ckpt.name.split("-")[-1]) if ckpt else 0)
+    elif ckpt_dir.exists():
+        shutil.rmtree(ckpt_dir)
+    out.mkdir(parents=True, exist_ok=True)
+
+    set_seed(config.seed)
+    tokenizer = AutoTokenizer.from_pretrained(p.model_path)
+    train_ds = tokenize(splits.train, tokenizer, config, str(out / "train-tokens.arrow"))
+    eval_ds = tokenize(splits.eval, tokenizer, config, str(out / "eval-tokens.arrow"))
+    k = len(splits.label_names)
+    model = AutoModelForSequenceClassification.from_pretrained(
+        p.model_path, num_labels=k, id2label=dict(enumerate(splits.label_names)),
+        label2id={n: i for i, n in enumerate(splits.label_names)}, ignore_mismatched_sizes=True)
+
+    world = int(torch.distributed.get_world_size()) if torch.distributed.is_initialized() else 1
+    steps = total_steps(config, len(train_ds), world)
+    eval_steps = config.eval_steps or max(1, steps // 5)  # about five evaluation points on the curve
+    save_steps = config.save_steps or eval_steps
+    early = config.early_stopping_patience > 0
+    args = TrainingArguments(
+        output_dir=str(ckpt_dir),
+        per_device_train_batch_size=config.batch_size,
+        per_device_eval_batch_size=config.batch_size * 2,
+        gradient_accumulation_steps=config.grad_accumulation,
+        learning_rate=config.learning_rate,
+        weight_decay=config.weight_decay,
+        num_train_epochs=config.epochs,
+        max_steps=config.max_steps,
+        warmup_steps=config.warmup,
+        lr_scheduler_type=config.scheduler,
+        optim=p.optim,
+        bf16=p.precision == "bf16",
+        fp16=p.precision == "fp16",
+        use_cpu=p.device == "cpu",
+        seed=config.seed,
+        logging_steps=config.logging_steps,
+        logging_nan_inf_filter=False,  # a NaN must show, not be averaged away
+        eval_strategy="steps",
+        eval_steps=eval_steps,
+        save_strategy="steps",
+        save_steps=save_steps if not early else eval_steps,
+        save_total_limit=2,
+        load_best_model_at_end=early,
+        metric_for_best_model="eval_loss" if early else None,
+        train_sampling_strategy="group_by_length" if config.group_by_length else "random",
+        include_num_input_tokens_seen="non_padding",
+        report_to="none",
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+    )
+    store.update(run_id, plan=asdict(p) | {"total_steps": steps, "eval_steps": eval_steps,
+                                           "majority_baseline": splits.majority_baseline,
+                                           "labels": splits.label_names},
+                 total_steps=steps, device=p.device)
+    callback = StoreCallback(store, run_id, should_stop, config.batch_size * config.grad_accumulation * world)
+    callbacks = [callback, *extra_callbacks]
+    if early:
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=config.early_stopping_patience))
+    trainer = Trainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
+                      processing_class=tokenizer, data_collator=DataCollatorWithPadding(tokenizer),
+                      compute_metrics=compute_metrics, callbacks=callbacks)
+    trainer.remove_callback(PrinterCallback)  # the store is the log; keep the server's stdout quiet
+    try:
+        trainer.train(resume_from_checkpoint=str(ckpt) if ckpt else None)
+        if callback.stopped:
+            last = latest_checkpoint(ckpt_dir)
+            store.update(run_id, checkpoint=str(last) if last else None)
+            return "stopped"
+        evals = [h for h in trainer.state.log_history if "eval_loss" in h]
+        if early or not evals or evals[-1].get("step") != trainer.state.global_step:
+            final = trainer.evaluate()  # the best model (early stopping) or the last step, once
+        else:
+            final = evals[-1]
+        final = {k.removeprefix("eval_"): v for k, v in final.items() if k != "step"}
+        final["majority_baseline"] = splits.majority_baseline
+        final["global_step"] = trainer.state.global_step
+        if trainer.args.should_save:
+            trainer.save_model(str(out / "model"))  # model + tokenizer, a save_pretrained folder
+        last = latest_checkpoint(ckpt_dir)
+        store.update(run_id, final_metrics=final, model_dir=str(out / "model"),
+                     checkpoint=str(last) if last else None)
+        return "completed"
+    finally:
+        # release the model and optimizer state now, not when the thread object dies
+        del trainer, model
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()

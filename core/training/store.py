@@ -1,0 +1,183 @@
+"""RunStore: runs and their metrics by step in SQLite (WAL), shared by threads and processes."""
+from __future__ import annotations
+
+import json
+import math
+import sqlite3
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+STATES = ("queued", "running", "stopping", "stopped", "completed", "failed", "interrupted")
+ACTIVE = ("queued", "running", "stopping")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    status TEXT NOT NULL,
+    config TEXT NOT NULL,
+    created REAL NOT NULL,
+    started REAL,
+    finished REAL,
+    message TEXT,
+    final_metrics TEXT,
+    checkpoint TEXT,
+    model_dir TEXT,
+    total_steps INTEGER,
+    device TEXT,
+    runner TEXT,
+    owner TEXT,
+    plan TEXT
+);
+CREATE TABLE IF NOT EXISTS metrics (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    step INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    time REAL NOT NULL,
+    "values" TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS metrics_run ON metrics(run_id, seq);
+"""
+
+
+@dataclass
+class RunRecord:
+    """One row of the runs table, decoded."""
+
+    id: str
+    name: str
+    status: str
+    config: dict
+    created: float
+    started: float | None = None
+    finished: float | None = None
+    message: str | None = None
+    final_metrics: dict = field(default_factory=dict)
+    checkpoint: str | None = None
+    model_dir: str | None = None
+    total_steps: int | None = None
+    device: str | None = None
+    runner: str | None = None
+    owner: str | None = None
+    plan: dict = field(default_factory=dict)
+
+
+def _clean(values: dict) -> dict:
+    """JSON has no NaN: keep non-finite floats as strings so they survive and show."""
+    out = {}
+    for k, v in values.items():
+        if isinstance(v, float) and not math.isfinite(v):
+            out[k] = str(v)
+        else:
+            out[k] = v
+    return out
+
+
+class RunStore:
+    """SQLite file of runs and metrics; every call opens its own connection (thread-safe)."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._db() as db:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.executescript(_SCHEMA)
+
+    @contextmanager
+    def _db(self) -> Iterator[sqlite3.Connection]:
+        db = sqlite3.connect(self.path, timeout=30)
+        db.row_factory = sqlite3.Row
+        db.execute("PRAGMA foreign_keys=ON")
+        db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across app crashes
+        try:
+            with db:
+                yield db
+        finally:
+            db.close()
+
+    # --- runs ---
+    def create(self, name: str, config: dict, runner: str = "thread", status: str = "queued") -> str:
+        run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]
+        with self._db() as db:
+            db.execute("INSERT INTO runs (id, name, status, config, created, runner) VALUES (?,?,?,?,?,?)",
+                       (run_id, name, status, json.dumps(config), time.time(), runner))
+        return run_id
+
+    def update(self, run_id: str, **values) -> None:
+        """Set columns of a run; dict values are stored as JSON."""
+        if not values:
+            return
+        for k in ("final_metrics", "plan", "config"):
+            if k in values and not isinstance(values[k], str):
+                values[k] = json.dumps(_clean(values[k]))
+        cols = ", ".join(f"{k}=?" for k in values)
+        with self._db() as db:
+            db.execute(f"UPDATE runs SET {cols} WHERE id=?", (*values.values(), run_id))  # noqa: S608 (keys are ours)
+
+    def set_status(self, run_id: str, status: str, message: str | None = None, **values) -> None:
+        if status not in STATES:
+            raise ValueError(f"unknown run status {status!r}")
+        if status in ("completed", "failed", "stopped", "interrupted"):
+            values.setdefault("finished", time.time())
+        self.update(run_id, status=status, message=message, **values)
+
+    def get(self, run_id: str) -> RunRecord:
+        with self._db() as db:
+            row = db.execute("SELECT * FROM runs WHERE id=?", (run_id,)).fetchone()
+        if row is None:
+            raise KeyError(f"no run {run_id!r}")
+        return self._record(row)
+
+    def runs(self) -> list[RunRecord]:
+        """Every run, newest first."""
+        with self._db() as db:
+            rows = db.execute("SELECT * FROM runs ORDER BY created DESC").fetchall()
+        return [self._record(r) for r in rows]
+
+    def delete(self, run_id: str) -> None:
+        with self._db() as db:
+            db.execute("DELETE FROM metrics WHERE run_id=?", (run_id,))
+            db.execute("DELETE FROM runs WHERE id=?", (run_id,))
+
+    @staticmethod
+    def _record(row: sqlite3.Row) -> RunRecord:
+        d = dict(row)
+        d["config"] = json.loads(d["config"])
+        d["final_metrics"] = json.loads(d["final_metrics"]) if d["final_metrics"] else {}
+        d["plan"] = json.loads(d["plan"]) if d["plan"] else {}
+        return RunRecord(**d)
+
+    # --- metrics ---
+    def log(self, run_id: str, values: dict, step: int, kind: str = "train") -> int:
+        """Append one logged step (accelerate's tracker shape: values at a step); returns its seq."""
+        with self._db() as db:
+            cur = db.execute('INSERT INTO metrics (run_id, step, kind, time, "values") VALUES (?,?,?,?,?)',
+                             (run_id, int(step), kind, time.time(), json.dumps(_clean(values))))
+            return cur.lastrowid
+
+    def metrics(self, run_id: str, kind: str | None = None, after_seq: int = 0) -> list[dict]:
+        """Logged rows in order: {seq, step, kind, time, **values}; `after_seq` for incremental polls."""
+        q = 'SELECT seq, step, kind, time, "values" FROM metrics WHERE run_id=? AND seq>?'
+        args: list = [run_id, after_seq]
+        if kind:
+            q += " AND kind=?"
+            args.append(kind)
+        with self._db() as db:
+            rows = db.execute(q + " ORDER BY seq", args).fetchall()
+        out = []
+        for r in rows:
+            d = {"seq": r["seq"], "step": r["step"], "kind": r["kind"], "time": r["time"]}
+            for k, v in json.loads(r["values"]).items():
+                d[k] = float(v) if v in ("nan", "inf", "-inf") else v
+            out.append(d)
+        return out
+
+    def truncate_metrics(self, run_id: str, after_step: int) -> None:
+        """Forget steps past a checkpoint, so a resumed run continues one clean curve."""
+        with self._db() as db:
+            db.execute("DELETE FROM metrics WHERE run_id=? AND step>?", (run_id, after_step))
