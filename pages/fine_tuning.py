@@ -1,8 +1,83 @@
-"""Fine-tuning — placeholder until issue #7 lands."""
+"""Fine-tuning: launch a run, watch it live, compare runs, try the model."""
+import pandas as pd
 import streamlit as st
 
+from components import loaders
+from components.jobs import job_manager
+from components.training_form import launch_form
+from components.training_live import live_run, run_label
+from components.training_views import compare_figure
+from core.data import DatasetStore
+from core.system import human_bytes
+from core.training import ConfigError
+from core.training.curves import config_diff
+
 st.title("Fine-tuning")
-st.info(
-    "**Not built yet** (issue #7). This page will let you: Fine-tune MiniLM (or any local model) on a dataset in the background and watch loss, learning rate and throughput update live; stop, resume and compare runs.",
-    icon=":material/construction:",
-)
+st.caption("Sequence classification with the Hugging Face Trainer in a background thread. Runs live in the "
+           "workspace: refresh, open a second browser or restart the server, and they are still here.")
+settings = loaders.settings()
+jobs = job_manager()
+runs = jobs.store.runs()
+launch, watch, compare = st.tabs(["Launch", "Runs", "Compare"])
+
+with launch:
+    refs = DatasetStore(settings.datasets_dir).list()
+    config = launch_form(refs, runs)
+    b1, b2, _ = st.columns([1, 1, 3])
+    if b1.button("Start training", type="primary", key="ft_start"):
+        try:
+            run_id = jobs.submit(config)
+            st.session_state["ft_selected"] = run_id
+            st.success(f"Queued run {run_id}: open the **Runs** tab to watch it.")
+            runs = jobs.store.runs()
+        except ConfigError as e:
+            st.error(f"**{e.field}**: {e.message}")
+    if b2.button("Estimate first", key="ft_estimate"):
+        from core.training.estimate import estimate
+
+        try:
+            with st.spinner("Timing two real training steps…"):
+                est = estimate(config, settings)
+            c = st.columns(4)
+            c[0].metric("Parameters", f"{est.parameters / 1e6:.1f} M")
+            c[1].metric("Training memory", human_bytes(est.total_bytes),
+                        help="weights + gradients + optimizer state + activations")
+            c[2].metric("Seconds / step", f"{est.seconds_per_step:.2f}")
+            c[3].metric("Time / epoch", f"{est.seconds_per_epoch / 60:.1f} min", help=f"{est.steps_per_epoch} steps")
+            st.caption(
+                f"weights {human_bytes(est.weights_bytes)} · gradients {human_bytes(est.grads_bytes)} · optimizer "
+                f"{human_bytes(est.optimizer_bytes)} · activations {human_bytes(est.activations_bytes)} "
+                f"({'measured peak' if est.activations_measured else 'estimated'} at batch {config.batch_size} × "
+                f"{est.typical_length} tokens, the 90th-percentile length after dynamic padding) on {est.device}")
+        except ConfigError as e:
+            st.error(f"**{e.field}**: {e.message}")
+
+with watch:
+    if not runs:
+        st.info("No runs yet. Start one on the **Launch** tab.")
+    else:
+        ids = [r.id for r in runs]
+        sel = st.session_state.get("ft_selected")
+        by_id = {r.id: r for r in runs}
+        run_id = st.selectbox("Run", ids, index=ids.index(sel) if sel in ids else 0, key="ft_run",
+                              format_func=lambda i: run_label(by_id[i]))
+        st.session_state["ft_selected"] = run_id
+        live_run(jobs, run_id, settings)
+
+with compare:
+    done = [r for r in runs if jobs.store.metrics(r.id, "train", after_seq=0)]
+    chosen = st.multiselect("Runs to compare", [r.id for r in done], default=[r.id for r in done[:2]],
+                            format_func=lambda i: run_label(next(r for r in done if r.id == i)), key="ft_cmp")
+    if chosen:
+        curves = {i: (jobs.store.metrics(i, "train"), jobs.store.metrics(i, "eval")) for i in chosen}
+        st.plotly_chart(compare_figure(curves), key="ft_cmp_fig")
+        recs = {i: jobs.store.get(i) for i in chosen}
+        diff = config_diff({i: r.config for i, r in recs.items()})
+        st.markdown("**Config differences**")
+        st.dataframe(pd.DataFrame(diff) if diff else pd.DataFrame([{"field": "(identical configs)"}]),
+                     hide_index=True)
+        st.markdown("**Final metrics**")
+        keys = ("accuracy", "f1", "precision", "recall", "loss", "majority_baseline", "global_step")
+        st.dataframe(pd.DataFrame([{"run": i, "status": r.status,
+                                    **{k: r.final_metrics.get(k) for k in keys}} for i, r in recs.items()]),
+                     hide_index=True)

@@ -1,0 +1,85 @@
+"""The launch form: widgets in, a TrainingConfig out (a plain value, no Streamlit objects)."""
+from __future__ import annotations
+
+import streamlit as st
+
+from core.training import TrainingConfig
+from core.training.config import OPTIMIZERS, PRECISIONS, SCHEDULERS
+
+CUSTOM = "Local folder or hub id…"
+
+
+def model_choices(runs) -> dict[str, str]:
+    """Label -> model spec: the packaged backbone, completed runs' models, or a custom path."""
+    out = {"MiniLM-L6 (packaged, 22.7M params)": "minilm-l6"}
+    for r in runs:
+        if r.status == "completed" and r.model_dir:
+            out[f"run {r.id} · {r.name}"] = f"run:{r.id}"
+    out[CUSTOM] = ""
+    return out
+
+
+def launch_form(dataset_refs, runs) -> TrainingConfig:
+    """Read every field of the config; validation happens in core when the user presses Start."""
+    d = TrainingConfig()
+    c1, c2 = st.columns(2)
+    with c1:
+        models = model_choices(runs)
+        label = st.selectbox("Model", list(models), key="ft_model")
+        model = models[label] or st.text_input("Folder on the server, or a hub id", key="ft_model_custom",
+                                               placeholder="/path/to/save_pretrained-folder or bert-base-uncased")
+    names = sorted({r.name for r in dataset_refs} | {"drug-reviews"})
+    with c2:
+        dataset = st.selectbox("Dataset", names, index=names.index("drug-reviews"), key="ft_dataset",
+                               help="Datasets saved on the Datasets page; drug-reviews is the built-in sample")
+        versions = sorted({r.version for r in dataset_refs if r.name == dataset}, reverse=True)
+        version = st.selectbox("Version", versions or [None], key="ft_version",
+                               format_func=lambda v: "latest" if v is None else f"v{v}")
+    ref = next((r for r in dataset_refs if r.name == dataset and r.version == version), None)
+    columns = ref.columns if ref else ["text", "label", "drug", "condition", "useful_count"]
+    c1, c2, c3 = st.columns(3)
+    text = c1.selectbox("Text column", columns, index=_index(columns, "text"), key="ft_text")
+    pair = c2.selectbox("Second text column (sentence pairs)", [None, *columns], key="ft_pair",
+                        format_func=lambda c: "— none —" if c is None else c)
+    label_col = c3.selectbox("Label column", columns, index=_index(columns, "label"), key="ft_label")
+
+    st.markdown("**Hyperparameters**")
+    c = st.columns(4)
+    max_length = c[0].number_input("Max length (tokens)", 1, 8192, 128, key="ft_maxlen")
+    batch_size = c[1].number_input("Batch size", 1, 4096, d.batch_size, key="ft_bs")
+    lr = c[2].number_input("Learning rate", 1e-7, 1.0, d.learning_rate, format="%.1e", key="ft_lr")
+    epochs = c[3].number_input("Epochs", 0.0, 100.0, d.epochs, step=0.5, key="ft_epochs")
+    c = st.columns(4)
+    max_steps = c[0].number_input("Max steps (-1 = use epochs)", -1, 10**7, -1, key="ft_steps")
+    max_train = c[1].number_input("Use first N training rows (0 = all)", 0, 10**9, 0, key="ft_ntrain")
+    warmup = c[2].number_input("Warm-up (fraction or steps)", 0.0, 10**6 * 1.0, d.warmup, key="ft_warmup")
+    scheduler = c[3].selectbox("Scheduler", SCHEDULERS, key="ft_sched")
+    with st.expander("More settings"):
+        c = st.columns(4)
+        weight_decay = c[0].number_input("Weight decay", 0.0, 0.99, d.weight_decay, key="ft_wd")
+        accum = c[1].number_input("Gradient accumulation", 1, 1024, 1, key="ft_accum")
+        precision = c[2].selectbox("Precision", PRECISIONS, key="ft_prec",
+                                   help="auto = bf16 on a GPU that has it, else fp32")
+        optimizer = c[3].selectbox("Optimizer", OPTIMIZERS, key="ft_opt",
+                                   help="adamw = fused AdamW where available (fast, stable)")
+        c = st.columns(4)
+        seed = c[0].number_input("Seed", 0, 2**31 - 1, d.seed, key="ft_seed")
+        eval_steps = c[1].number_input("Evaluate every N steps (0 = 5× per run)", 0, 10**7, 0, key="ft_eval")
+        patience = c[2].number_input("Early-stopping patience (0 = off)", 0, 100, 0, key="ft_patience")
+        eval_fraction = c[3].number_input("Held-out fraction (no test split)", 0.01, 0.9, d.eval_fraction,
+                                          key="ft_evalfrac")
+        group = st.checkbox("Group batches by length (less padding)", True, key="ft_group")
+        name = st.text_input("Run name", key="ft_name", placeholder="default: model on dataset")
+    return TrainingConfig(
+        model=model, dataset=dataset, dataset_version=version, text_column=text, text_pair_column=pair,
+        label_column=label_col, max_length=int(max_length), batch_size=int(batch_size), learning_rate=float(lr),
+        epochs=float(epochs), max_steps=int(max_steps), max_train_samples=int(max_train) or None,
+        warmup=float(warmup), scheduler=scheduler, weight_decay=float(weight_decay),
+        grad_accumulation=int(accum), precision=precision, optimizer=optimizer, seed=int(seed),
+        eval_steps=int(eval_steps) or None, early_stopping_patience=int(patience),
+        eval_fraction=float(eval_fraction), group_by_length=group, name=name,
+    )
+
+
+def _index(options: list[str], wanted: str) -> int:
+    return options.index(wanted) if wanted in options else 0

@@ -1,0 +1,82 @@
+"""Plotly figures and small panels for the fine-tuning page (no model logic here)."""
+from __future__ import annotations
+
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from core.training.curves import ema
+
+COLORS = ["#ee4c2c", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2"]
+
+
+def _xy(rows: list[dict], key: str) -> tuple[list[int], list[float]]:
+    pts = [(r["step"], r[key]) for r in rows if isinstance(r.get(key), (int, float))]
+    return [p[0] for p in pts], [p[1] for p in pts]
+
+
+def live_figure(train: list[dict], evals: list[dict], smoothing: float = 0.8) -> go.Figure:
+    """Loss (raw, smoothed, eval) on top; learning rate, grad norm, throughput and GPU memory below."""
+    fig = make_subplots(rows=2, cols=3, specs=[[{"colspan": 3}, None, None], [{}, {}, {}]],
+                        row_heights=[0.62, 0.38], vertical_spacing=0.12,
+                        subplot_titles=("loss", "learning rate", "grad norm", "throughput (samples/s)"))
+    x, y = _xy(train, "loss")
+    fig.add_trace(go.Scatter(x=x, y=y, name="train loss", mode="lines", line=dict(color=COLORS[0], width=1),
+                             opacity=0.35), 1, 1)
+    fig.add_trace(go.Scatter(x=x, y=ema(y, smoothing), name=f"train loss (EMA {smoothing})", mode="lines",
+                             line=dict(color=COLORS[0], width=2.5)), 1, 1)
+    ex, ey = _xy(evals, "eval_loss")
+    fig.add_trace(go.Scatter(x=ex, y=ey, name="eval loss", mode="lines+markers",
+                             line=dict(color=COLORS[1], width=2)), 1, 1)
+    for col, key, color in ((1, "learning_rate", COLORS[2]), (2, "grad_norm", COLORS[3]),
+                            (3, "samples_per_s", COLORS[4])):
+        kx, ky = _xy(train, key)
+        fig.add_trace(go.Scatter(x=kx, y=ky, mode="lines", line=dict(color=color), showlegend=False,
+                                 name=key), 2, col)
+    gx, gy = _xy(train, "gpu_mem_allocated_mb")
+    if gx:
+        fig.add_trace(go.Scatter(x=gx, y=gy, mode="lines", name="GPU MiB allocated", yaxis="y5",
+                                 line=dict(color=COLORS[5], dash="dot")), 2, 3)
+    fig.update_layout(height=560, margin=dict(l=10, r=10, t=30, b=10), legend=dict(orientation="h", y=1.04),
+                      uirevision="live")  # keep zoom while points arrive
+    fig.update_xaxes(title_text="step", row=2)
+    return fig
+
+
+def compare_figure(curves: dict[str, tuple[list[dict], list[dict]]], smoothing: float = 0.8) -> go.Figure:
+    """Smoothed train loss (solid) and eval loss (dashed) of several runs overlaid."""
+    fig = go.Figure()
+    for i, (label, (train, evals)) in enumerate(curves.items()):
+        c = COLORS[i % len(COLORS)]
+        x, y = _xy(train, "loss")
+        fig.add_trace(go.Scatter(x=x, y=ema(y, smoothing), name=f"{label} train", line=dict(color=c)))
+        ex, ey = _xy(evals, "eval_loss")
+        fig.add_trace(go.Scatter(x=ex, y=ey, name=f"{label} eval", line=dict(color=c, dash="dash"),
+                                 mode="lines+markers"))
+    fig.update_layout(height=420, margin=dict(l=10, r=10, t=10, b=10), xaxis_title="step", yaxis_title="loss")
+    return fig
+
+
+def confusion_figure(matrix: list[list[int]], labels: list[str]) -> go.Figure:
+    fig = go.Figure(go.Heatmap(z=matrix, x=labels, y=labels, colorscale="Reds", text=matrix,
+                               texttemplate="%{text}", showscale=False))
+    fig.update_layout(height=320, margin=dict(l=10, r=10, t=10, b=10), xaxis_title="predicted",
+                      yaxis_title="true", yaxis_autorange="reversed")
+    return fig
+
+
+def probability_figure(probs: dict[str, float]) -> go.Figure:
+    labels = list(probs)
+    fig = go.Figure(go.Bar(x=[probs[k] for k in labels], y=labels, orientation="h",
+                           marker_color=COLORS[0], text=[f"{probs[k]:.1%}" for k in labels]))
+    fig.update_layout(height=60 + 30 * len(labels), margin=dict(l=10, r=10, t=10, b=10),
+                      xaxis=dict(range=[0, 1], tickformat=".0%"))
+    return fig
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    seconds = int(seconds)
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"

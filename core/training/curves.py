@@ -1,0 +1,78 @@
+"""Plain-data views of a run's metrics for the live page: curves, smoothing, progress, overfitting."""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+
+def ema(values: list[float], weight: float = 0.8) -> list[float]:
+    """TensorBoard-style exponential smoothing with bias correction (debiased like Adam)."""
+    out, last, num = [], 0.0, 0
+    for v in values:
+        if v is None or not math.isfinite(v):
+            out.append(float("nan"))
+            continue
+        last = last * weight + (1 - weight) * v
+        num += 1
+        out.append(last / (1 - weight**num))
+    return out
+
+
+@dataclass
+class Progress:
+    """Where a run is: steps done of total, elapsed and an estimate of the time left."""
+
+    step: int
+    total: int
+    elapsed_s: float
+    remaining_s: float | None
+
+    @property
+    def fraction(self) -> float:
+        return min(1.0, self.step / self.total) if self.total else 0.0
+
+
+def progress(train_rows: list[dict], total_steps: int | None, started: float | None,
+             finished: float | None = None) -> Progress:
+    step = train_rows[-1]["step"] if train_rows else 0
+    end = finished or time.time()
+    elapsed = max(0.0, end - started) if started else 0.0
+    remaining = None
+    if train_rows and total_steps and len(train_rows) >= 2:
+        # rate over the recent window: resumed runs and slow first steps don't skew it
+        window = train_rows[-20:]
+        dt = window[-1]["time"] - window[0]["time"]
+        ds = window[-1]["step"] - window[0]["step"]
+        if ds > 0 and dt > 0:
+            remaining = max(0.0, (total_steps - step) * dt / ds)
+    return Progress(step, total_steps or 0, elapsed, remaining if not finished else 0.0)
+
+
+def overfitting(train_rows: list[dict], eval_rows: list[dict], evals: int = 3) -> str | None:
+    """A warning when eval loss rose over the last `evals` evaluations while training loss fell."""
+    ev = [r for r in eval_rows if isinstance(r.get("eval_loss"), (int, float))]
+    if len(ev) < evals:
+        return None
+    last = ev[-evals:]
+    rising = all(b["eval_loss"] > a["eval_loss"] for a, b in zip(last, last[1:], strict=False))
+    if not rising:
+        return None
+    start, end = last[0]["step"], last[-1]["step"]
+    tl = [r["loss"] for r in train_rows if start <= r["step"] <= end and isinstance(r.get("loss"), (int, float))]
+    if len(tl) >= 2 and sum(tl[len(tl) // 2:]) / len(tl[len(tl) // 2:]) < sum(tl[:len(tl) // 2]) / len(tl[:len(tl) // 2]):
+        return (f"Evaluation loss rose from {last[0]['eval_loss']:.3f} to {last[-1]['eval_loss']:.3f} between "
+                f"steps {start} and {end} while training loss kept falling: the model is starting to overfit. "
+                "Early stopping, fewer epochs or more weight decay would help.")
+    return None
+
+
+def config_diff(configs: dict[str, dict]) -> list[dict]:
+    """Rows of the config fields whose values differ between runs (run id -> config)."""
+    keys = sorted({k for c in configs.values() for k in c})
+    rows = []
+    for k in keys:
+        vals = {rid: c.get(k) for rid, c in configs.items()}
+        if len({repr(v) for v in vals.values()}) > 1:
+            rows.append({"field": k, **{rid: repr(v) for rid, v in vals.items()}})
+    return rows

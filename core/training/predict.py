@@ -1,0 +1,49 @@
+"""Predictions of a run's model, and of the same backbone before fine-tuning (for before/after)."""
+from __future__ import annotations
+
+import zipfile
+from io import BytesIO
+from pathlib import Path
+
+from core.settings import Settings
+from core.training.config import TrainingConfig
+from core.training.store import RunRecord
+
+
+def predict_after(run: RunRecord, texts: list[str]) -> list[dict[str, float]]:
+    """Label -> probability from the run's fine-tuned model."""
+    from core.nlp import classify
+
+    if not run.model_dir or not Path(run.model_dir, "config.json").is_file():
+        raise ValueError(f"run {run.id} has no saved model ({run.status}): finish or resume it first")
+    return classify(run.model_dir, texts)
+
+
+def predict_before(run: RunRecord, texts: list[str], settings: Settings) -> list[dict[str, float]]:
+    """The backbone the run started from, with the same seeded, untrained classification head."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer, set_seed
+
+    from core.nlp import LoadedModel, classify
+    from core.training.runner import plan
+
+    config = TrainingConfig.from_dict(run.config)
+    labels = run.plan.get("labels") or []
+    p = plan(config, settings)
+    set_seed(config.seed)  # the head starts exactly as it did in the run
+    model = AutoModelForSequenceClassification.from_pretrained(
+        p.model_path, num_labels=len(labels), id2label=dict(enumerate(labels)),
+        label2id={n: i for i, n in enumerate(labels)}, ignore_mismatched_sizes=True).eval()
+    lm = LoadedModel(model=model, tokenizer=AutoTokenizer.from_pretrained(p.model_path), device="cpu",
+                     task="text-classification", source=p.model_path)
+    return classify(lm, texts)
+
+
+def zip_model(model_dir: str | Path) -> bytes:
+    """The save_pretrained folder as a zip, for the download button."""
+    folder = Path(model_dir)
+    buf = BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        for f in sorted(folder.rglob("*")):
+            if f.is_file():
+                z.write(f, f.relative_to(folder.parent))
+    return buf.getvalue()
