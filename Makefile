@@ -26,9 +26,11 @@ setup-dev: $(VENV)/.dev samples browser
 samples: $(VENV)/.runtime
 	HF_HUB_OFFLINE=1 $(PY) -m core.samples
 
-# Debian's chromium for the browser tests; never a browser download (`playwright install`).
+# Debian's chromium (and an emoji font for faithful screenshots) for the browser tests;
+# never a browser download (`playwright install`).
 browser:
-	@command -v chromium >/dev/null || { apt-get update -q && apt-get install -y -q chromium; }
+	@command -v chromium >/dev/null && test -d /usr/share/fonts/truetype/noto || \
+		{ apt-get update -q && apt-get install -y -q chromium fonts-noto-color-emoji; }
 
 run: setup
 	HF_HUB_OFFLINE=1 $(PY) -m streamlit run app.py --server.address 127.0.0.1 \

@@ -60,8 +60,8 @@ def live_run(jobs, run_id: str, settings) -> None:
                            f"{last.get('gpu_mem_reserved_mb', 0):,.0f} MiB reserved")
         elif r.status in ACTIVE:
             st.caption("Loading the model and tokenizing the data… the first points appear after step 1.")
-        if active and r.status not in ACTIVE:
-            st.rerun(scope="app")  # finished: redraw the buttons and the results below
+        if r.status != rec.status and (active or r.status in ACTIVE):
+            st.rerun(scope="app")  # status changed: redraw the run list, the buttons and the results
 
     chart()
     if rec.status == "completed":

@@ -22,7 +22,8 @@ def live_figure(train: list[dict], evals: list[dict], smoothing: float = 0.8) ->
     x, y = _xy(train, "loss")
     fig.add_trace(go.Scatter(x=x, y=y, name="train loss", mode="lines", line=dict(color=COLORS[0], width=1),
                              opacity=0.35), 1, 1)
-    fig.add_trace(go.Scatter(x=x, y=ema(y, smoothing), name=f"train loss (EMA {smoothing})", mode="lines",
+    fig.add_trace(go.Scatter(x=x, y=ema(y, smoothing), name=f"train loss (EMA {smoothing})",
+                             mode="lines" if len(x) > 20 else "lines+markers",
                              line=dict(color=COLORS[0], width=2.5)), 1, 1)
     ex, ey = _xy(evals, "eval_loss")
     fig.add_trace(go.Scatter(x=ex, y=ey, name="eval loss", mode="lines+markers",
@@ -30,7 +31,8 @@ def live_figure(train: list[dict], evals: list[dict], smoothing: float = 0.8) ->
     for col, key, color in ((1, "learning_rate", COLORS[2]), (2, "grad_norm", COLORS[3]),
                             (3, "samples_per_s", COLORS[4])):
         kx, ky = _xy(train, key)
-        fig.add_trace(go.Scatter(x=kx, y=ky, mode="lines", line=dict(color=color), showlegend=False,
+        fig.add_trace(go.Scatter(x=kx, y=ky, mode="lines" if len(kx) > 20 else "lines+markers",
+                                 line=dict(color=color), showlegend=False,
                                  name=key), 2, col)
     gx, gy = _xy(train, "gpu_mem_allocated_mb")
     if gx:

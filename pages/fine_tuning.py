@@ -21,7 +21,9 @@ runs = jobs.store.runs()
 launch, watch, compare = st.tabs(["Launch", "Runs", "Compare"])
 
 with launch:
-    refs = DatasetStore(settings.datasets_dir).list()
+    store = DatasetStore(settings.datasets_dir)
+    store.ensure_sample()  # the built-in drug-review sample is always offered
+    refs = store.list()
     config = launch_form(refs, runs)
     b1, b2, _ = st.columns([1, 1, 3])
     if b1.button("Start training", type="primary", key="ft_start"):
