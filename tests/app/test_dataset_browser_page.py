@@ -1,0 +1,57 @@
+"""The dataset page: opens on the sample, uploads a CSV (good and malformed), browses, shapes and saves."""
+import uuid
+
+from core.data import DatasetStore
+
+
+def test_upload_browse_shape_and_save(open_page):
+    at = open_page("pages/dataset_browser.py", timeout=180)
+    assert not at.exception
+    assert at.title[0].value == "Datasets"
+    sample = next(o for o in at.selectbox(key="ds_pick").options if o.startswith("drug-reviews v1 "))
+    at.selectbox(key="ds_pick").set_value(sample).run()  # other tests may have saved newer datasets
+    assert at.radio(key="ds_split").options == ["train", "test"]
+    first_page = at.dataframe[0].value
+    assert len(first_page) == 100 and "text" in first_page.columns
+
+    # a malformed upload: a clear message naming the line, nothing saved, the page still works
+    before = len(DatasetStore.default().list())
+    at.file_uploader(key="up_file").set_value(("bad.csv", b"a,b\n1,2\n3,4,5\n", "text/csv"))
+    at.radio(key="load_src").set_value("upload")
+    at.button(key="load_btn").click().run()
+    assert not at.exception
+    assert "line 3 has 3 fields, expected 2" in at.error[0].value
+    assert len(DatasetStore.default().list()) == before
+
+    # a good upload is saved as a new dataset and becomes the one on screen
+    name = f"apptest-{uuid.uuid4().hex[:6]}"
+    csv = b"text,label\n" + b"".join(f"review number {i},{'pos' if i % 3 else 'neg'}\n".encode() for i in range(250))
+    at.file_uploader(key="up_file").set_value(("my reviews.csv", csv, "text/csv"))
+    at.text_input(key="up_name").set_value(name)
+    at.button(key="load_btn").click().run()
+    assert not at.exception, at.exception
+    assert f"Saved {name} v1 · 250 rows" in at.success[0].value
+    assert at.selectbox(key="ds_pick").value == f"{name} v1 · 250 rows"
+    assert list(at.dataframe[0].value["text"][:2]) == ["review number 0", "review number 1"]
+
+    # page 3 of the browser shows rows 200..249
+    at.number_input(key="br_page").set_value(3).run()
+    assert not at.exception
+    assert list(at.dataframe[0].value.index[:1]) == [200] and len(at.dataframe[0].value) == 50
+
+    # shape: encode the label, then save a new version with its history
+    at.selectbox(key="op_kind").set_value("class_label").run()
+    at.button(key="op_apply").click().run()
+    assert not at.exception
+    assert "ds = ds.class_encode_column('label')" in at.code[0].value
+    at.button[[b.label for b in at.button].index("Save as a new version")].click().run()
+    assert not at.exception
+    ref = DatasetStore.default().ref(name)
+    assert ref.version == 2 and "ds = ds.class_encode_column('label')" in ref.history
+    assert at.selectbox(key="ds_pick").value == f"{name} v2 · 250 rows"
+    # still on page 3: rows 200.. with the class ids shown as their names (200 % 3 -> pos, 201 -> neg)
+    assert list(at.dataframe[0].value["label"][:3]) == ["pos", "neg", "pos"]
+    assert DatasetStore.default().load(name)["train"].features["label"].names == ["neg", "pos"]
+    store = DatasetStore.default()
+    for v in store.versions(name):  # leave the shared test workspace as it was
+        store.delete(name, v)
