@@ -96,8 +96,9 @@ args = TrainingArguments(
 trainer = Trainer(model=model, args=args, train_dataset=train, eval_dataset=evaluation,
                   processing_class=tokenizer, data_collator=DataCollatorWithPadding(tokenizer),
                   compute_metrics=compute_metrics)
-trainer.train()
-print(trainer.evaluate())
+result = trainer.train()
+print("train", result.metrics)
+print("eval", trainer.evaluate())
 trainer.save_model(OUTPUT + "/model")
 '''
 

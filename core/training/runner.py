@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gc
 import math
+import os
 import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
@@ -151,7 +152,7 @@ def run_training(run_id: str, store: RunStore, settings: Settings, should_stop: 
         p.model_path, num_labels=k, id2label=dict(enumerate(splits.label_names)),
         label2id={n: i for i, n in enumerate(splits.label_names)}, ignore_mismatched_sizes=True)
 
-    world = int(torch.distributed.get_world_size()) if torch.distributed.is_initialized() else 1
+    world = int(os.environ.get("WORLD_SIZE", "1"))  # set by torchrun; the process group starts later
     steps = total_steps(config, len(train_ds), world)
     eval_steps = config.eval_steps or max(1, steps // 5)  # about five evaluation points on the curve
     save_steps = config.save_steps or eval_steps
@@ -187,7 +188,7 @@ def run_training(run_id: str, store: RunStore, settings: Settings, should_stop: 
         disable_tqdm=True,
         dataloader_num_workers=0,
     )
-    store.update(run_id, plan=asdict(p) | {"total_steps": steps, "eval_steps": eval_steps,
+    store.update(run_id, plan=asdict(p) | {"total_steps": steps, "eval_steps": eval_steps, "processes": world,
                                            "majority_baseline": splits.majority_baseline,
                                            "labels": splits.label_names},
                  total_steps=steps, device=p.device)

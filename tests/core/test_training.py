@@ -201,3 +201,18 @@ def test_empty_split_is_refused(tmp_path, model_dir):
     with pytest.raises(ConfigError, match="empty") as e:
         JobManager(settings=s).submit(cfg(model_dir, dataset="empty"))
     assert e.value.field == "dataset"
+
+
+def test_torchrun_runner_two_cpu_processes(settings, model_dir):
+    """The scale-out path: the same config under torchrun, 2 processes over gloo, same store."""
+    from core.training.distributed import TorchrunRunner
+
+    jobs = JobManager(settings=settings, runner=TorchrunRunner(nproc=2))
+    run_id = jobs.submit(cfg(model_dir, max_steps=4))
+    assert jobs.wait(run_id, 400) == "completed", jobs.store.get(run_id).message
+    rec = jobs.store.get(run_id)
+    assert rec.runner == "torchrun" and rec.plan["processes"] == 2
+    train = jobs.store.metrics(run_id, "train")
+    assert [m["step"] for m in train] == [1, 2, 3, 4]  # rank 0 alone writes
+    assert (settings.checkpoints_dir / run_id / "model" / "config.json").is_file()
+    jobs.shutdown()
