@@ -1,8 +1,150 @@
-"""Autograd graph — placeholder until issue #4 lands."""
+"""Autograd graph: a program's real grad_fn graph with values and gradients, backward step by step, nn.Module."""
+import pandas as pd
 import streamlit as st
 
-st.title("Autograd graph")
-st.info(
-    "**Not built yet** (issue #4). This page will let you: Run a small program with tensors that require grad, draw the real grad_fn graph with values and gradients on every node, step through backward, and run one optimizer step on a small MLP.",
-    icon=":material/construction:",
+from components import graph_view as gv
+from core.autograd import DEFAULT_EXAMPLE, EXAMPLES, AutogradError, accumulation, backprop, plain_reason
+from core.expr import ExpressionError
+from core.modules import (
+    ACTIVATIONS,
+    LOSSES,
+    OPTIMIZERS,
+    ModelSpec,
+    build_model,
+    cap_graph,
+    collapse,
+    forward_graph,
+    module_tree,
+    parse_sizes,
+    train_step,
 )
+
+st.title("Autograd graph")
+st.caption("What `backward()` really does: the real `grad_fn` graph of your program, with the value and the "
+           "gradient on every tensor, checked against finite differences.")
+
+
+def load_example() -> None:
+    ex = EXAMPLES[st.session_state.ag_example]
+    st.session_state.update(ag_program=ex.program, ag_output=ex.output, ag_retain=", ".join(ex.retain),
+                            ag_gradient=ex.gradient or "")
+
+
+if "ag_program" not in st.session_state:
+    st.session_state.ag_example = DEFAULT_EXAMPLE
+    load_example()
+
+code_col, opts_col = st.columns([3, 2])
+with opts_col:
+    st.selectbox("Example", list(EXAMPLES), key="ag_example", on_change=load_example)
+    output = st.text_input("Call `.backward()` on", key="ag_output")
+    retain = [r.strip() for r in st.text_input("`retain_grad()` on (comma-separated)", key="ag_retain").split(",")
+              if r.strip()]
+    gradient = st.text_input("`gradient=` (only for a non-scalar output)", key="ag_gradient",
+                             placeholder="torch.ones(3)").strip() or None
+with code_col:
+    program = st.text_area("Program: one `name = expression` per line; `with torch.no_grad():` allowed",
+                           key="ag_program", height=190)
+
+result = None
+try:
+    result = backprop(program, output.strip(), retain, gradient)
+except (ExpressionError, AutogradError) as e:
+    gv.show_error(e, plain_reason(str(e)))
+
+graph_tab, steps_tab, acc_tab, nn_tab = st.tabs(["Graph", "Backward step by step", "Accumulation & zero_grad",
+                                                 "nn.Module & one training step"])
+with graph_tab:
+    if result is None:
+        st.info("Fix the program above to see its graph.")
+    else:
+        gv.check_line(result.check)
+        cols = st.columns(max(len(result.grads), 1))
+        for col, (name, g) in zip(cols, result.grads.items(), strict=False):
+            col.metric(f"{name}.grad", gv.short(g))
+        fold = st.toggle("Fold each statement's operations into one box", key="ag_fold")
+        nodes, edges, note = (collapse(result.nodes, result.edges, keep_tensors=True) if fold
+                              else (result.nodes, result.edges, ""))
+        nodes, edges, cap_note = cap_graph(nodes, edges)
+        draw_col, inspect_col = st.columns([3, 2])
+        with inspect_col:
+            node = gv.node_picker(result.nodes, "ag_node")
+            if node is not None:
+                gv.tensor_panel(node)
+        with draw_col:
+            gv.graph_chart(nodes, edges, selected=node.id if node else None)
+            for text in (note, cap_note):
+                if text:
+                    st.caption(text)
+        st.caption(f"The grad_fns keep {result.saved_bytes:,} bytes of distinct storage alive until backward.")
+        for name, why in result.outside.items():
+            st.markdown(f"- `{name}` is not in the graph: {why}.")
+        with st.expander("Show code"):
+            st.code(result.code, language="python")
+
+with steps_tab:
+    if result is None or not result.steps:
+        st.info("Nothing to step through: fix the program above (a leaf as output has no grad_fn to run).")
+    else:
+        n = len(result.steps)
+        k = st.slider("Backward step", 1, n, n, key="ag_step") if n > 1 else 1
+        st.markdown(f"Step {k} of {n}: the engine runs **{result.steps[k - 1].label}**. It starts at the output "
+                    "and runs a node once every gradient for its output has arrived; grey nodes are still waiting.")
+        gv.graph_chart(result.nodes, result.edges, upto_step=k)
+        gv.steps_table(result.steps, k)
+
+with acc_tab:
+    if result is not None:
+        keep = st.checkbox("`retain_graph=True` on the first `backward()`", value=True, key="ag_retain_graph")
+        acc = accumulation(program, output.strip(), gradient, keep)
+        gv.grads_table({"after 1st backward()": acc.after_first, "after 2nd backward()": acc.after_second or {},
+                        "after optimizer.zero_grad()": acc.after_zero})
+        if acc.error:
+            st.warning(f"The second `backward()` failed: {acc.error}", icon=":material/warning:")
+        st.markdown("`.grad` **adds up** over `backward()` calls: that is why a training loop calls "
+                    "`optimizer.zero_grad()` (which sets every `.grad` to `None`) before each backward.")
+        with st.expander("Show code"):
+            st.code(acc.code, language="python")
+
+with nn_tab:
+    kind = st.radio("Network", ["SimpleNN: Linear(10,5) → ReLU → Linear(5,1)", "MLP you shape"],
+                    horizontal=True, key="nn_kind")
+    spec = ModelSpec()
+    if kind.startswith("MLP"):
+        a, b = st.columns(2)
+        sizes_text = a.text_input("Layer sizes (input, hidden…, output)", "10, 16, 8, 2", key="nn_sizes")
+        activation = b.selectbox("Activation", ACTIVATIONS, key="nn_act")
+        try:
+            spec = ModelSpec("mlp", parse_sizes(sizes_text), activation)
+        except ValueError as e:
+            st.error(str(e), icon=":material/error:")
+    model = build_model(spec)
+    tree_col, graph_col = st.columns([2, 3])
+    with tree_col:
+        rows = module_tree(model)
+        st.metric("Parameters", f"{rows[0].total_params:,}")
+        st.dataframe(pd.DataFrame([{"module": "  " * r.depth + (r.path or "(root)"), "class": r.cls,
+                                    "params": r.own_params, "detail": r.detail} for r in rows]), hide_index=True)
+    with graph_col:
+        paths = [r.path for r in rows if r.path]
+        expand = st.multiselect("Expand modules", paths, key=f"nn_expand_{hash(spec)}")
+        fg = forward_graph(model, expand=expand)
+        gv.graph_chart(fg.nodes, fg.edges)
+        st.caption(f"Forward graph of one batch of 4: {fg.full_nodes} nodes in full. {fg.note}")
+    st.subheader("One optimization step")
+    l_col, o_col, lr_col = st.columns(3)
+    loss = l_col.selectbox("Loss", LOSSES, key="nn_loss")
+    opt = o_col.selectbox("Optimizer", OPTIMIZERS, index=2, key="nn_opt")
+    lr = lr_col.number_input("Learning rate", 1e-5, 10.0, 0.01, format="%.4f", key="nn_lr")
+    step = train_step(spec, loss, opt, lr)
+    m1, m2, m3 = st.columns(3)
+    m1.metric("Loss before", f"{step.loss_before:.4f}")
+    m2.metric("Loss after", f"{step.loss_after:.4f}", f"{step.loss_after - step.loss_before:+.4f}",
+              delta_color="inverse")
+    m3.metric(f"{opt} implementation", step.implementation, step.device, delta_color="off")
+    st.caption(f"Loss: {step.loss_name}, random batch of 16.")
+    st.dataframe(pd.DataFrame([{"parameter": c.name, "shape": str(c.shape), "‖grad‖": c.grad_norm,
+                                "‖Δ param‖": c.update_norm, "‖Δ‖ / ‖param‖": c.relative_update}
+                               for c in step.layers]), hide_index=True, width="stretch")
+    with st.expander("Show code"):
+        st.code(step.code, language="python")

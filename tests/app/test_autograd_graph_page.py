@@ -1,0 +1,59 @@
+"""The autograd page: first-lesson values, a bad program, and the nn.Module tab after interaction."""
+
+
+def _metrics(at):
+    return {m.label: m.value for m in at.metric}
+
+
+def test_autograd_page_default_example_and_interaction(open_page):
+    at = open_page("pages/autograd_graph.py", timeout=180)
+    assert not at.exception
+    assert at.title[0].value == "Autograd graph"
+    m = _metrics(at)
+    assert "a.grad" in m, [e.value for e in at.error]
+    assert m["a.grad"] == "4" and m["b.grad"] == "2" and m["c.grad"] == "1"
+    assert any("Gradients verified" in s.value for s in at.success)
+    assert len(at.get("graphviz_chart")) >= 2  # the graph and the step-by-step view
+    # a second backward without retain_graph: the plain-words reason, and the page keeps working
+    at.checkbox(key="ag_retain_graph").uncheck().run()
+    assert not at.exception
+    assert any("retain_graph=True" in w.value for w in at.warning)
+
+    # backward from a tensor that does not require grad: a clear message, no traceback
+    at.text_area(key="ag_program").input("a = torch.tensor(2.0)\nd = a * 3").run()
+    assert not at.exception
+    assert any("does not require grad" in e.value for e in at.error)
+
+    # another example: the detach / no_grad program; gradients from the graph, not from the cut paths
+    at.selectbox(key="ag_example").select("no_grad and detach cut the graph").run()
+    assert not at.exception
+    m = _metrics(at)
+    assert m["a.grad"] == "1" and m["b.grad"] == "2"
+    assert any("`s` is not in the graph" in md.value for md in at.markdown)
+
+
+def test_autograd_page_mlp_and_training_step(open_page):
+    at = open_page("pages/autograd_graph.py", timeout=180)
+    at.radio(key="nn_kind").set_value("MLP you shape").run()
+    at.text_input(key="nn_sizes").input("4, 8, 3").run()
+    at.selectbox(key="nn_opt").select("sgd").run()
+    assert not at.exception
+    m = _metrics(at)
+    assert m["Parameters"] == f"{4 * 8 + 8 + 8 * 3 + 3:,}"
+    assert m["sgd implementation"] == "foreach"  # SGD: multi-tensor; Adam/AdamW: fused where available
+    assert float(m["Loss after"]) < float(m["Loss before"])
+    at.text_input(key="nn_sizes").input("4, x").run()
+    assert not at.exception
+    assert any("whole numbers" in e.value for e in at.error)
+
+
+def test_dot_escapes_labels_and_colours_by_kind():
+    from components.graph_view import COLORS, to_dot
+    from core.autograd import GraphEdge, GraphNode
+
+    nodes = [GraphNode("t:a", "leaf", 'a"] evil [x="\\'), GraphNode("fn0", "grad_fn", "MulBackward0", step=1)]
+    dot = to_dot(nodes, [GraphEdge("t:a", "fn0", "cut", 'say "hi"')], selected="fn0")
+    assert 'a\\"] evil [x=\\"\\\\' in dot  # quotes and backslashes escaped: the label cannot close early
+    assert 'label="say \\"hi\\""' in dot and "style=dashed" in dot
+    assert COLORS["leaf"][0] in dot and COLORS["grad_fn"][0] in dot
+    assert '"fn0" [label="1. MulBackward0"' in dot and "penwidth=3" in dot
