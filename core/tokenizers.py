@@ -8,10 +8,13 @@ dataset column are in `core.tokenizer_training`.
 """
 from __future__ import annotations
 
+import bisect
+import dataclasses
 import json
 import re
 import unicodedata
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -43,7 +46,9 @@ def available(settings: Settings | None = None) -> list[str]:
     out = names("tokenizer")
     tdir = settings.tokenizers_dir
     if tdir.is_dir():
-        out += [TRAINED_PREFIX + p.name for p in sorted(tdir.iterdir()) if (p / "tokenizer.json").is_file()]
+        # dot-folders are half-written trainings (see tokenizer_training.train)
+        out += [TRAINED_PREFIX + p.name for p in sorted(tdir.iterdir())
+                if not p.name.startswith(".") and (p / "tokenizer.json").is_file()]
     out += [f for f in registered_folders(settings) if f not in out]
     return out
 
@@ -95,9 +100,14 @@ def load(name: str, settings: Settings | None = None) -> PreTrainedTokenizerFast
     else:
         from transformers import AutoTokenizer
 
-        tok = AutoTokenizer.from_pretrained(name)
+        try:
+            tok = AutoTokenizer.from_pretrained(name)
+        except (OSError, ValueError) as e:  # unknown id, no network, gated repo
+            raise AssetError(f"hub id {name!r} did not load: {e}") from None
     if not getattr(tok, "is_fast", False):
         raise AssetError(f"{name!r} has only a slow (Python) tokenizer: offsets and batch speed need a fast one")
+    tok.backend_tokenizer.no_padding()  # MiniLM's tokenizer.json pads every encoding to 128 by itself
+    tok.backend_tokenizer.no_truncation()
     if tok.pad_token is None and tok.eos_token is not None:
         tok.pad_token = tok.eos_token  # the usual GPT-2 recipe, so padding works for every family
     return tok
@@ -120,14 +130,17 @@ def family(name: str, tok: PreTrainedTokenizerFast) -> str:
     """WordPiece / byte-level BPE / BPE / SentencePiece Unigram / …, from the registry or the model."""
     if name in REGISTRY:
         return REGISTRY[name].family
-    backend = json.loads(tok.backend_tokenizer.to_str())
-    kind = backend["model"]["type"]
-    pre = json.dumps(backend.get("pre_tokenizer"))
-    if kind == "BPE" and "ByteLevel" in pre:
+    kind = type(tok.backend_tokenizer.model).__name__
+    if kind == "BPE" and is_byte_level(tok):
         return "byte-level BPE"
-    if kind == "Unigram" and "Metaspace" in pre:
+    if kind == "Unigram" and "Metaspace" in str(tok.backend_tokenizer.pre_tokenizer):
         return "SentencePiece Unigram"
     return kind
+
+
+def is_byte_level(tok: PreTrainedTokenizerFast) -> bool:
+    """Whether tokens are spelled in GPT-2's byte alphabet (Ġ for a space)."""
+    return "ByteLevel" in str(tok.backend_tokenizer.pre_tokenizer)
 
 
 # --------------------------------------------------------------------------- text checks
@@ -142,7 +155,7 @@ def check_text(text: str, settings: Settings | None = None) -> str:
     return text
 
 
-_ZERO_WIDTH = {"\u200b", "\u200c", "\u200d", "\u2060", "\ufeff"}
+ZERO_WIDTH = {"\u200b", "\u200c", "\u200d", "\u2060", "\ufeff"}
 
 
 def text_notes(text: str) -> list[str]:
@@ -150,7 +163,7 @@ def text_notes(text: str) -> list[str]:
     kinds: dict[str, int] = {}
     for ch in text:
         cp, cat = ord(ch), unicodedata.category(ch)
-        if ch in _ZERO_WIDTH:
+        if ch in ZERO_WIDTH:
             k = "zero-width characters (invisible, but most tokenizers keep them as tokens or drop them)"
         elif cat == "Cc" and ch not in "\n\t\r":
             k = "control characters (BERT's normalizer deletes them; byte-level BPE keeps every byte)"
@@ -214,7 +227,8 @@ class Comparison:
 
 def encode_view(name: str, tok: PreTrainedTokenizerFast, text: str) -> TokenizerResult:
     """Encode `text` once, keeping ids, raw tokens and character offsets."""
-    enc = tok.backend_tokenizer.encode(text, add_special_tokens=True)
+    # through the tokenizer's own call: it resets the padding/truncation a packaged tokenizer.json may carry
+    enc = tok(text, add_special_tokens=True, return_offsets_mapping=True).encodings[0]
     unk = tok.unk_token_id
     views = [TokenView(i, t, s, e, bool(sp), unk is not None and i == unk)
              for i, t, (s, e), sp in zip(enc.ids, enc.tokens, enc.offsets, enc.special_tokens_mask, strict=True)]
@@ -245,33 +259,46 @@ def compare(tokenizers: dict[str, PreTrainedTokenizerFast], text: str, settings:
         for b in {_boundary(text, p) for t in r.tokens if not t.special for p in (t.start, t.end)}:
             points[b] = points.get(b, 0) + 1
     shared = {b for b, n in points.items() if n == len(results)}
+    cuts = sorted(points)
+
+    def agrees(t: TokenView) -> bool:
+        """Both ends shared by all, and no tokenizer cuts inside it."""
+        a, b = _boundary(text, t.start), _boundary(text, t.end)
+        return a in shared and b in shared and bisect.bisect_right(cuts, a) == bisect.bisect_left(cuts, b)
+
     for r in results:
-        r.tokens = [t if t.special or (_boundary(text, t.start) in shared and _boundary(text, t.end) in shared)
-                    else TokenView(t.id, t.token, t.start, t.end, t.special, t.unknown, agrees=False)
-                    for t in r.tokens]
+        r.tokens = [t if t.special or agrees(t) else dataclasses.replace(t, agrees=False) for t in r.tokens]
     return Comparison(text, results, points)
 
 
 def readable(token: str) -> str:
-    """A byte-level token's real text (Ġare -> ' are'); other tokens as they are."""
-    from transformers.convert_slow_tokenizer import bytes_to_unicode
-
-    table = _byte_decoder(bytes_to_unicode)
+    """A byte-level token's real text (Ġare -> ' are'; a partial character shows as �)."""
+    table = _byte_decoder()
     if all(c in table for c in token):
         return bytes(table[c] for c in token).decode("utf-8", errors="replace")
     return token
 
 
-_BYTE_DECODER: dict[str, int] = {}
-
-
-def _byte_decoder(bytes_to_unicode) -> dict[str, int]:
-    if not _BYTE_DECODER:
-        _BYTE_DECODER.update({v: k for k, v in bytes_to_unicode().items()})
-    return _BYTE_DECODER
+@lru_cache(maxsize=1)
+def _byte_decoder() -> dict[str, int]:
+    """GPT-2's printable stand-in for each byte, reversed (the table byte-level BPE spells tokens with)."""
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), 256))
+    cs, n = bs[:], 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return {chr(c): b for b, c in zip(bs, cs, strict=True)}
 
 
 # --------------------------------------------------------------------------- batch
+def encode_ids(tok: PreTrainedTokenizerFast, texts: list[str]) -> list[list[int]]:
+    """Token ids of many texts at once: one call into the Rust batch encoder (all cores)."""
+    return tok(texts, add_special_tokens=True, padding=False, truncation=False,
+               return_attention_mask=False, return_token_type_ids=False)["input_ids"]
+
+
 @dataclass
 class BatchView:
     """What `tokenizer(texts, padding=…, truncation=…, return_tensors="pt")` returns, unpacked."""
@@ -332,31 +359,34 @@ def vocab_search(tok: PreTrainedTokenizerFast, query: str = "", limit: int = 200
             raise TextError(f"id {i} is outside the vocabulary (0 to {len(tok) - 1:,})")
         hits = [(i, tok.convert_ids_to_tokens(i))]
     else:
-        byte_level = "ByteLevel" in tok.backend_tokenizer.to_str()[:20000] if query else False
+        byte_level = is_byte_level(tok)
         hits = [(i, t) for t, i in vocab.items()
                 if not query or query in t or (byte_level and query in readable(t))]
         hits.sort()
     return [(i, t, readable(t)) for i, t in hits[:limit]]
 
 
-def bpe_merges(tok: PreTrainedTokenizerFast, query: str = "", limit: int = 200) -> list[tuple[int, str, str]]:
-    """(rank, left, right) of BPE merges whose result contains `query`; empty for non-BPE models."""
+def bpe_merges(tok: PreTrainedTokenizerFast) -> list[tuple[str, str]]:
+    """Every BPE merge (left, right) in rank order; empty for WordPiece / Unigram models."""
     import tempfile
 
     model = tok.backend_tokenizer.model
     if type(model).__name__ != "BPE":
         return []
     with tempfile.TemporaryDirectory() as d:
-        files = model.save(d)
-        merges_file = next((f for f in files if f.endswith("merges.txt")), None)
-        if merges_file is None:
-            return []
-        lines = Path(merges_file).read_text(encoding="utf-8").splitlines()
+        merges_file = next((f for f in model.save(d) if f.endswith("merges.txt")), None)
+        lines = Path(merges_file).read_text(encoding="utf-8").splitlines() if merges_file else []
+    return [tuple(ln.split(" ", 1)) for ln in lines if ln and not ln.startswith("#version")]
+
+
+def search_merges(merges: list[tuple[str, str]], query: str = "", limit: int = 200
+                  ) -> list[tuple[int, str, str, str]]:
+    """(rank, left, right, readable result) of merges whose result contains `query`."""
     out = []
-    for rank, line in enumerate(ln for ln in lines if ln and not ln.startswith("#version")):
-        left, _, right = line.partition(" ")
-        if not query or query in left + right or query in readable(left + right):
-            out.append((rank, left, right))
+    for rank, (left, right) in enumerate(merges):
+        merged = readable(left + right)
+        if not query or query in left + right or query in merged:
+            out.append((rank, left, right, merged))
             if len(out) >= limit:
                 break
     return out
