@@ -69,7 +69,7 @@ def live_run(jobs, run_id: str, settings) -> None:
 
 
 def results(jobs, rec, settings) -> None:
-    from core.training.config import TrainingConfig
+    from core.training.config import ConfigError, TrainingConfig
     from core.training.export import export_script
     from core.training.predict import predict_after, predict_before, zip_model
 
@@ -112,8 +112,12 @@ def results(jobs, rec, settings) -> None:
     if z and z[0] == rec.id:
         c1.download_button("Download model", z[1], file_name=f"{rec.id}-model.zip", mime="application/zip",
                            key="ft_zip_dl")
-    script = export_script(TrainingConfig.from_dict(rec.config), settings, rec.id, labels,
-                           rec.plan.get("eval_steps"))
+    try:
+        script = export_script(TrainingConfig.from_dict(rec.config), settings, rec.id, labels,
+                               rec.plan.get("eval_steps"))
+    except (ConfigError, ValueError) as e:  # the model folder or dataset version is gone since
+        c2.info(f"Can't export this run as a script any more: {e}")
+        return
     c2.download_button("Export as script", script, file_name=f"train_{rec.id}.py", mime="text/x-python",
                        key="ft_script")
     with st.expander("Script preview"):

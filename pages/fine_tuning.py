@@ -29,7 +29,7 @@ with launch:
     if b1.button("Start training", type="primary", key="ft_start"):
         try:
             run_id = jobs.submit(config)
-            st.session_state["ft_selected"] = run_id
+            st.session_state["ft_selected"] = st.session_state["ft_run"] = run_id  # the Runs tab shows it
             st.success(f"Queued run {run_id}: open the **Runs** tab to watch it.")
             runs = jobs.store.runs()
         except ConfigError as e:
@@ -58,6 +58,14 @@ with watch:
     if not runs:
         st.info("No runs yet. Start one on the **Launch** tab.")
     else:
+        counts = jobs.counts()
+        st.caption(f"Queue: {counts['running']} running, {counts['queued']} queued · "
+                   f"{jobs.concurrency} job(s) at a time on this device")
+        st.dataframe(pd.DataFrame([{
+            "status": r.status, "name": r.name, "run": r.id, "steps": r.total_steps,
+            "accuracy": r.final_metrics.get("accuracy"), "baseline": r.final_metrics.get("majority_baseline"),
+            "device": r.device, "runner": r.runner,
+        } for r in runs]), hide_index=True, height=min(38 + 35 * len(runs), 250))
         ids = [r.id for r in runs]
         sel = st.session_state.get("ft_selected")
         by_id = {r.id: r for r in runs}
