@@ -69,7 +69,10 @@ def main() -> None:
             browser.close()
     finally:
         server.terminate()
-        server.wait(timeout=10)
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
     print(a.out)
 
 
