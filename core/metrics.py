@@ -130,13 +130,94 @@ def exact_match_f1(prediction: str, answers: Sequence[str]) -> tuple[float, floa
     return em, f1
 
 
-def mean_scores(rows: Iterable[dict[str, float]]) -> dict[str, float]:
-    """Average of each numeric key over rows (keys missing from a row are skipped for that row)."""
+def mean_scores(rows: Iterable[dict[str, object]], keys: Iterable[str] | None = None) -> dict[str, float]:
+    """Average of each float-valued key (or of `keys`) over rows; a row without a key is skipped for it."""
     sums: dict[str, float] = {}
     counts: dict[str, int] = {}
+    wanted = set(keys) if keys is not None else None
     for row in rows:
         for k, v in row.items():
-            if isinstance(v, (int, float)) and not isinstance(v, bool):
+            if (k in wanted) if wanted is not None else isinstance(v, float):
                 sums[k] = sums.get(k, 0.0) + float(v)
                 counts[k] = counts.get(k, 0) + 1
     return {k: sums[k] / counts[k] for k in sums}
+
+
+# --- batch evaluation over a table ------------------------------------------------------------
+
+# column names accepted for each task, first match wins (SQuAD, CNN/DailyMail, XSum, SAMSum…)
+QA_COLUMNS = {"context": ("context", "passage", "paragraph", "document", "text"),
+              "question": ("question", "query"),
+              "answers": ("answers", "answer", "answer_text", "gold_answers", "gold")}
+SUMMARY_COLUMNS = {"document": ("document", "article", "text", "dialogue", "source", "content"),
+                   "summary": ("summary", "highlights", "abstract", "reference", "target")}
+
+
+def eval_columns(columns: Iterable[str]) -> tuple[str, dict[str, str]]:
+    """("qa" | "summary", role -> column) for a table, or ValueError saying which columns are needed."""
+    lower = {str(c).lower(): str(c) for c in columns}
+    for task, roles in (("qa", QA_COLUMNS), ("summary", SUMMARY_COLUMNS)):
+        found = {role: next((lower[n] for n in names if n in lower), None) for role, names in roles.items()}
+        if all(found.values()):
+            return task, found  # type: ignore[return-value]
+    raise ValueError(f"the table has columns {', '.join(map(str, columns)) or 'none'}; batch evaluation needs "
+                     "(context, question, answers) for QA or (document, summary) for summarization")
+
+
+def parse_answers(value: object) -> list[str]:
+    """Gold answers from a cell: a list, a SQuAD dict {"text": [...]}, JSON of either, or one string."""
+    import json
+
+    if value is None or (isinstance(value, float) and value != value):  # None / NaN: no answer
+        return []
+    if isinstance(value, dict):
+        return parse_answers(value.get("text", []))
+    if isinstance(value, str):
+        s = value.strip()
+        if s[:1] in "[{":
+            try:
+                return parse_answers(json.loads(s))
+            except ValueError:
+                pass
+        return [s] if s else []
+    if hasattr(value, "tolist"):  # numpy arrays from parquet / arrow
+        value = value.tolist()
+    if isinstance(value, (list, tuple)):
+        return [str(v) for v in value if str(v).strip()]
+    return [str(value)]
+
+
+def evaluate_qa(rows: Sequence[dict], answer_fn, progress=None) -> list[dict[str, object]]:
+    """Answer every (context, question, answers) row with answer_fn(question, context) -> text and score it.
+
+    A row whose answer fails (bad input) keeps its error message and an empty prediction.
+    """
+    out = []
+    for i, row in enumerate(rows):
+        golds = parse_answers(row["answers"])
+        try:
+            prediction, error = answer_fn(str(row["question"]), str(row["context"])), ""
+        except ValueError as e:
+            prediction, error = "", str(e)
+        em, f1 = exact_match_f1(prediction, golds)
+        out.append({"row": i, "question": row["question"], "prediction": prediction,
+                    "answers": " | ".join(golds), "exact_match": em, "f1": f1, "error": error})
+        if progress:
+            progress((i + 1) / len(rows), f"answered {i + 1} / {len(rows)}")
+    return out
+
+
+def evaluate_summaries(rows: Sequence[dict], summarize_fn, *, tokenizer: str = "auto",
+                       progress=None) -> list[dict[str, object]]:
+    """Summarize every (document, summary) row with summarize_fn(document) -> text; ROUGE against the reference."""
+    out = []
+    for i, row in enumerate(rows):
+        try:
+            prediction, error = summarize_fn(str(row["document"])), ""
+        except ValueError as e:
+            prediction, error = "", str(e)
+        scores = rouge(prediction, str(row["summary"]), tokenizer=tokenizer)
+        out.append({"row": i, "prediction": prediction, "reference": row["summary"], **scores, "error": error})
+        if progress:
+            progress((i + 1) / len(rows), f"summarized {i + 1} / {len(rows)}")
+    return out
