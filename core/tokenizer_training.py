@@ -240,7 +240,7 @@ def alphabet(config: TrainConfig, texts: Iterable[str]) -> set[str]:
 def check_config(config: TrainConfig, texts: list[str], settings: Settings | None = None) -> int:
     """Refuse a bad request before training; returns the smallest vocabulary that fits."""
     settings = settings or get_settings()
-    if not _NAME.match(config.name or ""):
+    if not _NAME.fullmatch(config.name or ""):
         raise TrainError(f"name {config.name!r}: use 1-64 letters, digits, '_', '.' or '-', starting with a "
                          "letter or digit")
     if (settings.tokenizers_dir / config.name).exists():

@@ -105,10 +105,15 @@ def compute_metrics(eval_pred) -> dict:
 
 
 def latest_checkpoint(folder: Path) -> Path | None:
-    """The checkpoint-N folder with the largest N, if any."""
+    """The complete checkpoint-N folder with the largest N, if any.
+
+    The Trainer writes trainer_state.json last: a folder without it was cut off mid-save
+    (the server was killed) and can't be resumed from.
+    """
     if not folder.is_dir():
         return None
-    cps = [p for p in folder.glob("checkpoint-*") if p.name.split("-")[-1].isdigit()]
+    cps = [p for p in folder.glob("checkpoint-*")
+           if p.name.split("-")[-1].isdigit() and (p / "trainer_state.json").is_file()]
     return max(cps, key=lambda p: int(p.name.split("-")[-1]), default=None)
 
 

@@ -57,12 +57,23 @@ def browser():
         b.close()
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Keep each phase's report on the test item, so fixtures can tell that a test failed."""
+    rep = yield
+    setattr(item, f"rep_{rep.when}", rep)
+    return rep
+
+
 @pytest.fixture
-def page(browser):
+def page(browser, request):
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     ctx = browser.new_context(viewport={"width": 1400, "height": 2200})
     pg = ctx.new_page()
     yield pg
+    rep = getattr(request.node, "rep_call", None)
+    if rep is not None and rep.failed:  # what the browser showed when the test failed
+        pg.screenshot(path=str(ARTIFACTS / f"FAILED-{request.node.name}.png"), full_page=True)
     ctx.close()
 
 
@@ -71,3 +82,148 @@ def wait_for_app(page, timeout_ms: int = 90_000):
     page.wait_for_selector("[data-testid=stApp]", timeout=timeout_ms)
     page.wait_for_function(
         "() => !document.querySelector('[data-testid=stStatusWidget]')", timeout=timeout_ms)
+
+
+# --------------------------------------------------------------------------- journey helpers
+# Streamlit draws widgets with react-aria / baseweb: a selectbox is a combobox named by its label,
+# its options appear in a listbox; inputs commit on Enter; the status widget shows while a script runs.
+
+PAGES = {  # url path -> the page's title, as st.navigation routes them in app.py
+    "": "Torch Lab", "tensor_playground": "Tensor playground", "autograd_graph": "Autograd graph",
+    "tokenizer_lab": "Tokenizers", "dataset_browser": "Datasets", "fine_tuning": "Fine-tuning",
+    "summarize_qa": "Summarize & QA",
+}
+ERRORS = "[data-testid=stException], [data-testid=stAlertContentError]"
+# plotly keeps its traces on the chart's DOM node: the number of x values of one named trace
+POINTS_JS = """(name) => { const g = document.querySelector('.js-plotly-plot');
+  if (!g || !g.data) return -1; const t = g.data.find(d => d.name === name); return t ? t.x.length : -1; }"""
+
+
+def settle(page, timeout_ms: int = 90_000) -> None:
+    """Give a rerun time to begin, then wait until no script is running."""
+    page.wait_for_timeout(400)
+    page.wait_for_function("() => !document.querySelector('[data-testid=stStatusWidget]')", timeout=timeout_ms)
+
+
+def open_page(page, server, path: str, timeout_ms: int = 120_000) -> None:
+    """Go to a page URL and wait for its title and the end of its first run."""
+    page.goto(f"{server.url}/{path}")
+    wait_for_app(page, timeout_ms)
+    page.get_by_role("heading", name=PAGES[path], exact=True).wait_for(timeout=timeout_ms)
+    settle(page, timeout_ms)
+
+
+def choose(page, label: str, option: str) -> None:
+    """Pick `option` in the selectbox labelled `label`."""
+    page.get_by_role("combobox", name=label, exact=True).click()
+    page.get_by_role("option", name=option, exact=True).click()
+    settle(page)
+
+
+def fill(page, label: str, value, scope=None, commit: bool = True) -> None:
+    """Type into a text / number input and commit it with Enter (not inside a form: Enter submits it)."""
+    box = (scope or page).get_by_label(label, exact=True)
+    box.fill(str(value))
+    if commit:
+        box.press("Enter")
+        settle(page)
+
+
+def errors_on(page) -> list[str]:
+    """The text of every exception box and st.error on the page."""
+    return page.locator(ERRORS).all_inner_texts()
+
+
+def shot(page, name: str) -> Path:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+def chart_points(page, trace: str = "train loss") -> int:
+    return page.evaluate(POINTS_JS, trace)
+
+
+def wait_points_above(page, n: int, timeout_ms: int = 60_000, trace: str = "train loss") -> int:
+    """Wait, without touching the page, until the chart holds more than `n` points; returns the count."""
+    page.wait_for_function(f"() => ({POINTS_JS})({trace!r}) > {n}", timeout=timeout_ms)
+    return chart_points(page, trace)
+
+
+def wait_progress(page, word: str, timeout_ms: int = 120_000) -> str:
+    """Wait until the live view's progress line contains `word` (a status); returns the line."""
+    page.wait_for_function("(w) => [...document.querySelectorAll('[data-testid=stProgress]')]"
+                           ".some(e => e.innerText.includes(w))", arg=word, timeout=timeout_ms)
+    return progress_text(page)
+
+
+def seed_workspace(workspace: Path) -> Path:
+    """A tiny BERT folder and the tiny labelled dataset inside `workspace`; returns the model folder."""
+    from core.settings import Settings
+    from tests.core.training_fixtures import tiny_dataset, tiny_model
+
+    model = workspace / "tiny-model"
+    if not (model / "config.json").is_file():
+        tiny_model(model)
+        tiny_dataset(Settings(workspace=workspace))
+    return model
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(server) -> Path:
+    """The shared server's workspace holds a tiny model and dataset (pages list them on their next run)."""
+    return seed_workspace(server.workspace)
+
+
+def fill_launch_form(page, model: Path, steps: int, eval_every: int = 0, name: str = "") -> None:
+    """Fill the Launch tab for a tiny run on the tiny dataset (max length 32, batch 8)."""
+    page.get_by_role("tab", name="Launch").click()
+    choose(page, "Model", "Local folder or hub id…")
+    fill(page, "Folder on the server, or a hub id", model)
+    choose(page, "Dataset", "tiny")
+    fill(page, "Max length (tokens)", 32)
+    fill(page, "Batch size", 8)
+    fill(page, "Max steps (-1 = use epochs)", steps)
+    if eval_every or name:
+        more = page.locator("details").filter(has_text="More settings")
+        if more.get_attribute("open") is None:  # a second launch from the same page finds it open
+            page.get_by_text("More settings", exact=True).click()
+        if eval_every:  # also the checkpoint interval
+            fill(page, "Evaluate every N steps (0 = 5× per run)", eval_every)
+        if name:
+            fill(page, "Run name", name)
+
+
+def press_start(page) -> None:
+    page.get_by_role("button", name="Start training").click()
+    page.get_by_text("Queued run", exact=False).wait_for(timeout=60_000)
+    settle(page)
+
+
+def launch_run(page, model: Path, steps: int, eval_every: int = 0, name: str = "") -> None:
+    """Fill the Launch tab and press Start."""
+    fill_launch_form(page, model, steps, eval_every, name)
+    press_start(page)
+
+
+def run_options(page) -> list[str]:
+    """The entries of the Runs tab's run picker ('✅ completed · name · id'), as this session sees them."""
+    page.get_by_role("combobox", name="Run", exact=True).click()
+    options = page.get_by_role("option").all_inner_texts()
+    page.keyboard.press("Escape")
+    return options
+
+
+def progress_text(page) -> str:
+    """The live view's progress line ('🟢 running · step 3 / 40 · …'), or '' before it shows."""
+    bars = page.locator("[data-testid=stProgress]").all_inner_texts()
+    return bars[0] if bars else ""
+
+
+def step_of(text: str) -> int:
+    """The step number out of a progress line."""
+    import re
+
+    m = re.search(r"step (\d+) /", text)
+    return int(m.group(1)) if m else -1
