@@ -7,7 +7,7 @@
 3. Live latency: time from a step being written by the callback to the poller reading it
    (a 20 Hz poller shows the store's own latency; the page's 1 Hz poll adds up to one second).
 
-    python -m bench.bench_training [--epochs 1] [--max-length 128] [--reps 2] [--skip-tutorial]
+    python -m bench.bench_training [--epochs 3] [--max-length 128] [--reps 2] [--skip-tutorial]
 """
 from __future__ import annotations
 
@@ -74,7 +74,7 @@ def bare(settings: Settings, config: TrainingConfig, labels: list[str], tutorial
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--epochs", type=float, default=1.0)
+    ap.add_argument("--epochs", type=float, default=3.0)
     ap.add_argument("--max-length", type=int, default=128)
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--reps", type=int, default=2)
@@ -83,7 +83,7 @@ def main() -> None:
     settings = Settings(workspace=Path(tempfile.mkdtemp(prefix="bench-ws-")))
     device = resolve_device(settings.device)
     config = TrainingConfig(epochs=a.epochs, max_length=a.max_length, batch_size=a.batch_size,
-                            eval_steps=10**6, save_steps=10**6, learning_rate=1e-4)
+                            eval_steps=10**6, save_steps=10**6)
     from core.training.runner import prepare
 
     _, splits = prepare(config, settings)
