@@ -1,6 +1,6 @@
 """Hardening in a real browser: two sessions at once, a server killed mid-training, hostile text on pages.
 
-Figures these tests establish (also in bench/RESULTS-hardening.md): 2 concurrent sessions, 2 queued jobs
+Figures these tests establish (also in bench/RESULTS.md): 2 concurrent sessions, 2 queued jobs
 on one device, 1 kill -9 and restart during training, nothing lost.
 """
 import time
