@@ -129,9 +129,19 @@ def fill(page, label: str, value, scope=None, commit: bool = True) -> None:
         settle(page)
 
 
-def errors_on(page) -> list[str]:
-    """The text of every exception box and st.error on the page."""
-    return page.locator(ERRORS).all_inner_texts()
+def errors_on(page, settle_ms: int = 3_000) -> list[str]:
+    """The text of every exception box and st.error on the page, once the page has stopped changing.
+
+    Right after a page switch, Streamlit can briefly keep an empty, stale element of the previous
+    run while the new one streams in; a real error has text and stays.
+    """
+    texts: list[str] = []
+    for _ in range(max(1, settle_ms // 500)):
+        texts = [t for t in page.locator(ERRORS).all_inner_texts() if t.strip()]
+        if not texts:
+            return []
+        page.wait_for_timeout(500)
+    return texts
 
 
 def shot(page, name: str) -> Path:
