@@ -30,6 +30,7 @@ def test_launch_watch_results(open_page, tiny):
     at = fill(open_page("pages/fine_tuning.py"), tiny)
     at.button(key="ft_start").click().run()
     assert not at.exception
+    assert at.success, [e.value for e in at.error]  # the form's own message says what was refused
     msg = at.success[0].value
     run_id = msg.split("Queued run ")[1].split(":")[0]
     store = RunStore(get_settings().runs_db)
