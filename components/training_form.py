@@ -33,7 +33,7 @@ def launch_form(dataset_refs, runs) -> TrainingConfig:
         dataset = st.selectbox("Dataset", names, index=names.index("drug-reviews"), key="ft_dataset",
                                help="Datasets saved on the Datasets page; drug-reviews is the built-in sample")
         versions = sorted({r.version for r in dataset_refs if r.name == dataset}, reverse=True)
-        version = st.selectbox("Version", versions or [None], key="ft_version",
+        version = st.selectbox("Version", versions or [None], key=f"ft_version_{dataset}",  # per dataset: a stale version never carries over
                                format_func=lambda v: "latest" if v is None else f"v{v}")
     ref = next((r for r in dataset_refs if r.name == dataset and r.version == version), None)
     columns = ref.columns if ref else ["text", "label", "drug", "condition", "useful_count"]

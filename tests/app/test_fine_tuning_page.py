@@ -29,6 +29,10 @@ def fill(at, model_dir, steps=6, max_length=32):
 def test_launch_watch_results(open_page, tiny):
     at = fill(open_page("pages/fine_tuning.py"), tiny)
     at.button(key="ft_start").click().run()
+    if not at.success and not at.error:
+        # after other pages' AppTests in this process the first click can be consumed by a rerun
+        # (seen only in the full suite); a second click must then queue exactly one run
+        at.button(key="ft_start").click().run()
     assert not at.exception
     assert at.success, [e.value for e in at.error]  # the form's own message says what was refused
     msg = at.success[0].value
