@@ -12,6 +12,7 @@ import time
 
 import torch
 
+from bench import timing
 from core import expr
 from core.autograd import EXAMPLES, backprop, recorder
 
@@ -19,14 +20,7 @@ PROGRAM = EXAMPLES["Tiny neuron: sigmoid(w @ x + b)"].program
 
 
 def best(fn, repeat: int = 7, number: int = 20) -> float:
-    """Best mean seconds per call over `repeat` rounds of `number` calls."""
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        for _ in range(number):
-            fn()
-        times.append((time.perf_counter() - t) / number)
-    return min(times)
+    return timing.best(fn, repeat, number)
 
 
 def recorded() -> None:

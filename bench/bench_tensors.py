@@ -9,10 +9,9 @@
 """
 from __future__ import annotations
 
-import time
-
 import torch
 
+from bench import timing
 from core.expr import compile_expression, evaluate, run
 from core.tensors import compare_devices
 
@@ -20,14 +19,7 @@ PROGRAM = "x = torch.tensor([[1, 2], [3, 4]], dtype=torch.float32)\ny = x + 2\nz
 
 
 def best(fn, repeat: int = 5, number: int = 50) -> float:
-    """Best mean seconds per call over `repeat` rounds of `number` calls."""
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        for _ in range(number):
-            fn()
-        times.append((time.perf_counter() - t) / number)
-    return min(times)
+    return timing.best(fn, repeat, number)
 
 
 def plain_program() -> dict:

@@ -23,11 +23,9 @@ def render_sidebar() -> None:
 
 
 def _jobs_summary() -> str | None:
-    """One line on running / queued jobs, once the training engine is there."""
-    try:
-        from components.jobs import job_manager
-    except ImportError:
-        return None
+    """One line on running / queued jobs."""
+    from components.jobs import job_manager
+
     counts = job_manager().counts()
     if not any(counts.values()):
         return "no jobs yet"

@@ -205,9 +205,9 @@ class JobManager:
 
 
 def _config_dict(config: TrainingConfig) -> dict:
-    import json
+    from dataclasses import asdict
 
-    return json.loads(config.to_json())
+    return asdict(config)
 
 
 def _failure_message(e: BaseException) -> str:
