@@ -14,7 +14,8 @@ import torch
 
 from bench import timing
 from core import expr
-from core.autograd import EXAMPLES, backprop, recorder
+from core.tensors.autograd import EXAMPLES, backprop
+from core.tensors.graph import recorder
 
 PROGRAM = EXAMPLES["Tiny neuron: sigmoid(w @ x + b)"].program
 

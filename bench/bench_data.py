@@ -59,7 +59,7 @@ elif mode == "torchlab-load":
     hits = None
 else:  # torchlab-browse: a fresh process opening the saved Arrow file
     import datasets
-    from core import datastats as S
+    from core.data import stats as S
     ds = datasets.Dataset.from_file(arrow)
     t1 = time.perf_counter()
     n = len(ds)

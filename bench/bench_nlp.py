@@ -34,9 +34,9 @@ def main() -> None:
     ap.add_argument("--sentences", type=int, default=512)
     a = ap.parse_args()
     from core.assets import drug_reviews
-    from core.metrics import exact_match_f1, normalize_answer
     from core.nlp import answer, load_encoder, sentence_spans, summarize
-    from core.nlp_samples import qa_rows
+    from core.nlp.metrics import exact_match_f1, normalize_answer
+    from core.nlp.samples import qa_rows
 
     torch.set_num_threads(max(1, torch.get_num_threads()))
     enc = load_encoder(device="cpu")

@@ -13,7 +13,7 @@ import torch
 
 from bench import timing
 from core.expr import compile_expression, evaluate, run
-from core.tensors import compare_devices
+from core.tensors.introspect import compare_devices
 
 PROGRAM = "x = torch.tensor([[1, 2], [3, 4]], dtype=torch.float32)\ny = x + 2\nz = torch.matmul(x, y.T)\nv = x.view(-1)"
 

@@ -6,8 +6,7 @@ from typing import Any
 import streamlit as st
 
 from components import loaders
-from core.dataops import CAST_TYPES, PRESETS, Op
-from core.datastore import DatasetRef, DatasetStore
+from core.data import CAST_TYPES, PRESETS, DatasetRef, DatasetStore, Op
 
 OP_LABELS = {
     "filter": "Filter rows with a formula", "select_columns": "Select columns", "select_rows": "Select a row range",
@@ -35,14 +34,14 @@ def opened(name: str, version: int) -> Any:
 
 @st.cache_data(show_spinner="Computing column statistics…", max_entries=16)
 def stats(name: str, version: int, split: str) -> list:
-    from core.datastats import column_stats
+    from core.data import column_stats
 
     return column_stats(opened(name, version)[split])
 
 
 @st.cache_resource(show_spinner="Loading tokenizer…", max_entries=4)
 def tokenizer(name: str) -> Any:
-    from core.datastats import load_tokenizer
+    from core.data import load_tokenizer
 
     return load_tokenizer(name)
 

@@ -7,8 +7,8 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from core.autograd import GraphEdge, GraphNode
 from core.system import human_bytes
+from core.tensors import GraphEdge, GraphNode
 
 # fill, border: leaves green, named non-leaf tensors blue, grad_fns amber, folded groups violet
 COLORS = {

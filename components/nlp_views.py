@@ -99,7 +99,7 @@ def summary_picker() -> dict[str, Any]:
 
 def run_qa(cfg: dict[str, Any], question: str, context: str, progress=None) -> Answer:
     """Answer with the picked method (raises NLPError on bad input or an unusable checkpoint)."""
-    from core.qa import embedding_answer, span_answer
+    from core.nlp import embedding_answer, span_answer
 
     if cfg["method"] == EMBEDDINGS:
         return embedding_answer(question, context, encoder(), granularity=cfg["granularity"], progress=progress)
@@ -109,7 +109,7 @@ def run_qa(cfg: dict[str, Any], question: str, context: str, progress=None) -> A
 
 def run_summary(cfg: dict[str, Any], document: str, progress=None) -> Summary:
     """Summarize with the picked method (raises NLPError on bad input or an unusable checkpoint)."""
-    from core.summarize import abstractive_summary, extractive_summary
+    from core.nlp import abstractive_summary, extractive_summary
 
     if cfg["method"] == EMBEDDINGS:
         return extractive_summary(document, encoder(), progress=progress, **cfg["kwargs"])
@@ -206,7 +206,7 @@ def finetuned_runs() -> dict[str, str]:
 def saved_datasets() -> dict[str, Any]:
     """Label -> DatasetRef of the datasets saved on the dataset page (.name, .version, .splits, .columns)."""
     try:
-        from core.datastore import DatasetStore
+        from core.data import DatasetStore
     except ImportError:
         return {}
     return {r.label: r for r in DatasetStore(loaders.settings().datasets_dir).list()}
@@ -217,7 +217,7 @@ def read_table(source: Any, split: str | None = None, limit: int = 1000):
     import pandas as pd
 
     if hasattr(source, "version"):
-        from core.datastore import DatasetStore
+        from core.data import DatasetStore
 
         ds = DatasetStore(loaders.settings().datasets_dir).load(source.name, source.version)[split]
         return ds.select(range(min(limit, len(ds)))).to_pandas()
@@ -239,8 +239,7 @@ def memo(slot: str, key: tuple, compute: Callable[[], Any]) -> Any:
 
 def batch_source() -> tuple[list[dict], str | None, int]:
     """(rows with role keys, "qa" | "summary" | None, row limit) from a sample, a saved dataset or a CSV."""
-    from core.metrics import eval_columns
-    from core.nlp_samples import qa_rows, summary_rows
+    from core.nlp import eval_columns, qa_rows, summary_rows
 
     src = st.radio("Data", ["Sample questions", "Sample summaries", "Saved dataset", "Upload CSV"],
                    horizontal=True, key="batch_src")
@@ -274,7 +273,7 @@ def batch_source() -> tuple[list[dict], str | None, int]:
 
 def show_batch(task: str, out: list[dict]) -> None:
     """Averages, then the per-example table sorted by the chosen score."""
-    from core.metrics import mean_scores
+    from core.nlp import mean_scores
 
     keys = ["exact_match", "f1"] if task == "qa" else ["rouge1", "rouge2", "rougeL"]
     means = mean_scores(out, keys)

@@ -132,10 +132,9 @@ def corpus_rows(stats: list) -> list[dict]:
 @st.cache_data(show_spinner="Tokenizing the column…", max_entries=32)
 def corpus_stats(name: str, source: str, column: str, max_length: int, limit: int | None):
     """Corpus statistics of one tokenizer on one column, cached per argument set."""
-    from core import tokenizer_training as TT
 
-    texts = TT.source_texts(source, column, loaders.settings(), limit)
-    return TT.corpus_stats(name, tokenizer(name), texts, max_length)
+    texts = T.source_texts(source, column, loaders.settings(), limit)
+    return T.corpus_stats(name, tokenizer(name), texts, max_length)
 
 
 def train_with_progress(config, texts: list[str], corpus: str):
@@ -143,12 +142,11 @@ def train_with_progress(config, texts: list[str], corpus: str):
     import time
     from concurrent.futures import ThreadPoolExecutor
 
-    from core import tokenizer_training as TT
 
-    progress = TT.TrainProgress()
+    progress = T.TrainProgress()
     bar = st.progress(0.0, text="starting")
     with ThreadPoolExecutor(max_workers=1) as pool:  # the worker never calls st.*
-        future = pool.submit(TT.train, config, texts, progress, loaders.settings(), corpus)
+        future = pool.submit(T.train, config, texts, progress, loaders.settings(), corpus)
         while not future.done():
             bar.progress(min(progress.fraction, 1.0), text=progress.phase)
             time.sleep(0.1)

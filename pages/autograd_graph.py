@@ -3,19 +3,24 @@ import pandas as pd
 import streamlit as st
 
 from components import graph_view as gv
-from core.autograd import DEFAULT_EXAMPLE, EXAMPLES, AutogradError, accumulation, backprop, plain_reason
 from core.expr import ExpressionError
-from core.modules import (
+from core.tensors import (
     ACTIVATIONS,
+    DEFAULT_EXAMPLE,
+    EXAMPLES,
     LOSSES,
     OPTIMIZERS,
+    AutogradError,
     ModelSpec,
+    accumulation,
+    backprop,
     build_model,
     cap_graph,
     collapse,
     forward_graph,
     module_tree,
     parse_sizes,
+    plain_reason,
     train_step,
 )
 

@@ -5,9 +5,8 @@ import streamlit as st
 
 from components import data_views as V
 from components import loaders
-from core import datastats as S
-from core.data import DataError, import_file, load_hub, save_upload
-from core.dataops import apply, code, export, history_code
+from core import data as D
+from core.data import DataError, apply, code, export, history_code, import_file, load_hub, save_upload
 
 settings = loaders.settings()
 store = V.store()
@@ -66,28 +65,28 @@ ref = labels[st.selectbox("Dataset", list(labels), key="ds_pick")]
 dd = V.opened(ref.name, ref.version)
 split = st.radio("Split", list(dd), horizontal=True, key="ds_split")
 ds = dd[split]
-label_col = S.guess_label_column(ds)
+label_col = D.guess_label_column(ds)
 st.caption(f"{ref.source} · {len(ds):,} rows in {split} · {len(ds.column_names)} columns")
 
 browse, statistics, shape, versions = st.tabs(["Browse", "Statistics", "Shape", "Versions"])
 with browse:
     c = st.columns([1, 1, 2, 2])
-    pages = max(1, -(-len(ds) // S.PAGE_ROWS))
+    pages = max(1, -(-len(ds) // D.PAGE_ROWS))
     page_no = c[0].number_input(f"Page (of {pages:,})", 1, pages, 1, key="br_page")
     jump = c[1].number_input("…or jump to row", 0, max(len(ds) - 1, 0), None, key="br_jump")
-    text_cols = S.text_columns(ds)
+    text_cols = D.text_columns(ds)
     scol = c[2].selectbox("Search in", text_cols or ds.column_names, key="br_scol")
     query = c[3].text_input("Search text", key="br_query")
     if query and scol:
-        hits, total = S.search(ds, scol, query)
+        hits, total = D.search(ds, scol, query)
         st.caption(f"{total:,} rows contain {query!r}; the first {len(hits)} are shown")
-        st.dataframe(S.page(ds.select(hits), 0).set_axis(hits) if hits else None)
+        st.dataframe(D.page(ds.select(hits), 0).set_axis(hits) if hits else None)
     else:
-        start = int(jump) if jump is not None else (int(page_no) - 1) * S.PAGE_ROWS
-        st.dataframe(S.page(ds, start), height=420)
+        start = int(jump) if jump is not None else (int(page_no) - 1) * D.PAGE_ROWS
+        st.dataframe(D.page(ds, start), height=420)
     with st.expander("Row detail (full texts)"):
         detail = st.number_input("Row", 0, max(len(ds) - 1, 0), int(jump or 0), key="br_detail")
-        for name, value in S.page(ds, int(detail), 1).iloc[0].items():
+        for name, value in D.page(ds, int(detail), 1).iloc[0].items():
             st.caption(name)
             st.text(str(value))  # st.text: user text is never read as markdown or HTML
 
@@ -97,21 +96,21 @@ with statistics:
     with c[0]:
         lcol = st.selectbox("Label column", ds.column_names,
                             index=ds.column_names.index(label_col) if label_col else 0, key="st_label")
-        V.bar(S.label_counts(ds, lcol), f"{lcol}: distribution")
+        V.bar(D.label_counts(ds, lcol), f"{lcol}: distribution")
     with c[1]:
         tcol = st.selectbox("Text column", text_cols or ds.column_names, key="st_text")
         lengths = next((s.lengths for s in V.stats(ref.name, ref.version, split) if s.name == tcol), [])
         V.histogram(lengths, f"{tcol}: length in characters", "characters")
-    tok_name = st.selectbox("Tokenizer for token lengths", S.tokenizer_names(), key="st_tok")
+    tok_name = st.selectbox("Tokenizer for token lengths", D.tokenizer_names(), key="st_tok")
     if st.toggle("Show token-length histogram (first 2,000 rows)", key="st_tokshow") and tcol in text_cols:
-        V.histogram(S.token_lengths(ds, tcol, V.tokenizer(tok_name)), f"{tcol}: tokens ({tok_name})", "tokens")
+        V.histogram(D.token_lengths(ds, tcol, V.tokenizer(tok_name)), f"{tcol}: tokens ({tok_name})", "tokens")
 
 with shape:
     work = ss.get("work")
     if not work or work["base"] != (ref.name, ref.version):
         work = ss.work = {"base": (ref.name, ref.version), "ops": [], "dd": dd}
     cols, splits = list(next(iter(work["dd"].values())).column_names), list(work["dd"])
-    op = V.op_form(cols, splits, refs, S.guess_label_column(next(iter(work["dd"].values()))))
+    op = V.op_form(cols, splits, refs, D.guess_label_column(next(iter(work["dd"].values()))))
     if op is not None:
         try:
             with st.spinner(f"{op.kind}…"):
@@ -120,7 +119,7 @@ with shape:
         except DataError as e:
             st.error(str(e), icon=":material/error:")
     st.markdown(f"**Result** · {', '.join(f'{k} {len(v):,}' for k, v in work['dd'].items())} rows")
-    st.dataframe(S.page(next(iter(work["dd"].values())), 0, 20), height=250)
+    st.dataframe(D.page(next(iter(work["dd"].values())), 0, 20), height=250)
     st.code(history_code(ref.name, ref.version, work["ops"]), language="python")
     c = st.columns([2, 1, 1], vertical_alignment="bottom")
     new_name = c[0].text_input("Save as", key="sh_name", placeholder=ref.name) or ref.name

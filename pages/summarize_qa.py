@@ -2,9 +2,16 @@
 import streamlit as st
 
 from components import nlp_views as V
-from core.metrics import TOKENIZERS, evaluate_qa, evaluate_summaries, exact_match_f1, rouge
-from core.nlp import NLPError, classify
-from core.nlp_samples import SAMPLES
+from core.nlp import (
+    SAMPLES,
+    TOKENIZERS,
+    NLPError,
+    classify,
+    evaluate_qa,
+    evaluate_summaries,
+    exact_match_f1,
+    rouge,
+)
 
 OWN = "(your own text)"
 st.title("Summarize & QA")

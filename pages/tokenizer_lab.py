@@ -6,7 +6,6 @@ import streamlit as st
 
 from components import loaders
 from components import token_chips as chips
-from core import tokenizer_training as TT
 from core import tokenizers as T
 from core.assets import AssetError
 
@@ -100,7 +99,7 @@ with batch_tab:
         st.code(bv.tensor_repr, language="python")
 
 with data_tab:
-    sources = TT.text_sources(settings)
+    sources = T.text_sources(settings)
     d1, d2, d3 = st.columns(3)
     source = d1.selectbox("Dataset", list(sources))
     column = d2.selectbox("Text column", sources[source])
@@ -138,9 +137,9 @@ with train_tab:
     with st.form("train"):
         f1, f2, f3 = st.columns(3)
         name = f1.text_input("Name", "my-bpe")
-        model = f1.selectbox("Model", TT.MODELS)
-        pre = f2.selectbox("Pre-tokenizer", TT.PRE_TOKENIZERS)
-        norms = f2.multiselect("Normalizer", TT.NORMALIZERS, ["NFD", "lowercase", "strip_accents"])
+        model = f1.selectbox("Model", T.MODELS)
+        pre = f2.selectbox("Pre-tokenizer", T.PRE_TOKENIZERS)
+        norms = f2.multiselect("Normalizer", T.NORMALIZERS, ["NFD", "lowercase", "strip_accents"])
         vocab = f3.number_input("Vocabulary size", 1, 200_000, 2000)
         min_freq = f3.number_input("Min frequency", 1, 1000, 2)
         specials = st.text_input("Special tokens (space-separated; empty: the model's usual ones)", "")
@@ -151,17 +150,17 @@ with train_tab:
         st.caption("The bar follows the texts the Rust trainer has read; its merge / pruning phase after that "
                    "reports no steps, so the bar waits at 90% with that phase named.")
     if go:
-        config = TT.TrainConfig(name.strip(), model, int(vocab), int(min_freq), tuple(norms), pre,
+        config = T.TrainConfig(name.strip(), model, int(vocab), int(min_freq), tuple(norms), pre,
                                 tuple(specials.split()))
         try:
             if src == "an uploaded text file":
                 if upload is None:
                     raise T.TextError("choose a text file to upload first")
-                texts, corpus = TT.file_texts(upload.getvalue(), upload.name), upload.name
+                texts, corpus = T.file_texts(upload.getvalue(), upload.name), upload.name
             else:
-                texts, corpus = TT.source_texts(src, col.strip(), settings), f"{src} / {col}"
+                texts, corpus = T.source_texts(src, col.strip(), settings), f"{src} / {col}"
             done = chips.train_with_progress(config, texts, corpus)
-        except (T.TextError, TT.TrainError) as e:
+        except (T.TextError, T.TrainError) as e:
             st.error(str(e))
         else:
             ss.tok_trained = (f"Trained **{done.name}**: {done.vocab_size:,} tokens in {done.seconds:.2f} s from "

@@ -23,7 +23,7 @@ def load_splits(config: TrainingConfig, settings: Settings) -> Splits:
     """Load the dataset from the store and check columns, labels and sizes; ConfigError names the field."""
     import datasets
 
-    from core.data import DatasetStore
+    from core.data.store import DatasetStore
 
     datasets.disable_progress_bars()  # server logs, not progress bars
 

@@ -106,7 +106,7 @@ trainer.save_model(OUTPUT + "/model")
 def export_script(config: TrainingConfig, settings: Settings, run_id: str = "new", labels=None,
                   eval_steps: int | None = None, output: str = "reproduced-run") -> str:
     """The script's text; paths point at this server's model folder and saved dataset version."""
-    from core.data import DatasetStore
+    from core.data.store import DatasetStore
 
     p = plan(config, settings)
     ref = DatasetStore(settings.datasets_dir).ref(config.dataset, config.dataset_version)

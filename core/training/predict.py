@@ -12,7 +12,7 @@ from core.training.store import RunRecord
 
 def predict_after(run: RunRecord, texts: list[str]) -> list[dict[str, float]]:
     """Label -> probability from the run's fine-tuned model."""
-    from core.nlp import classify
+    from core.nlp.encoder import classify
 
     if not run.model_dir or not Path(run.model_dir, "config.json").is_file():
         raise ValueError(f"run {run.id} has no saved model ({run.status}): finish or resume it first")
@@ -23,7 +23,7 @@ def predict_before(run: RunRecord, texts: list[str], settings: Settings) -> list
     """The backbone the run started from, with the same seeded, untrained classification head."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer, set_seed
 
-    from core.nlp import LoadedModel, classify
+    from core.nlp.encoder import LoadedModel, classify
     from core.training.runner import plan
 
     config = TrainingConfig.from_dict(run.config)

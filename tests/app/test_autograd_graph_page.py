@@ -49,7 +49,7 @@ def test_autograd_page_mlp_and_training_step(open_page):
 
 def test_dot_escapes_labels_and_colours_by_kind():
     from components.graph_view import COLORS, to_dot
-    from core.autograd import GraphEdge, GraphNode
+    from core.tensors.graph import GraphEdge, GraphNode
 
     nodes = [GraphNode("t:a", "leaf", 'a"] evil [x="\\'), GraphNode("fn0", "grad_fn", "MulBackward0", step=1)]
     dot = to_dot(nodes, [GraphEdge("t:a", "fn0", "cut", 'say "hi"')], selected="fn0")

@@ -6,7 +6,7 @@ import pytest
 from components.training_form import CUSTOM
 from core.settings import get_settings
 from core.training import RunStore
-from tests.core.training_fixtures import tiny_dataset, tiny_model
+from tests.core.training.training_fixtures import tiny_dataset, tiny_model
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from core.data import save_upload
-from core.datastore import DatasetStore, safe_name
+from core.data.store import DatasetStore, safe_name
 
 ROOT = Path(__file__).resolve().parents[2]
 HOSTILE_NAMES = [
@@ -73,7 +73,7 @@ def test_dataset_names_stay_inside_the_store(tmp_path, name):
 @pytest.mark.parametrize("name", ["../../evil", "/tmp/evil", "a/b", "..", ".hidden", "", "x" * 65, "..\\evil"])
 def test_trained_tokenizer_names_are_refused_before_anything_is_written(tmp_path, name):
     from core.settings import Settings
-    from core.tokenizer_training import TrainConfig, TrainError, train
+    from core.tokenizers.training import TrainConfig, TrainError, train
 
     settings = Settings(workspace=tmp_path / "ws")
     with pytest.raises(TrainError, match="name"):

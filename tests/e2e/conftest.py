@@ -171,7 +171,7 @@ def wait_progress(page, word: str, timeout_ms: int = 120_000) -> str:
 def seed_workspace(workspace: Path) -> Path:
     """A tiny BERT folder and the tiny labelled dataset inside `workspace`; returns the model folder."""
     from core.settings import Settings
-    from tests.core.training_fixtures import tiny_dataset, tiny_model
+    from tests.core.training.training_fixtures import tiny_dataset, tiny_model
 
     model = workspace / "tiny-model"
     if not (model / "config.json").is_file():

@@ -117,7 +117,7 @@ def test_two_sessions_share_runs_queue_on_one_device_and_keep_their_own_state(se
 
 
 def test_server_killed_during_training_resumes_from_its_checkpoint(page, tmp_path):
-    from core.datastore import DatasetStore
+    from core.data.store import DatasetStore
     from core.training import RunStore
 
     ws = tmp_path / "ws"
@@ -135,7 +135,7 @@ def test_server_killed_during_training_resumes_from_its_checkpoint(page, tmp_pat
         crash_id = next(r.id for r in store.runs() if r.name == "crash")
         ckpts = ws / "runs" / crash_id / "checkpoints"
         # kill between two saves, 2-5 steps after a whole checkpoint: a kill during a save leaves a torn
-        # folder that resume trips over (tests/core/test_crash_recovery.py pins that bug down)
+        # folder that resume trips over (tests/core/training/test_crash_recovery.py pins that bug down)
         deadline = time.monotonic() + 240
         while True:
             assert time.monotonic() < deadline, "no kill window within 240 s"

@@ -1,0 +1,108 @@
+"""Data: files -> validated, memory-mapped `datasets.Dataset`, a versioned store, statistics, operations.
+
+`types` (errors, the load report, limits) is imported by every other part and imports none of them;
+`loading` and `formats` parse files, `store` keeps versions, `stats` browses, `ops` transforms.
+"""
+from core.data.formats import (
+    load_jsonl,
+    load_parquet,
+    type_columns,
+)
+from core.data.loading import (
+    STAGING_MAX_AGE_S,
+    import_file,
+    load_file,
+    load_file_report,
+    load_hub,
+    save_upload,
+)
+from core.data.ops import (
+    CAST_TYPES,
+    KINDS,
+    PRESETS,
+    Op,
+    apply,
+    code,
+    export,
+    history_code,
+)
+from core.data.stats import (
+    LABEL_NAMES,
+    MAX_DISTINCT,
+    PAGE_ROWS,
+    SCAN_BATCH,
+    ColumnStats,
+    column_stats,
+    guess_label_column,
+    label_counts,
+    load_tokenizer,
+    page,
+    row,
+    search,
+    text_columns,
+    token_lengths,
+    tokenizer_names,
+)
+from core.data.store import (
+    SAMPLE_NAME,
+    DatasetRef,
+    DatasetStore,
+    ref_dict,
+    safe_name,
+)
+from core.data.types import (
+    BATCH_ROWS,
+    DELIMITERS,
+    FORMATS,
+    MAX_REPORTED_LINES,
+    SNIFF_BYTES,
+    DataError,
+    LoadReport,
+)
+
+__all__ = [
+    "BATCH_ROWS",
+    "CAST_TYPES",
+    "ColumnStats",
+    "DELIMITERS",
+    "DataError",
+    "DatasetRef",
+    "DatasetStore",
+    "FORMATS",
+    "KINDS",
+    "LABEL_NAMES",
+    "LoadReport",
+    "MAX_DISTINCT",
+    "MAX_REPORTED_LINES",
+    "Op",
+    "PAGE_ROWS",
+    "PRESETS",
+    "SAMPLE_NAME",
+    "SCAN_BATCH",
+    "SNIFF_BYTES",
+    "STAGING_MAX_AGE_S",
+    "apply",
+    "code",
+    "column_stats",
+    "export",
+    "guess_label_column",
+    "history_code",
+    "import_file",
+    "label_counts",
+    "load_file",
+    "load_file_report",
+    "load_hub",
+    "load_jsonl",
+    "load_parquet",
+    "load_tokenizer",
+    "page",
+    "ref_dict",
+    "row",
+    "safe_name",
+    "save_upload",
+    "search",
+    "text_columns",
+    "token_lengths",
+    "tokenizer_names",
+    "type_columns",
+]

@@ -1,0 +1,372 @@
+"""Files -> `datasets.Dataset`, validated, streamed to Arrow on disk (memory-mapped, never whole in RAM).
+
+A CSV is read once with Python's `csv` module (exact line numbers for every message) into
+string columns in an Arrow file; a second, vectorised pass gives each column its type. A load
+that fails deletes its staging file, so nothing partial is left. Saved datasets and their
+versions live in `core.data.store`; operations and statistics in `core.data.ops`.
+"""
+from __future__ import annotations
+
+import codecs
+import csv
+import os
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+if TYPE_CHECKING:
+    import datasets
+    import pyarrow as pa
+
+    from core.data.store import DatasetRef, DatasetStore
+
+from core.data.types import (
+    BATCH_ROWS,
+    DELIMITERS,
+    FORMATS,
+    MAX_REPORTED_LINES,
+    SNIFF_BYTES,
+    DataError,
+    LoadReport,
+    check_text,
+)
+
+STAGING_MAX_AGE_S = 24 * 3600
+
+
+def load_file(path: str | os.PathLike, **options: Any) -> datasets.Dataset:
+    """Load a CSV / TSV / JSON Lines / Parquet file as a memory-mapped Dataset; bad files raise DataError.
+
+    Options: format ("auto" | csv | tsv | jsonl | parquet), encoding ("auto" or a codec), delimiter
+    ("auto" or one character), header ("auto" | True | False), on_bad_lines ("error" | "skip"),
+    infer_types (True), fix_names (False: rename empty / duplicate column names instead of refusing),
+    max_cell_bytes, cache_dir.
+    """
+    return load_file_report(path, **options).dataset
+
+
+def load_file_report(path: str | os.PathLike, *, format: str = "auto", encoding: str = "auto",
+                     delimiter: str = "auto", header: bool | str = "auto", on_bad_lines: str = "error",
+                     infer_types: bool = True, fix_names: bool = False, max_cell_bytes: int | None = None,
+                     cache_dir: str | os.PathLike | None = None) -> LoadReport:
+    """`load_file`, returning what was detected (encoding, delimiter, header, skipped lines) too."""
+    from core.settings import get_settings
+
+    path = Path(path)
+    if on_bad_lines not in ("error", "skip"):
+        raise DataError(f"on_bad_lines must be 'error' or 'skip', got {on_bad_lines!r}")
+    if not path.is_file():
+        raise DataError(f"no file at {str(path)!r} on the server")
+    settings = get_settings()
+    cap = int(max_cell_bytes or settings.max_cell_bytes)
+    staging = Path(cache_dir) if cache_dir else settings.workspace / "cache" / "loads"
+    staging.mkdir(parents=True, exist_ok=True)
+    _sweep(staging)
+    fmt = _detect_format(path, format)
+    stem = staging / f"load-{uuid.uuid4().hex}"
+    raw, final = stem.with_suffix(".raw.arrow"), stem.with_suffix(".arrow")
+    try:
+        from core.data import formats as dataformats
+
+        if fmt == "parquet":
+            report = dataformats.load_parquet(path, final)
+        elif fmt == "jsonl":
+            report = dataformats.load_jsonl(path, final, cap)
+        else:
+            report = _load_csv(path, raw, fmt, encoding, delimiter, header, on_bad_lines, cap, fix_names)
+            dataformats.type_columns(raw, final, infer_types)
+        import datasets
+
+        report.dataset = datasets.Dataset.from_file(str(final))
+        return report
+    except DataError:
+        final.unlink(missing_ok=True)
+        raise
+    except (OSError, UnicodeError, csv.Error, ValueError, TypeError, OverflowError) as e:
+        # anything else a bad file provokes still leaves as a DataError, never as a library error
+        final.unlink(missing_ok=True)
+        raise DataError(f"{path.name}: could not be read ({type(e).__name__}: {e})") from e
+    finally:
+        raw.unlink(missing_ok=True)
+
+
+def _sweep(folder: Path) -> None:
+    """Delete staging files from loads a day old (their datasets were saved or dropped long ago)."""
+    now = time.time()
+    for p in folder.glob("load-*.arrow"):
+        try:
+            if now - p.stat().st_mtime > STAGING_MAX_AGE_S:
+                p.unlink()
+        except OSError:
+            pass
+
+
+def _detect_format(path: Path, fmt: str) -> str:
+    if fmt != "auto":
+        if fmt not in FORMATS:
+            raise DataError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+        return fmt
+    ext = path.suffix.lower()
+    if ext in (".jsonl", ".ndjson", ".json"):
+        return "jsonl"
+    if ext in (".parquet", ".pq"):
+        return "parquet"
+    return "tsv" if ext in (".tsv", ".tab") else "csv"
+
+
+def import_file(path: str | os.PathLike, name: str, source: str, store: DatasetStore | None = None,
+                **options: Any) -> tuple[DatasetRef, LoadReport]:
+    """Load a file and save it as the next version of `name` (the page's one call for "load")."""
+    from core.data.store import DatasetStore
+
+    report = load_file_report(path, **options)
+    store = store or DatasetStore.default()
+    notes = [f"# {n}" for n in report.notes]
+    history = [f"ds = core.data.load_file({Path(path).name!r})  # {report.format}", *notes]
+    return store.save(report.dataset, name, source, history), report
+
+
+def save_upload(filename: str, stream: BinaryIO, folder: str | os.PathLike | None = None) -> Path:
+    """Copy an uploaded file into the workspace under a sanitised name (no separators, no `..`)."""
+    import shutil
+
+    from core.data.store import safe_name
+    from core.settings import get_settings
+
+    folder = Path(folder) if folder else get_settings().workspace / "uploads"
+    folder.mkdir(parents=True, exist_ok=True)
+    dest = folder / f"{uuid.uuid4().hex[:8]}-{safe_name(filename)}"
+    tmp = dest.with_name(dest.name + ".part")
+    with tmp.open("wb") as out:
+        shutil.copyfileobj(stream, out, 1 << 20)
+    tmp.replace(dest)
+    return dest
+
+
+def load_hub(spec: str) -> datasets.DatasetDict:
+    """A hub dataset id through `datasets.load_dataset`; offline, a DataError saying so."""
+    from core.assets import offline_message
+    from core.settings import get_settings
+
+    spec = (spec or "").strip()
+    if not spec:
+        raise DataError("no hub dataset id given (e.g. 'imdb' or 'owner/name')")
+    if get_settings().offline:
+        raise DataError(offline_message(spec, "dataset").replace("a local dataset folder", "a file on the server"))
+    import datasets
+
+    try:
+        data = datasets.load_dataset(spec)
+    except Exception as e:  # the hub raises many types (network, auth, missing); all end as one message
+        raise DataError(f"could not load {spec!r} from the hub: {type(e).__name__}: {e}") from None
+    return data if isinstance(data, datasets.DatasetDict) else datasets.DatasetDict({"train": data})
+
+
+# --- CSV ---------------------------------------------------------------------------------------
+
+def _detect_encoding(path: Path, head: bytes, encoding: str, notes: list[str]) -> str:
+    """The codec to read with: the BOM's, UTF-8 if the whole file decodes, else Latin-1 (noted)."""
+    if encoding != "auto":
+        try:
+            codecs.lookup(encoding)
+        except LookupError:
+            raise DataError(f"unknown encoding {encoding!r}") from None
+        return encoding
+    if head.startswith(codecs.BOM_UTF8):
+        notes.append("encoding: UTF-8 with a byte-order mark (removed)")
+        return "utf-8-sig"
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        notes.append("encoding: UTF-16 (from its byte-order mark)")
+        return "utf-16"
+    # decode the whole file in chunks: a bad byte at the end must not be found after a long load
+    dec, line, offset = codecs.getincrementaldecoder("utf-8")(), 1, 0
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 22):
+            try:
+                dec.decode(chunk)
+            except UnicodeDecodeError as e:
+                bad = offset + e.start
+                line += chunk[: max(e.start, 0)].count(b"\n")
+                notes.append(f"encoding: not valid UTF-8 (line {line}, byte {bad} is 0x{chunk[e.start]:02x}); "
+                             "read as Latin-1 — check accented characters, or pick the right encoding")
+                return "latin-1"
+            line += chunk.count(b"\n")
+            offset += len(chunk)
+    try:
+        dec.decode(b"", final=True)
+    except UnicodeDecodeError:
+        notes.append(f"encoding: the file ends inside a UTF-8 character (line {line}); read as Latin-1")
+        return "latin-1"
+    return "utf-8"
+
+
+def _sniff_delimiter(sample: str, preferred: str) -> str:
+    """The candidate that splits the first records into the same number (>1) of fields most often."""
+    lines = sample.splitlines(keepends=True)
+    if len(lines) > 1 and not sample.endswith(("\n", "\r")):
+        lines = lines[:-1]  # the sample may cut the last record in half
+    best, best_score = preferred, 0.0
+    for d in (preferred, *[c for c in DELIMITERS if c != preferred]):
+        try:
+            counts = [len(r) for r in csv.reader(lines[:200], delimiter=d) if r]
+        except csv.Error:
+            continue
+        if not counts or max(counts) < 2:
+            continue
+        mode = max(set(counts), key=counts.count)
+        score = counts.count(mode) / len(counts) * (mode > 1)
+        if score > best_score + 1e-9:
+            best, best_score = d, score
+    return best
+
+
+def _looks_numeric(cell: str) -> bool:
+    try:
+        float(cell.replace("_", "x"))  # "1_000" is an identifier-like header, not a number
+        return True
+    except ValueError:
+        return False
+
+
+def _column_names(first: list[str], header: bool | str, fix: bool) -> tuple[list[str], bool, str]:
+    """(names, whether the first row is a header, a note on the decision); bad names raise."""
+    if header == "auto":
+        header = not any(_looks_numeric(c.strip()) for c in first)
+        why = "no cell of the first row is a number" if header else "the first row holds numbers"
+        note = f"header: {'yes' if header else 'no'} ({why}; override with the header option)"
+    else:
+        note = f"header: {'yes' if header else 'no'} (as chosen)"
+    if not header:
+        return [f"column_{i + 1}" for i in range(len(first))], False, note
+    names, seen = [], {}
+    for i, raw in enumerate(first, start=1):
+        name = raw.strip()
+        if not name:
+            if not fix:
+                raise DataError(f"line 1: column {i} has an empty name; name it, or turn on 'fix column names'")
+            name = f"column_{i}"
+        if name in seen:
+            if not fix:
+                raise DataError(f"line 1: column {i} is named {name!r} like column {seen[name]}; "
+                                "column names must be unique (or turn on 'fix column names')")
+            k = 2
+            while f"{name}_{k}" in seen:
+                k += 1
+            name = f"{name}_{k}"
+        seen[name] = i
+        names.append(name)
+    return names, True, note
+
+
+def _load_csv(path: Path, out: Path, fmt: str, encoding: str, delimiter: str, header: bool | str,
+              on_bad_lines: str, cap: int, fix: bool) -> LoadReport:
+    """Stream-parse a delimited file into string columns in the Arrow file `out`."""
+    import pyarrow as pa
+
+    with path.open("rb") as f:
+        head = f.read(SNIFF_BYTES)
+    check_text(path, head)
+    notes: list[str] = []
+    enc = _detect_encoding(path, head, encoding, notes)
+    if delimiter == "auto":
+        sample = head.decode(enc, errors="replace")
+        delim = _sniff_delimiter(sample, "\t" if fmt == "tsv" else ",")
+        notes.append(f"delimiter: {_show(delim)} (detected)")
+    elif len(delimiter) != 1 or delimiter in "\"\r\n":
+        raise DataError(f"delimiter must be one character other than a quote or newline, got {delimiter!r}")
+    else:
+        delim = delimiter
+    csv.field_size_limit(max(csv.field_size_limit(), cap + 1))  # longer cells get our message below
+    report = LoadReport(dataset=None, format=fmt, encoding=enc, delimiter=delim, notes=notes)  # type: ignore[arg-type]
+    with path.open("r", encoding=enc, newline="") as f:
+        reader = csv.reader(f, delimiter=delim, quotechar='"', doublequote=True, strict=True)
+        records = _records(reader, path.name)
+        first = next(((n, r) for n, r in records), None)
+        if first is None:
+            raise DataError(f"{path.name} has no rows (only blank lines)")
+        names, report.header, note = _column_names(first[1], header, fix)
+        notes.append(note)
+        schema = pa.schema([(n, pa.string()) for n in names])
+        width, rows, lines, total = len(names), [], [], 0
+        with pa.OSFile(str(out), "wb") as sink, pa.ipc.new_stream(sink, schema) as writer:
+            pending = [] if report.header else [first]
+            for line, row in _chain(pending, records):
+                if len(row) != width:
+                    if on_bad_lines == "error":
+                        raise DataError(f"line {line} has {len(row)} field{'s' * (len(row) != 1)}, expected "
+                                        f"{width} (like the header: {', '.join(names[:8])}"
+                                        f"{'…' if width > 8 else ''}); fix the line or choose to skip bad lines")
+                    report.skipped_count += 1
+                    if len(report.skipped_lines) < MAX_REPORTED_LINES:
+                        report.skipped_lines.append(line)
+                    continue
+                rows.append(row)
+                lines.append(line)
+                if len(rows) >= BATCH_ROWS:
+                    total += _write_rows(writer, schema, rows, lines, cap)
+            total += _write_rows(writer, schema, rows, lines, cap)
+    if total == 0:
+        if report.header:
+            raise DataError(f"{path.name} has only a header row ({', '.join(names[:8])}) and no data rows")
+        raise DataError(f"{path.name} has no data rows: every line was skipped as malformed")
+    if report.skipped_count:
+        shown = ", ".join(map(str, report.skipped_lines[:20]))
+        more = f" and {report.skipped_count - 20:,} more" if report.skipped_count > 20 else ""
+        notes.append(f"skipped {report.skipped_count:,} line(s) with the wrong number of fields: {shown}{more}")
+    return report
+
+
+def _chain(first: list, rest: Iterator) -> Iterator:
+    yield from first
+    yield from rest
+
+
+def _show(delim: str) -> str:
+    return {"\t": "tab", ",": "comma", ";": "semicolon", "|": "pipe"}.get(delim, repr(delim))
+
+
+def _records(reader: Any, name: str) -> Iterator[tuple[int, list[str]]]:
+    """(line where the record starts, fields), blank lines dropped; parse errors name their line."""
+    start = 1
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as e:
+            msg = str(e)
+            if "field larger than field limit" in msg:
+                raise DataError(f"line {start}: a cell is over the size cap (TORCHLAB_MAX_CELL_BYTES)") from None
+            if "unexpected end of data" in msg:
+                raise DataError(f"line {start}: a quoted field is never closed (a \" opens it and the file ends "
+                                "before the closing \")") from None
+            if "NUL" in msg:
+                raise DataError(f"line {reader.line_num}: contains a NUL byte — is this a binary file?") from None
+            raise DataError(f"line {reader.line_num}: {msg} (a quote inside a quoted field must be doubled: \"\")"
+                            ) from None
+        if row and not (len(row) == 1 and not row[0].strip()):  # blank and whitespace-only lines are no rows
+            yield start, row
+        start = reader.line_num + 1
+
+
+def _write_rows(writer: Any, schema: pa.Schema, rows: list[list[str]], lines: list[int], cap: int) -> int:
+    """Write the buffered rows as one batch of string columns (cells over `cap` bytes refused), then clear."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if not rows:
+        return 0
+    arrays = [pa.array(c, pa.string()) for c in zip(*rows, strict=True)]
+    for name, arr in zip(schema.names, arrays, strict=True):
+        sizes = pc.binary_length(arr)
+        if pc.max(sizes).as_py() > cap:  # checked per batch in C: a per-cell Python check halves the speed
+            i = pc.index(pc.greater(sizes, cap), True).as_py()
+            raise DataError(f"line {lines[i]}, column {name!r}: a cell of {sizes[i].as_py():,} bytes is over the "
+                            f"{cap:,}-byte cap (TORCHLAB_MAX_CELL_BYTES)")
+    writer.write_batch(pa.record_batch(arrays, schema=schema))
+    n = len(rows)
+    rows.clear()
+    lines.clear()
+    return n

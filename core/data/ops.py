@@ -1,0 +1,337 @@
+"""Shaping a saved dataset with `datasets` operations, each recorded as the code that does the same.
+
+An operation is plain data (`Op(kind, args)`) so the page can keep a list of them in session state
+and the history can be saved with the new version. `apply` runs one on every split of a
+DatasetDict; `code` gives the equivalent `datasets` call. Results are written to files in the
+workspace's scratch folder, never into a saved version's folder.
+"""
+from __future__ import annotations
+
+import html
+import re
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from core.data.types import DataError
+
+if TYPE_CHECKING:
+    import datasets
+
+PRESETS = ("lowercase", "strip_html", "collapse_whitespace", "truncate")
+CAST_TYPES = ("string", "int64", "float64", "bool")
+KINDS = ("select_columns", "select_rows", "filter", "map", "shuffle", "split", "concat", "rename", "cast",
+         "class_label", "drop_duplicates", "drop_empty")
+_TAG = re.compile(r"<[^>]+>")
+
+
+@dataclass
+class Op:
+    """One shaping step: its kind (one of KINDS) and arguments."""
+
+    kind: str
+    args: dict[str, Any] = field(default_factory=dict)
+
+
+def _preset(name: str, n: int) -> tuple[Callable[[str], str], str]:
+    """(function on one string, the same as a Python expression over `s`)."""
+    if name == "lowercase":
+        return str.lower, "s.lower()"
+    if name == "strip_html":
+        return (lambda s: html.unescape(_TAG.sub(" ", s))), 'html.unescape(re.sub(r"<[^>]+>", " ", s))'
+    if name == "collapse_whitespace":
+        return (lambda s: " ".join(s.split())), '" ".join(s.split())'
+    if name == "truncate":
+        return (lambda s: s[:n]), f"s[:{n}]"
+    raise DataError(f"unknown text preset {name!r}; presets: {', '.join(PRESETS)}")
+
+
+def code(op: Op) -> str:
+    """The `datasets` code that does what `apply(…, op)` does (on a DatasetDict `ds`)."""
+    a = op.args
+    if op.kind == "select_columns":
+        return f"ds = ds.select_columns({a['columns']!r})"
+    if op.kind == "select_rows":
+        return (f"ds = DatasetDict({{k: d.select(range(min({a['start']}, len(d)), min({a['stop']}, len(d)))) "
+                "for k, d in ds.items()})")
+    if op.kind == "filter":
+        return (f"f = core.expr.compile_expression({a['formula']!r})\n"
+                "ds = ds.filter(lambda b: [bool(f(dict(zip(b, r)))) for r in zip(*b.values())], batched=True)")
+    if op.kind == "map":
+        _, expr = _preset(a["preset"], int(a.get("n", 0)))
+        cols = a["columns"]
+        body = ", ".join(f"{c!r}: [None if s is None else {expr} for s in b[{c!r}]]" for c in cols)
+        return f"ds = ds.map(lambda b: {{{body}}}, batched=True)"
+    if op.kind == "shuffle":
+        return f"ds = ds.shuffle(seed={a['seed']})"
+    if op.kind == "split":
+        strat = f", stratify_by_column={a['stratify']!r}" if a.get("stratify") else ""
+        return (f"parts = ds[{a['split']!r}].train_test_split(test_size={a['test_size']}, seed={a['seed']}{strat})\n"
+                f"ds[{a['split']!r}], ds[{a.get('test_name', 'test')!r}] = parts['train'], parts['test']")
+    if op.kind == "concat":
+        return (f"other = store.load({a['name']!r}, {a['version']})\n"
+                "ds = DatasetDict({k: concatenate_datasets([d, other[k]]) if k in other else d for k, d in ds.items()})")
+    if op.kind == "rename":
+        return f"ds = ds.rename_column({a['old']!r}, {a['new']!r})"
+    if op.kind == "cast":
+        return f"ds = ds.cast_column({a['column']!r}, Value({a['dtype']!r}))"
+    if op.kind == "class_label":
+        return f"ds = ds.class_encode_column({a['column']!r})"
+    if op.kind == "drop_duplicates":
+        return ("def first_seen():  # one memory per split\n"
+                "    seen = set()\n"
+                "    return lambda r: (k := repr(tuple(r.values()))) not in seen and not seen.add(k)\n"
+                "ds = DatasetDict({k: d.filter(first_seen()) for k, d in ds.items()})")
+    if op.kind == "drop_empty":
+        return ("ds = ds.filter(lambda r: any(v is not None and (not isinstance(v, str) or v.strip()) "
+                "for v in r.values()))")
+    raise DataError(f"unknown operation {op.kind!r}; operations: {', '.join(KINDS)}")
+
+
+def apply(dd: datasets.DatasetDict, op: Op, scratch: Path | None = None, store: Any = None
+          ) -> datasets.DatasetDict:
+    """Run `op` on every split of `dd` and return the new DatasetDict; bad arguments raise DataError."""
+    import datasets
+
+    code(op)  # refuses unknown kinds and presets before any work
+    scratch = scratch or _scratch()
+    a = op.args
+    first = next(iter(dd.values()))
+    cols = first.column_names
+
+    def need(*names: str) -> None:
+        for n in names:
+            if n not in cols:
+                raise DataError(f"no column {n!r}; columns: {', '.join(cols)}")
+
+    def each(fn: Callable[[datasets.Dataset], datasets.Dataset]) -> datasets.DatasetDict:
+        return datasets.DatasetDict({k: fn(d) for k, d in dd.items()})
+
+    def cache() -> str:
+        return str(scratch / f"op-{uuid.uuid4().hex}.arrow")
+
+    try:
+        if op.kind == "select_columns":
+            if not a["columns"]:
+                raise DataError("select at least one column")
+            need(*a["columns"])
+            return dd.select_columns(list(a["columns"]))
+        if op.kind == "select_rows":
+            start, stop = int(a["start"]), int(a["stop"])
+            if start < 0 or stop <= start:
+                raise DataError(f"row range {start}–{stop} is empty: start must be ≥ 0 and below stop")
+            return each(lambda d: d.select(range(min(start, len(d)), min(stop, len(d))),
+                                           indices_cache_file_name=cache()))
+        if op.kind == "filter":
+            return _filter(dd, a["formula"], cache)
+        if op.kind == "map":
+            need(*a["columns"])
+            fn, _ = _preset(a["preset"], int(a.get("n", 0)))
+            if a["preset"] == "truncate" and int(a.get("n", 0)) <= 0:
+                raise DataError("truncate needs a positive number of characters")
+            for c in a["columns"]:
+                if first.features[c] != datasets.Value("string"):
+                    raise DataError(f"column {c!r} is {first.features[c]}, not text: text presets need strings")
+
+            def batch_fn(b: dict) -> dict:
+                return {c: [None if s is None else fn(s) for s in b[c]] for c in a["columns"]}
+
+            return each(lambda d: d.map(batch_fn, batched=True, cache_file_name=cache()))
+        if op.kind == "shuffle":
+            return each(lambda d: d.shuffle(seed=int(a["seed"]), indices_cache_file_name=cache()))
+        if op.kind == "split":
+            return _split(dd, a, cache)
+        if op.kind == "concat":
+            return _concat(dd, store.load(a["name"], a.get("version")))
+        if op.kind == "rename":
+            need(a["old"])
+            new = str(a["new"]).strip()
+            if not new or new in cols:
+                raise DataError(f"new name {new!r} is empty or already a column")
+            return dd.rename_column(a["old"], new)
+        if op.kind == "cast":
+            need(a["column"])
+            if a["dtype"] not in CAST_TYPES:
+                raise DataError(f"cast to one of {', '.join(CAST_TYPES)}, not {a['dtype']!r}")
+            return each(lambda d: _cast(d, a["column"], datasets.Value(a["dtype"]), cache()))
+        if op.kind == "class_label":
+            need(a["column"])
+            return _class_label(dd, a["column"], cache)
+        if op.kind == "drop_duplicates":
+            return each(lambda d: d.filter(_first_seen(), batched=True, cache_file_name=cache()))
+        if op.kind == "drop_empty":
+            return each(lambda d: d.filter(_not_empty, batched=True, cache_file_name=cache()))
+    except DataError:
+        raise
+    except (ValueError, TypeError, KeyError) as e:  # a cast that does not fit, a stratify column that can't
+        raise DataError(f"{op.kind} failed: {e}") from None
+    raise DataError(f"unknown operation {op.kind!r}")
+
+
+def _cast(d: datasets.Dataset, column: str, feature: Any, cache_file: str) -> datasets.Dataset:
+    features = d.features.copy()
+    features[column] = feature
+    return d.cast(features, cache_file_name=cache_file)
+
+
+def _filter(dd: datasets.DatasetDict, formula: str, cache: Callable[[], str]) -> datasets.DatasetDict:
+    """Keep rows where the safe-expression `formula` is true (core.expr: never Python eval)."""
+    import datasets
+
+    from core.expr import ExpressionError, compile_expression
+
+    try:
+        f = compile_expression(formula)
+    except ExpressionError as e:
+        raise DataError(f"filter formula: {e}") from None
+    offset = [0]
+
+    def keep(b: dict) -> list[bool]:
+        keys = list(b)
+        out = []
+        for i, values in enumerate(zip(*b.values(), strict=True)):
+            try:
+                out.append(bool(f(dict(zip(keys, values, strict=True)))))
+            except (ExpressionError, TypeError, ValueError, ArithmeticError) as e:
+                raise DataError(f"filter formula failed on row {offset[0] + i}: {e}") from None
+        offset[0] += len(out)
+        return out
+
+    result = {}
+    for k, d in dd.items():
+        offset[0] = 0
+        result[k] = d.filter(keep, batched=True, cache_file_name=cache())
+    return datasets.DatasetDict(result)
+
+
+def _split(dd: datasets.DatasetDict, a: dict, cache: Callable[[], str]) -> datasets.DatasetDict:
+    import datasets
+
+    src, test_name = a.get("split", "train"), a.get("test_name", "test")
+    if src not in dd:
+        raise DataError(f"no split {src!r} to divide; splits: {', '.join(dd)}")
+    if test_name in dd and test_name != src:
+        raise DataError(f"there is already a {test_name!r} split: name the new one 'validation'")
+    size = float(a["test_size"])
+    strat = a.get("stratify") or None
+    if strat and not isinstance(dd[src].features.get(strat), datasets.ClassLabel):
+        raise DataError(f"stratifying needs {strat!r} to be a ClassLabel: encode it as class labels first")
+    parts = dd[src].train_test_split(test_size=int(size) if size >= 1 else size, seed=int(a["seed"]),
+                                     stratify_by_column=strat, train_indices_cache_file_name=cache(),
+                                     test_indices_cache_file_name=cache())
+    out = {}
+    for k, d in dd.items():  # keep the split order, the new split right after its source
+        if k == src:
+            out[src], out[test_name] = parts["train"], parts["test"]
+        else:
+            out[k] = d
+    return datasets.DatasetDict(out)
+
+
+def _concat(dd: datasets.DatasetDict, other: datasets.DatasetDict) -> datasets.DatasetDict:
+    """Append `other` split by split; the columns must be the same (types are cast where they differ)."""
+    import datasets
+
+    mine, theirs = next(iter(dd.values())).column_names, next(iter(other.values())).column_names
+    if sorted(mine) != sorted(theirs):
+        raise DataError(f"the columns differ: only here {sorted(set(mine) - set(theirs))}, "
+                        f"only there {sorted(set(theirs) - set(mine))}")
+    out = {}
+    for k, d in dd.items():
+        if k not in other:
+            out[k] = d
+            continue
+        o = other[k].select_columns(mine)
+        if o.features != d.features:
+            o = o.cast(d.features)
+        out[k] = datasets.concatenate_datasets([d, o])
+    return datasets.DatasetDict(out)
+
+
+def _class_label(dd: datasets.DatasetDict, column: str, cache: Callable[[], str]) -> datasets.DatasetDict:
+    """Like `class_encode_column`, with one set of names over all splits (so ids agree between them)."""
+    import datasets
+
+    names: set[str] = set()
+    for d in dd.values():
+        names.update(str(v) for v in d.unique(column) if v is not None)
+    label = datasets.ClassLabel(names=sorted(names))
+    out = {}
+    for k, d in dd.items():
+        if d.features[column] != datasets.Value("string"):
+            d = _cast(d, column, datasets.Value("string"), cache())
+        out[k] = _cast(d, column, label, cache())
+    return datasets.DatasetDict(out)
+
+
+def _first_seen() -> Callable[[dict], list[bool]]:
+    seen: set[str] = set()
+
+    def keep(b: dict) -> list[bool]:
+        out = []
+        for row in zip(*b.values(), strict=True):
+            key = repr(row)
+            out.append(key not in seen)
+            seen.add(key)
+        return out
+
+    return keep
+
+
+def _not_empty(b: dict) -> list[bool]:
+    return [any(v is not None and (not isinstance(v, str) or v.strip()) for v in row) for row in zip(*b.values(), strict=True)]
+
+
+def history_code(ref_name: str, version: int, ops: list[Op]) -> str:
+    """A runnable-looking script: load the version, then every operation's code."""
+    lines = ["import datasets", "from datasets import DatasetDict, Value, concatenate_datasets", "",
+             f"ds = store.load({ref_name!r}, {version})  # core.data.DatasetStore"]
+    return "\n".join(lines + [code(op) for op in ops])
+
+
+def export(ds: datasets.Dataset, fmt: str, dest: Path) -> Path:
+    """Write one split to `dest` as CSV or Parquet (class ids as their names in CSV) and return it."""
+    import datasets
+
+    if fmt not in ("csv", "parquet"):
+        raise DataError(f"export as csv or parquet, not {fmt!r}")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(dest.name + ".part")
+    if fmt == "csv":
+        for name, feat in ds.features.items():
+            if isinstance(feat, datasets.ClassLabel):  # names read better than ids in a spreadsheet
+                ds = ds.map(lambda b, n=name, f=feat: {n: [None if v is None else f.int2str(v) for v in b[n]]},
+                            batched=True, features=_with_string(ds.features, name),
+                            cache_file_name=str(_scratch() / f"op-{uuid.uuid4().hex}.arrow"))
+        ds.to_csv(str(tmp), index=False)
+    else:
+        ds.to_parquet(str(tmp))
+    tmp.replace(dest)
+    return dest
+
+
+def _with_string(features: Any, name: str) -> Any:
+    import datasets
+
+    out = features.copy()
+    out[name] = datasets.Value("string")
+    return out
+
+
+def _scratch() -> Path:
+    """The workspace folder for operation results; files a day old are swept."""
+    from core.settings import get_settings
+
+    folder = get_settings().workspace / "cache" / "ops"
+    folder.mkdir(parents=True, exist_ok=True)
+    now = time.time()
+    for p in folder.glob("op-*.arrow"):
+        try:
+            if now - p.stat().st_mtime > 24 * 3600:
+                p.unlink()
+        except OSError:
+            pass
+    return folder
