@@ -1,8 +1,11 @@
 """Tokenizers: load any offline or local tokenizer, compare them side by side, and train your own.
 
 `compare` loads by name (packaged assets, `trained:<name>` from the workspace, local folders, hub ids
-where the network allows) and encodes with offsets; `training` trains BPE / WordPiece / Unigram.
+where the network allows) and encodes with offsets; `batch` pads and truncates batches; `training` trains
+BPE / WordPiece / Unigram. `guard` is the boundary with the Rust library: names stay inside the tokenizers
+folder, panics and library errors become `TextError` / `TrainError` / `AssetError`, and calls have a budget.
 """
+from core.tokenizers.batch import MAX_BATCH_CELLS, MAX_BATCH_LINES, MAX_BATCH_POSITIONS, PADDINGS
 from core.tokenizers.compare import (
     MARKERS,
     TRAINED_PREFIX,
@@ -29,8 +32,12 @@ from core.tokenizers.compare import (
     text_notes,
     vocab_search,
 )
+from core.tokenizers.guard import ENCODE_BUDGET_S, is_panic
 from core.tokenizers.training import (
     DEFAULT_SPECIALS,
+    MAX_MIN_FREQUENCY,
+    MAX_TRAIN_CHARS,
+    MAX_VOCAB,
     MODELS,
     NORMALIZERS,
     PRE_TOKENIZERS,
@@ -54,8 +61,16 @@ __all__ = [
     "Comparison",
     "CorpusStats",
     "DEFAULT_SPECIALS",
+    "ENCODE_BUDGET_S",
     "MARKERS",
+    "MAX_BATCH_CELLS",
+    "MAX_BATCH_LINES",
+    "MAX_BATCH_POSITIONS",
+    "MAX_MIN_FREQUENCY",
+    "MAX_TRAIN_CHARS",
+    "MAX_VOCAB",
     "MODELS",
+    "PADDINGS",
     "NORMALIZERS",
     "PRE_TOKENIZERS",
     "SAMPLE",
@@ -81,6 +96,7 @@ __all__ = [
     "family",
     "file_texts",
     "is_byte_level",
+    "is_panic",
     "load",
     "readable",
     "register_folder",

@@ -12,6 +12,7 @@ import bisect
 import dataclasses
 import json
 import re
+import time
 import unicodedata
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -20,6 +21,16 @@ from typing import TYPE_CHECKING
 
 from core.assets import REGISTRY, AssetError, load_tokenizer, names, offline_message
 from core.settings import Settings, get_settings
+from core.tokenizers.batch import (  # noqa: F401  (re-exported: compare is where callers look first)
+    MAX_BATCH_CELLS,
+    MAX_BATCH_LINES,
+    MAX_BATCH_POSITIONS,
+    PADDINGS,
+    BatchView,
+    batch_encode,
+    encode_ids,
+)
+from core.tokenizers.guard import ENCODE_BUDGET_S, TextError, bounded, rust_errors, trained_folder
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerFast
@@ -27,16 +38,15 @@ if TYPE_CHECKING:
 TRAINED_PREFIX = "trained:"
 _FOLDERS_FILE = "local_folders.json"  # folders the user registered, kept in the workspace
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*(/[\w.\-]+)?$")
+MAX_TOKENIZER_FILE_MB = 200  # a tokenizer.json read into memory (XLM-R's is 17 MB)
+MAX_QUERY_CHARS = 200  # a vocabulary search
+_PROBE = "Hello, World! 123 naïve café 東京 👍🏽 aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa!\n\t x"  # one of each kind
 MARKERS = {
     "Ġ": "byte-level BPE (GPT-2, tiktoken, Qwen): the token starts with a space",
     "Ċ": "byte-level BPE: a newline",
     "▁": "SentencePiece (XLM-R, T5): the token starts a new word (the space is part of it)",
     "##": "WordPiece (BERT): the token continues the word before it, no space in between",
 }
-
-
-class TextError(ValueError):
-    """Text the tokenizer views can't take; the message says what was wrong."""
 
 
 # --------------------------------------------------------------------------- loading
@@ -46,11 +56,19 @@ def available(settings: Settings | None = None) -> list[str]:
     out = names("tokenizer")
     tdir = settings.tokenizers_dir
     if tdir.is_dir():
-        # dot-folders are half-written trainings (see tokenizer_training.train)
+        # dot-folders are half-written trainings (see tokenizer_training.train); links out are never listed
         out += [TRAINED_PREFIX + p.name for p in sorted(tdir.iterdir())
-                if not p.name.startswith(".") and (p / "tokenizer.json").is_file()]
+                if _is_trained(p.name, tdir) and (p / "tokenizer.json").is_file()]
     out += [f for f in registered_folders(settings) if f not in out]
     return out
+
+
+def _is_trained(name: str, tdir: Path) -> bool:
+    try:
+        trained_folder(name, tdir, AssetError)
+    except AssetError:
+        return False
+    return True
 
 
 def registered_folders(settings: Settings | None = None) -> list[str]:
@@ -85,9 +103,11 @@ def load(name: str, settings: Settings | None = None) -> PreTrainedTokenizerFast
     if not name:
         raise AssetError("no tokenizer given: pick a packaged one, a trained one, a folder or a hub id")
     if name in REGISTRY:
-        tok = load_tokenizer(name, settings)
+        with rust_errors(AssetError, f"packaged tokenizer {name!r} did not load"):
+            tok = load_tokenizer(name, settings)
     elif name.startswith(TRAINED_PREFIX):
-        folder = settings.tokenizers_dir / name.removeprefix(TRAINED_PREFIX)
+        # resolved (links too) to a folder directly inside tokenizers_dir, never a path
+        folder = trained_folder(name.removeprefix(TRAINED_PREFIX), settings.tokenizers_dir, AssetError)
         if not (folder / "tokenizer.json").is_file():
             raise AssetError(f"no trained tokenizer {name!r} in {settings.tokenizers_dir}")
         tok = _load_folder(folder)
@@ -100,29 +120,54 @@ def load(name: str, settings: Settings | None = None) -> PreTrainedTokenizerFast
     else:
         from transformers import AutoTokenizer
 
-        try:
+        with rust_errors(AssetError, f"hub id {name!r} did not load"):  # unknown id, no network, gated repo
             tok = AutoTokenizer.from_pretrained(name)
-        except (OSError, ValueError) as e:  # unknown id, no network, gated repo
-            raise AssetError(f"hub id {name!r} did not load: {e}") from None
     if not getattr(tok, "is_fast", False):
         raise AssetError(f"{name!r} has only a slow (Python) tokenizer: offsets and batch speed need a fast one")
-    tok.backend_tokenizer.no_padding()  # MiniLM's tokenizer.json pads every encoding to 128 by itself
-    tok.backend_tokenizer.no_truncation()
-    if tok.pad_token is None and tok.eos_token is not None:
-        tok.pad_token = tok.eos_token  # the usual GPT-2 recipe, so padding works for every family
+    with rust_errors(AssetError, f"{name!r} did not load"):
+        tok.backend_tokenizer.no_padding()  # MiniLM's tokenizer.json pads every encoding to 128 by itself
+        tok.backend_tokenizer.no_truncation()
+        if tok.pad_token is None and tok.eos_token is not None:
+            tok.pad_token = tok.eos_token  # the usual GPT-2 recipe, so padding works for every family
+    if name not in REGISTRY:  # a file from disk: encode one probe now, so a broken one is refused at load
+        bounded(lambda: tok(_PROBE, return_offsets_mapping=True), error=AssetError,
+                what=f"{name!r} loads but fails on a probe text", budget_s=ENCODE_BUDGET_S)
     return tok
+
+
+def _json_object(file: Path) -> dict:
+    """A tokenizer's JSON file as a dict, or an AssetError saying what is wrong with it."""
+    try:
+        size = file.stat().st_size
+        if size > MAX_TOKENIZER_FILE_MB * 2**20:
+            raise AssetError(f"{file} has {size / 2**20:,.0f} MB, over the {MAX_TOKENIZER_FILE_MB} MB cap")
+        data = json.loads(file.read_bytes())
+    except UnicodeDecodeError as e:  # before ValueError: it is one
+        raise AssetError(f"{file} is not UTF-8 text (byte {e.start})") from None
+    except json.JSONDecodeError as e:
+        raise AssetError(f"{file} is not valid JSON: {e.msg} at line {e.lineno}, column {e.colno}") from None
+    except (OSError, ValueError, RecursionError) as e:  # unreadable, nested too deep
+        raise AssetError(f"{file} can't be read as JSON: {e}") from None
+    if not isinstance(data, dict):
+        raise AssetError(f"{file} holds a JSON {type(data).__name__}, not an object")
+    return data
 
 
 def _load_folder(folder: Path) -> PreTrainedTokenizerFast:
     from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
+    file = folder / "tokenizer.json"
+    if file.is_file():
+        model = _json_object(file).get("model")
+        if not isinstance(model, dict) or "vocab" not in model:  # every model kind (BPE, WordPiece, …) has one
+            raise AssetError(f"{file} has no \"model\" with a \"vocab\": it is not a tokenizers tokenizer.json")
     if (folder / "tokenizer_config.json").is_file():
-        try:
+        _json_object(folder / "tokenizer_config.json")
+        with rust_errors(AssetError, f"folder {folder} does not load as a tokenizer"):
             return AutoTokenizer.from_pretrained(str(folder))
-        except (OSError, ValueError) as e:
-            raise AssetError(f"folder {folder} does not load as a tokenizer: {e}") from None
-    if (folder / "tokenizer.json").is_file():
-        return PreTrainedTokenizerFast(tokenizer_file=str(folder / "tokenizer.json"))
+    if file.is_file():
+        with rust_errors(AssetError, f"{file} does not match the tokenizers format"):
+            return PreTrainedTokenizerFast(tokenizer_file=str(file))
     raise AssetError(f"folder {folder} has no tokenizer.json or tokenizer_config.json")
 
 
@@ -147,7 +192,9 @@ def is_byte_level(tok: PreTrainedTokenizerFast) -> bool:
 def check_text(text: str, settings: Settings | None = None) -> str:
     """The text if the views can take it, else `TextError` saying why (empty, over the cap)."""
     settings = settings or get_settings()
-    if text is None or not text.strip():
+    if not isinstance(text, str):
+        raise TextError(f"the text must be a string, got {type(text).__name__}")
+    if not text.strip():
         raise TextError("the text is empty: type or paste something to tokenize")
     if len(text) > settings.max_text_chars:
         raise TextError(f"the text has {len(text):,} characters, over the cap of {settings.max_text_chars:,} "
@@ -225,14 +272,20 @@ class Comparison:
     split_points: dict[int, int] = field(default_factory=dict)  # boundary -> tokenizers that have it
 
 
-def encode_view(name: str, tok: PreTrainedTokenizerFast, text: str) -> TokenizerResult:
-    """Encode `text` once, keeping ids, raw tokens and character offsets."""
-    # through the tokenizer's own call: it resets the padding/truncation a packaged tokenizer.json may carry
-    enc = tok(text, add_special_tokens=True, return_offsets_mapping=True).encodings[0]
+def encode_view(name: str, tok: PreTrainedTokenizerFast, text: str, budget_s: float = ENCODE_BUDGET_S
+                ) -> TokenizerResult:
+    """Encode `text` once, keeping ids, raw tokens and character offsets (within `budget_s`)."""
+
+    def run():
+        # through the tokenizer's own call: it resets the padding/truncation a packaged tokenizer.json may carry
+        enc = tok(text, add_special_tokens=True, return_offsets_mapping=True).encodings[0]
+        return enc, tok.decode(enc.ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)
+
+    enc, decoded = bounded(run, error=TextError, what=f"{name} could not tokenize the text", budget_s=budget_s,
+                           owner=tok)
     unk = tok.unk_token_id
     views = [TokenView(i, t, s, e, bool(sp), unk is not None and i == unk)
              for i, t, (s, e), sp in zip(enc.ids, enc.tokens, enc.offsets, enc.special_tokens_mask, strict=True)]
-    decoded = tok.decode(enc.ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)
     return TokenizerResult(
         name=name, family=family(name, tok), tokens=views, vocab_size=len(tok),
         specials_added=[v.token for v in views if v.special], n_unknown=sum(v.unknown for v in views),
@@ -253,7 +306,8 @@ def compare(tokenizers: dict[str, PreTrainedTokenizerFast], text: str, settings:
     check_text(text, settings)
     if not tokenizers:
         raise TextError("pick at least one tokenizer")
-    results = [encode_view(n, t, text) for n, t in tokenizers.items()]
+    deadline = time.monotonic() + ENCODE_BUDGET_S  # one budget for the whole comparison
+    results = [encode_view(n, t, text, max(0.05, deadline - time.monotonic())) for n, t in tokenizers.items()]
     points: dict[int, int] = {}
     for r in results:
         for b in {_boundary(text, p) for t in r.tokens if not t.special for p in (t.start, t.end)}:
@@ -292,77 +346,25 @@ def _byte_decoder() -> dict[str, int]:
     return {chr(c): b for b, c in zip(bs, cs, strict=True)}
 
 
-# --------------------------------------------------------------------------- batch
-def encode_ids(tok: PreTrainedTokenizerFast, texts: list[str]) -> list[list[int]]:
-    """Token ids of many texts at once: one call into the Rust batch encoder (all cores)."""
-    return tok(texts, add_special_tokens=True, padding=False, truncation=False,
-               return_attention_mask=False, return_token_type_ids=False)["input_ids"]
-
-
-@dataclass
-class BatchView:
-    """What `tokenizer(texts, padding=…, truncation=…, return_tensors="pt")` returns, unpacked."""
-
-    tensors: dict[str, list[list[int]]]  # input_ids, attention_mask, token_type_ids, …
-    tokens: list[list[str]]  # one row per sequence (overflow rows included)
-    sample_of_row: list[int]  # which input sentence each row came from
-    shape: tuple[int, int]
-    tensor_repr: str  # str() of the real torch tensor
-
-
-def batch_encode(tok: PreTrainedTokenizerFast, texts: list[str], *, pairs: list[str] | None = None,
-                 padding: str = "longest", max_length: int | None = None, truncation: bool = False,
-                 stride: int = 0, overflow: bool = False) -> BatchView:
-    """Encode several sentences as one padded batch, through the Rust batch encoder."""
-    texts = [t for t in texts if t.strip()]
-    if not texts:
-        raise TextError("no sentences: write one sentence per line")
-    if pairs is not None and len(pairs) != len(texts):
-        raise TextError("every line of a pair batch needs both parts, written `first ||| second`")
-    if padding == "max_length" and not max_length:
-        raise TextError("padding to max_length needs a max_length")
-    if (truncation or overflow) and not max_length:
-        raise TextError("truncation needs a max_length")
-    if padding != "do_not_pad" and tok.pad_token is None:
-        raise TextError("this tokenizer has no padding token, so it can't pad a batch; choose no padding")
-    specials = tok.num_special_tokens_to_add(pair=pairs is not None)
-    if overflow and max_length and stride >= max_length - specials:
-        raise TextError(f"stride {stride} must be smaller than max_length minus the {specials} special "
-                        f"tokens ({max_length - specials})")
-    if max_length and max_length <= specials:
-        raise TextError(f"max_length {max_length} leaves no room next to the {specials} special tokens")
-    enc = tok(texts, pairs, padding=padding if padding != "do_not_pad" else False,
-              truncation="longest_first" if (truncation or overflow) else False, max_length=max_length,
-              stride=stride if overflow else 0, return_overflowing_tokens=overflow,
-              return_tensors="pt" if padding != "do_not_pad" else None)
-    mapping = enc.pop("overflow_to_sample_mapping", None)
-    ids = enc["input_ids"]
-    rows = ids.tolist() if hasattr(ids, "tolist") else ids
-    tensors = {k: (v.tolist() if hasattr(v, "tolist") else v) for k, v in enc.items()}
-    if hasattr(ids, "shape"):
-        shape, text_repr = tuple(ids.shape), "\n".join(f"{k} = {v!r}" for k, v in enc.items())
-    else:
-        shape = (len(rows), max(len(r) for r in rows))
-        text_repr = "(rows of different lengths: without padding return_tensors='pt' raises, so none here)"
-    return BatchView(tensors, [tok.convert_ids_to_tokens(r) for r in rows],
-                     mapping.tolist() if mapping is not None else list(range(len(rows))), shape, text_repr)
-
-
 # --------------------------------------------------------------------------- vocabulary
 def vocab_search(tok: PreTrainedTokenizerFast, query: str = "", limit: int = 200) -> list[tuple[int, str, str]]:
     """(id, raw token, readable text) of tokens containing `query`, or of the id `query` if it is a number."""
-    vocab = tok.get_vocab()
+    if not isinstance(query, str):
+        raise TextError(f"the search must be text, got {type(query).__name__}")
     query = query.strip()
-    if query.lstrip("-").isdigit():
-        i = int(query)
-        if not 0 <= i < len(tok):
-            raise TextError(f"id {i} is outside the vocabulary (0 to {len(tok) - 1:,})")
-        hits = [(i, tok.convert_ids_to_tokens(i))]
-    else:
-        byte_level = is_byte_level(tok)
-        hits = [(i, t) for t, i in vocab.items()
-                if not query or query in t or (byte_level and query in readable(t))]
-        hits.sort()
+    if len(query) > MAX_QUERY_CHARS:
+        raise TextError(f"the search has {len(query):,} characters; tokens are short, so at most {MAX_QUERY_CHARS}")
+    with rust_errors(TextError, "the vocabulary could not be read"):
+        if re.fullmatch(r"-?[0-9]+", query):  # ASCII digits only: '²'.isdigit() is True but int('²') fails
+            i = int(query)
+            if not 0 <= i < len(tok):
+                raise TextError(f"id {query} is outside the vocabulary (0 to {len(tok) - 1:,})")
+            hits = [(i, tok.convert_ids_to_tokens(i))]
+        else:
+            byte_level = is_byte_level(tok)
+            hits = [(i, t) for t, i in tok.get_vocab().items()
+                    if not query or query in t or (byte_level and query in readable(t))]
+            hits.sort()
     return [(i, t, readable(t)) for i, t in hits[:limit]]
 
 
@@ -370,13 +372,15 @@ def bpe_merges(tok: PreTrainedTokenizerFast) -> list[tuple[str, str]]:
     """Every BPE merge (left, right) in rank order; empty for WordPiece / Unigram models."""
     import tempfile
 
-    model = tok.backend_tokenizer.model
-    if type(model).__name__ != "BPE":
-        return []
-    with tempfile.TemporaryDirectory() as d:
-        merges_file = next((f for f in model.save(d) if f.endswith("merges.txt")), None)
-        lines = Path(merges_file).read_text(encoding="utf-8").splitlines() if merges_file else []
-    return [tuple(ln.split(" ", 1)) for ln in lines if ln and not ln.startswith("#version")]
+    with rust_errors(TextError, "the BPE merges could not be read"):
+        model = tok.backend_tokenizer.model
+        if type(model).__name__ != "BPE":
+            return []
+        with tempfile.TemporaryDirectory() as d:
+            merges_file = next((f for f in model.save(d) if f.endswith("merges.txt")), None)
+            lines = Path(merges_file).read_text(encoding="utf-8").splitlines() if merges_file else []
+    pairs = (ln.split(" ", 1) for ln in lines if ln and not ln.startswith("#version"))
+    return [(p[0], p[1]) for p in pairs if len(p) == 2]
 
 
 def search_merges(merges: list[tuple[str, str]], query: str = "", limit: int = 200

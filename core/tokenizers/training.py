@@ -8,7 +8,6 @@ is reported as a phase with no fraction, not as made-up numbers.
 from __future__ import annotations
 
 import json
-import re
 import shutil
 import time
 from collections.abc import Iterable, Iterator
@@ -17,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from core.settings import Settings, get_settings
 from core.tokenizers.compare import TRAINED_PREFIX, TextError
+from core.tokenizers.guard import CORPUS_BUDGET_S, TRAINED_NAME, first_line, rust_errors, whole
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerFast
@@ -30,7 +30,12 @@ DEFAULT_SPECIALS = {
     "BPE": ("<s>", "<pad>", "</s>", "<unk>", "<mask>"),
     "Unigram": ("<s>", "<pad>", "</s>", "<unk>", "<mask>"),
 }
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
+MAX_VOCAB = 262_144  # above every packaged vocabulary (XLM-R: 250,002)
+MAX_MIN_FREQUENCY = 10**9
+MAX_SPECIALS, MAX_SPECIAL_CHARS = 100, 64
+MAX_TRAIN_CHARS = 20_000_000  # about 15-25 s of alphabet check + training on a 2-core CPU
+TRAIN_BUDGET_S = 300.0  # reading the corpus; the merge phase after it is bounded by MAX_VOCAB
+MAX_STATS_LENGTH = 1_000_000
 
 
 class TrainError(ValueError):
@@ -125,11 +130,13 @@ def corpus_stats(name: str, tok: PreTrainedTokenizerFast, texts: list[str], max_
     """Fertility, unknowns, truncation and padding waste of `tok` on `texts`."""
     from core.tokenizers.compare import encode_ids
 
+    if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
+        raise TextError("the texts to measure must be a list of strings")
     if not texts:
         raise TextError("no texts to measure")
-    if max_length < 1:
-        raise TextError("max_length must be at least 1")
-    ids = encode_ids(tok, texts)
+    whole(max_length, "max_length", 1, MAX_STATS_LENGTH, TextError)
+    whole(batch_size, "batch_size", 1, MAX_STATS_LENGTH, TextError)
+    ids = encode_ids(tok, texts, CORPUS_BUDGET_S)
     specials = tok.num_special_tokens_to_add()
     lengths = [len(r) for r in ids]
     unk = tok.unk_token_id
@@ -162,7 +169,29 @@ class TrainConfig:
 
     @property
     def specials(self) -> tuple[str, ...]:
-        return self.special_tokens or DEFAULT_SPECIALS[self.model]
+        return tuple(self.special_tokens) or DEFAULT_SPECIALS.get(self.model, ())
+
+    def validate(self) -> None:
+        """Type, range and choice of every field (a bool is not a count here); TrainError says which."""
+        if not isinstance(self.name, str) or not TRAINED_NAME.fullmatch(self.name):
+            raise TrainError(f"name {self.name!r}: use 1-64 letters, digits, '_', '.' or '-', starting with a "
+                             "letter or digit")
+        if not isinstance(self.model, str) or self.model not in MODELS:
+            raise TrainError(f"model must be one of {', '.join(MODELS)}, got {self.model!r}")
+        whole(self.vocab_size, "vocabulary size (vocab_size)", 1, MAX_VOCAB, TrainError)
+        whole(self.min_frequency, "min frequency (min_frequency)", 1, MAX_MIN_FREQUENCY, TrainError)
+        if not isinstance(self.pre_tokenizer, str) or self.pre_tokenizer not in PRE_TOKENIZERS:
+            raise TrainError(f"pre-tokenizer must be one of {', '.join(PRE_TOKENIZERS)}, got {self.pre_tokenizer!r}")
+        for label, items in (("normalizers", self.normalizers), ("special tokens", self.special_tokens)):
+            if not isinstance(items, (tuple, list)) or not all(isinstance(x, str) for x in items):
+                raise TrainError(f"{label} must be a list of strings, got {items!r:.80}")
+        if bad := [n for n in self.normalizers if n not in NORMALIZERS]:
+            raise TrainError(f"unknown normalizer {bad[0]!r}; choose from {', '.join(NORMALIZERS)}")
+        specials = self.specials
+        if len(specials) > MAX_SPECIALS or any(len(t) > MAX_SPECIAL_CHARS for t in specials):
+            raise TrainError(f"at most {MAX_SPECIALS} special tokens of at most {MAX_SPECIAL_CHARS} characters each")
+        if len(set(specials)) != len(specials) or any(not t.strip() for t in specials):
+            raise TrainError("special tokens must be distinct and non-empty")
 
 
 @dataclass
@@ -187,6 +216,7 @@ def _build(config: TrainConfig):
     """An untrained `tokenizers.Tokenizer` and its trainer for `config`."""
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
+    config.validate()
     specials = list(config.specials)
     unk = next((t for t in specials if t.strip("<>[]").lower() == "unk"), None)
     if config.model == "WordPiece":
@@ -226,37 +256,30 @@ def alphabet(config: TrainConfig, texts: Iterable[str]) -> set[str]:
     """The characters the trainer starts from, after normalizing and pre-tokenizing `texts`."""
     from tokenizers import pre_tokenizers
 
+    config.validate()
     if config.pre_tokenizer == "byte_level":
         return set(pre_tokenizers.ByteLevel.alphabet())
     tok, _ = _build(config)
     chars: set[str] = set()
-    for text in texts:
-        norm = tok.normalizer.normalize_str(text) if tok.normalizer else text
-        for piece, _ in tok.pre_tokenizer.pre_tokenize_str(norm):
-            chars.update(piece)
+    with rust_errors(TrainError, "the normalizer / pre-tokenizer failed on the corpus"):
+        for text in texts:
+            norm = tok.normalizer.normalize_str(text) if tok.normalizer else text
+            for piece, _ in tok.pre_tokenizer.pre_tokenize_str(norm):
+                chars.update(piece)
     return chars
 
 
 def check_config(config: TrainConfig, texts: list[str], settings: Settings | None = None) -> int:
     """Refuse a bad request before training; returns the smallest vocabulary that fits."""
     settings = settings or get_settings()
-    if not _NAME.fullmatch(config.name or ""):
-        raise TrainError(f"name {config.name!r}: use 1-64 letters, digits, '_', '.' or '-', starting with a "
-                         "letter or digit")
-    if (settings.tokenizers_dir / config.name).exists():
+    if not isinstance(config, TrainConfig):
+        raise TrainError(f"expected a TrainConfig, got {type(config).__name__}")
+    config.validate()
+    if (settings.tokenizers_dir / config.name).exists() or (settings.tokenizers_dir / config.name).is_symlink():
         raise TrainError(f"a tokenizer named {config.name!r} already exists: pick another name")
-    if config.model not in MODELS:
-        raise TrainError(f"model must be one of {', '.join(MODELS)}, got {config.model!r}")
-    if config.pre_tokenizer not in PRE_TOKENIZERS:
-        raise TrainError(f"pre-tokenizer must be one of {', '.join(PRE_TOKENIZERS)}, got {config.pre_tokenizer!r}")
-    if bad := [n for n in config.normalizers if n not in NORMALIZERS]:
-        raise TrainError(f"unknown normalizer {bad[0]!r}; choose from {', '.join(NORMALIZERS)}")
-    if config.min_frequency < 1:
-        raise TrainError("min frequency must be at least 1")
+    _check_texts(texts)
     if not any(t.strip() for t in texts):
         raise TrainError("there is no text to train on (the column or file is empty)")
-    if len(set(config.specials)) != len(config.specials) or any(not t.strip() for t in config.specials):
-        raise TrainError("special tokens must be distinct and non-empty")
     if config.model == "Unigram" and not any(t.strip("<>[]").lower() == "unk" for t in config.specials):
         raise TrainError("Unigram needs an unknown token among the special tokens (e.g. <unk>)")
     need = len(alphabet(config, texts)) + len(config.specials)
@@ -268,35 +291,56 @@ def check_config(config: TrainConfig, texts: list[str], settings: Settings | Non
     return need
 
 
-def _counted(texts: list[str], progress: TrainProgress) -> Iterator[str]:
-    """Yield texts, recording how far the (Rust) trainer has read."""
+def _check_texts(texts: object) -> None:
+    if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
+        raise TrainError("the texts to train on must be a list of strings")
+    if (chars := sum(map(len, texts))) > MAX_TRAIN_CHARS:
+        raise TrainError(f"the corpus has {chars:,} characters, over the cap of {MAX_TRAIN_CHARS:,} for training "
+                         "here: train on a sample of it")
+
+
+def _counted(texts: list[str], progress: TrainProgress, budget_s: float = TRAIN_BUDGET_S) -> Iterator[str]:
+    """Yield texts, recording how far the (Rust) trainer has read; past `budget_s` it stops the trainer."""
     n = len(texts)
+    stop = time.monotonic() + budget_s
     for i, t in enumerate(texts):
         if i % 64 == 0:
             progress.fraction = 0.9 * i / n
+            if time.monotonic() > stop:
+                raise TrainError(f"reading the corpus ran past the {budget_s:g} s budget: train on a sample of it")
         yield t
     progress.fraction, progress.phase = 0.9, "merging / pruning the vocabulary (the Rust trainer reports no steps)"
 
 
 def train(config: TrainConfig, texts: list[str], progress: TrainProgress | None = None,
           settings: Settings | None = None, corpus: str = "") -> TrainedTokenizer:
-    """Train, save as a Hugging Face tokenizer folder in the workspace, and return how to load it."""
+    """Train, save as a Hugging Face tokenizer folder in the workspace, and return how to load it.
+
+    Every refusal is a TrainError (bad config, corpus over the cap, the Rust trainer's errors and panics).
+    """
+    settings = settings or get_settings()
+    progress = progress or TrainProgress()
+    try:
+        return _train(config, texts, progress, settings, corpus)
+    finally:
+        progress.done = True  # finished or refused: a watcher never waits forever
+
+
+def _train(config: TrainConfig, texts: list[str], progress: TrainProgress, settings: Settings, corpus: str
+           ) -> TrainedTokenizer:
     from tokenizers import processors
     from transformers import PreTrainedTokenizerFast
 
-    settings = settings or get_settings()
-    progress = progress or TrainProgress()
-    texts = [t for t in texts if t and t.strip()]
+    _check_texts(texts)
+    texts = [t for t in texts if t.strip()]
     progress.phase = "checking the alphabet"
     check_config(config, texts, settings)
     tok, trainer = _build(config)
     started = time.perf_counter()
     progress.phase = "reading the corpus and counting words"
-    try:
+    # the Rust trainer's own refusals (e.g. Unigram's vocab too small), its panics, and our budget
+    with rust_errors(TrainError, f"the {config.model} trainer refused"):
         tok.train_from_iterator(_counted(texts, progress), trainer, length=len(texts))
-    except Exception as e:  # the Rust trainer's own refusals (e.g. Unigram's vocab too small)
-        progress.done = True
-        raise TrainError(f"the {config.model} trainer refused: {e}") from None
     specials = set(config.specials)
     roles = {}
     for role, cands in {"unk_token": ("[UNK]", "<unk>"), "pad_token": ("[PAD]", "<pad>"),
@@ -307,18 +351,24 @@ def train(config: TrainConfig, texts: list[str], progress: TrainProgress | None 
     inputs = ["input_ids", "attention_mask"]
     if "cls_token" in roles and "sep_token" in roles:  # [CLS] a [SEP] like BERT, <s> a </s> like RoBERTa
         c, s = roles["cls_token"], roles["sep_token"]
-        tok.post_processor = processors.TemplateProcessing(
-            single=f"{c} $A {s}", pair=f"{c} $A {s} $B:1 {s}:1",
-            special_tokens=[(c, tok.token_to_id(c)), (s, tok.token_to_id(s))])
+        with rust_errors(TrainError, "the [CLS] … [SEP] template could not be built"):
+            tok.post_processor = processors.TemplateProcessing(
+                single=f"{c} $A {s}", pair=f"{c} $A {s} $B:1 {s}:1",
+                special_tokens=[(c, tok.token_to_id(c)), (s, tok.token_to_id(s))])
         inputs.insert(1, "token_type_ids")  # the pair template marks the second segment with 1
     seconds = time.perf_counter() - started
     folder = settings.tokenizers_dir / config.name
     tmp = settings.tokenizers_dir / f".{config.name}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
-    PreTrainedTokenizerFast(tokenizer_object=tok, model_input_names=inputs, **roles).save_pretrained(str(tmp))
-    meta = {"config": asdict(config), "corpus": corpus, "texts": len(texts), "seconds": round(seconds, 3)}
-    (tmp / "torchlab.json").write_text(json.dumps(meta, indent=1))
-    tmp.rename(folder)  # appears whole or not at all
+    try:
+        with rust_errors(TrainError, "the trained tokenizer could not be saved"):
+            PreTrainedTokenizerFast(tokenizer_object=tok, model_input_names=inputs, **roles).save_pretrained(str(tmp))
+        meta = {"config": asdict(config), "corpus": corpus, "texts": len(texts), "seconds": round(seconds, 3)}
+        (tmp / "torchlab.json").write_text(json.dumps(meta, indent=1))
+        tmp.rename(folder)  # appears whole or not at all
+    except OSError as e:  # disk full, folder taken meanwhile
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise TrainError(f"the trained tokenizer could not be saved: {first_line(e)}") from None
     notes = []
     if tok.get_vocab_size() < config.vocab_size:
         notes.append(f"the corpus ran out of merges at {tok.get_vocab_size():,} tokens "
@@ -326,5 +376,5 @@ def train(config: TrainConfig, texts: list[str], progress: TrainProgress | None 
     elif tok.get_vocab_size() > config.vocab_size:
         notes.append(f"the vocabulary has {tok.get_vocab_size():,} tokens, more than the {config.vocab_size:,} "
                      "asked: WordPiece adds a ## form of every character it starts from")
-    progress.fraction, progress.phase, progress.done = 1.0, "saved", True
+    progress.fraction, progress.phase = 1.0, "saved"
     return TrainedTokenizer(TRAINED_PREFIX + config.name, str(folder), tok.get_vocab_size(), seconds, notes)

@@ -1,11 +1,13 @@
 """core.tokenizers: loading by name, known splits per family, exact offsets, comparison, batch, vocabulary."""
 import dataclasses
+import importlib
 
 import pytest
 
 from core.assets import AssetError
 from core.settings import get_settings
-from core.tokenizers import compare as T
+
+T = importlib.import_module("core.tokenizers.compare")  # the package re-exports a function named compare
 
 PACKAGED = ["bert-wordpiece-uncased", "cl100k_base", "qwen2.5", "xlm-r-unigram"]
 MULTILINGUAL = ("Transformers are amazing. Naïve café, Straße! 東京で深層学習 🤖👍🏽 "
