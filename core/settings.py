@@ -32,6 +32,18 @@ class Settings:
     max_upload_mb: int = 200
     # largest single cell accepted when loading a dataset, in bytes
     max_cell_bytes: int = 1_000_000
+    # folders "Path on the server" may read, separated by os.pathsep; "" = only <workspace>/imports
+    data_dirs: str = ""
+    # most columns a loaded file may have (each nested field counts as one)
+    max_columns: int = 4_096
+    # most rows a loaded file may have (blank and skipped lines count)
+    max_rows: int = 10_000_000
+    # largest row (a CSV record, a JSON line, a Parquet row) when loading, in bytes
+    max_row_bytes: int = 8_000_000
+    # deepest nesting of JSON Lines / Parquet values
+    max_nesting: int = 32
+    # largest dataset after decompression (the Arrow data written to disk), in MB
+    max_dataset_mb: int = 2_048
     # largest tensor the expression language may create, in elements
     max_tensor_elements: int = 10_000_000
     # largest total bytes of all tensors a program may hold at once

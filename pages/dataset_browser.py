@@ -6,7 +6,20 @@ import streamlit as st
 from components import data_views as V
 from components import loaders
 from core import data as D
-from core.data import DataError, apply, code, export, history_code, import_file, load_hub, save_upload
+from core.data import (
+    CSV_NOTE,
+    DataError,
+    allowed_dirs,
+    apply,
+    check_export,
+    code,
+    export,
+    history_code,
+    import_file,
+    import_server_file,
+    load_hub,
+    save_upload,
+)
 
 settings = loaders.settings()
 store = V.store()
@@ -16,22 +29,32 @@ st.title("Datasets")
 st.caption("Files are streamed into Arrow on disk and memory-mapped: browsing a 1 GB file reads only the rows "
            "on screen. Every saved dataset has versions, listed for every page, session and server restart.")
 
+SOURCES = {"upload": "Upload", "server path": "Path on the server", "hub": "Hugging Face hub"}
 with st.expander("Load a dataset", expanded=not store.list()):
-    up_tab, path_tab, hub_tab = st.tabs(["Upload", "Path on the server", "Hugging Face hub"])
+    # the tab on show follows the "Load from" choice, so a message written into a tab is seen
+    up_tab, path_tab, hub_tab = st.tabs(list(SOURCES.values()), default=SOURCES[ss.get("load_src", "upload")])
     with up_tab:
         st.caption(f"CSV, TSV, JSON Lines or Parquet, up to **{settings.max_upload_mb} MB** "
                    f"({settings.env_name('max_upload_mb')}). Larger files: copy them to the server and use "
                    "*Path on the server* — there is no size limit there.")
         upload = st.file_uploader("File", type=["csv", "tsv", "txt", "jsonl", "ndjson", "json", "parquet"],
                                   max_upload_size=settings.max_upload_mb, key="up_file")
+        up_msg = st.empty()
         up_opts = V.load_options("up")
         up_name = st.text_input("Save as", key="up_name", placeholder=Path(upload.name).stem if upload else "name")
     with path_tab:
-        server_path = st.text_input("File path on the server", placeholder="/data/reviews.csv")
+        folders = allowed_dirs(settings)
+        st.caption("Only files inside " + ", ".join(f"`{f}`" for f in folders) + " can be read (symlinks are "
+                   f"followed first); a relative path is looked up there. {settings.env_name('data_dirs')} "
+                   "allows more folders.")
+        server_path = st.text_input("File path on the server", placeholder=f"{folders[0]}/reviews.csv",
+                                    key="path_input")
+        path_msg = st.empty()
         path_opts = V.load_options("path")
         path_name = st.text_input("Save as", key="path_name", placeholder=Path(server_path).stem or "name")
     with hub_tab:
         hub_id = st.text_input("Dataset id", placeholder="imdb  or  owner/name")
+        hub_msg = st.empty()
     source = st.radio("Load from", ["upload", "server path", "hub"], horizontal=True, key="load_src")
     if st.button("Load and save", type="primary", key="load_btn"):
         try:
@@ -46,14 +69,14 @@ with st.expander("Load a dataset", expanded=not store.list()):
                     finally:
                         tmp.unlink(missing_ok=True)
                 elif source == "server path":
-                    ref, report = import_file(server_path.strip(), path_name or Path(server_path).stem,
-                                              f"server file: {server_path.strip()}", store, **path_opts)
+                    ref, report = import_server_file(server_path, path_name or Path(server_path.strip()).stem,
+                                                     store, **path_opts)
                 else:
                     ref, report = store.save(load_hub(hub_id), hub_id.replace("/", "-"), f"hub: {hub_id}"), None
             ss.ds_pick = ref.label
             st.success(f"Saved {ref.label}." + "".join(f"\n- {n}" for n in (report.notes if report else [])))
-        except DataError as e:
-            st.error(str(e), icon=":material/error:")
+        except DataError as e:  # shown under the input that caused it
+            {"upload": up_msg, "server path": path_msg, "hub": hub_msg}[source].error(str(e), icon=":material/error:")
 
 refs = store.list()
 labels = {r.label: r for r in refs}
@@ -138,8 +161,16 @@ with shape:
     fmt = c[0].selectbox("Export format", ["csv", "parquet"], key="ex_fmt")
     ex_split = c[1].selectbox("Split", splits, key="ex_split")
     dest = settings.workspace / "exports" / f"{ref.name}-v{ref.version}-{ex_split}.{fmt}"
-    c[2].download_button(f"Download {ex_split} as {fmt.upper()}",
-                         lambda: export(work["dd"][ex_split], fmt, dest).read_bytes(), file_name=dest.name)
+    try:  # checked before the button: a download's data is made after the page ran, where no message shows
+        check_export(work["dd"][ex_split], fmt)
+        problem = None
+    except DataError as e:
+        problem = str(e)
+    c[2].download_button(f"Download {ex_split} as {fmt.upper()}", lambda: export(work["dd"][ex_split], fmt, dest)
+                         .read_bytes(), file_name=dest.name, disabled=problem is not None, key="ex_btn")
+    if problem:
+        st.error(problem, icon=":material/error:")
+    st.caption(CSV_NOTE)
 
 with versions:
     st.dataframe([{"name": r.name, "version": r.version, "rows": r.rows, "splits": r.splits, "source": r.source}

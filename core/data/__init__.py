@@ -1,16 +1,27 @@
 """Data: files -> validated, memory-mapped `datasets.Dataset`, a versioned store, statistics, operations.
 
 `types` (errors, the load report, limits) is imported by every other part and imports none of them;
-`loading` and `formats` parse files, `store` keeps versions, `stats` browses, `ops` transforms.
+`loading` and `formats` parse files under the caps of `limits`, `paths` confines server paths to
+allowed folders, `store` keeps versions, `stats` browses, `ops` transforms, `export` writes files.
 """
+from core.data.export import (
+    CSV_NOTE,
+    EXPORT_FORMATS,
+    FORMULA_START,
+    check_export,
+    export,
+    neutralise,
+)
 from core.data.formats import (
     load_jsonl,
     load_parquet,
     type_columns,
 )
+from core.data.limits import BATCH_CELLS, Limits
 from core.data.loading import (
     STAGING_MAX_AGE_S,
     import_file,
+    import_server_file,
     load_file,
     load_file_report,
     load_hub,
@@ -23,9 +34,9 @@ from core.data.ops import (
     Op,
     apply,
     code,
-    export,
     history_code,
 )
+from core.data.paths import allowed_dirs, server_path
 from core.data.stats import (
     LABEL_NAMES,
     MAX_DISTINCT,
@@ -61,7 +72,12 @@ from core.data.types import (
 )
 
 __all__ = [
+    "BATCH_CELLS",
     "BATCH_ROWS",
+    "CSV_NOTE",
+    "EXPORT_FORMATS",
+    "FORMULA_START",
+    "Limits",
     "CAST_TYPES",
     "ColumnStats",
     "DELIMITERS",
@@ -81,13 +97,16 @@ __all__ = [
     "SCAN_BATCH",
     "SNIFF_BYTES",
     "STAGING_MAX_AGE_S",
+    "allowed_dirs",
     "apply",
+    "check_export",
     "code",
     "column_stats",
     "export",
     "guess_label_column",
     "history_code",
     "import_file",
+    "import_server_file",
     "label_counts",
     "load_file",
     "load_file_report",
@@ -95,12 +114,14 @@ __all__ = [
     "load_jsonl",
     "load_parquet",
     "load_tokenizer",
+    "neutralise",
     "page",
     "ref_dict",
     "row",
     "safe_name",
     "save_upload",
     "search",
+    "server_path",
     "text_columns",
     "token_lengths",
     "tokenizer_names",

@@ -1,18 +1,27 @@
-"""The parts of loading besides CSV parsing: typing string columns, JSON Lines, Parquet (used by core.data)."""
+"""The parts of loading besides CSV parsing: typing string columns, JSON Lines, Parquet (used by core.data).
+
+Every cap of `core.data.limits` is checked before the work it bounds: a JSON line's nesting before it is
+parsed, its keys before they become columns, a Parquet file's columns, rows and row sizes from its
+footer before any row is read, and dictionary-encoded strings before they are expanded.
+"""
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from core.data.limits import BoundedLines, Limits, Tally, arrow_depth, arrow_leaves, json_depth
 from core.data.types import BATCH_ROWS, SNIFF_BYTES, DataError, LoadReport, check_text
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
+JSON_BATCH_CHARS = 8 * 1024 * 1024  # JSON text per batch: parsed objects take ~10-20x their text
+FOOTER_MAX = 64 * 1024 * 1024  # a Parquet footer (schema + row-group index) larger than this is refused unread
 
-def type_columns(raw: Path, out: Path, infer: bool) -> None:
+
+def type_columns(raw: Path, out: Path, infer: bool, tally: Tally | None = None) -> None:
     """Give each string column the narrowest type all its non-empty cells cast to (int, float, bool).
 
     Columns with leading zeros ("08123") stay text: they are codes, not numbers. Empty cells of a
@@ -59,37 +68,75 @@ def type_columns(raw: Path, out: Path, infer: bool) -> None:
         for batch in batches():
             arrays = [pc.cast(trimmed(a), types[n]) if n in types else a
                       for n, a in zip(names, batch.columns, strict=True)]
-            writer.write_batch(pa.record_batch(arrays, schema=schema))
+            typed = pa.record_batch(arrays, schema=schema)
+            if tally:
+                tally.add(0, typed.nbytes)
+            writer.write_batch(typed)
 
 
 # --- JSON Lines and Parquet --------------------------------------------------------------------
 
-def _json_batches(path: Path, cap: int) -> Iterator[list[dict]]:
-    """Lists of row objects; a line that is not a JSON object raises, naming the line."""
+def _json_batches(path: Path, limits: Limits, tally: Tally | None = None) -> Iterator[list[dict]]:
+    """Lists of row objects. Each line is checked against the caps before it is parsed (length, nesting)
+    and before it is kept (object, named keys, columns); a bad line raises, naming it."""
     rows: list[dict] = []
+    top: set[str] = set()
+    nested: set[tuple] = set()
     with path.open("r", encoding="utf-8-sig", newline="") as f:
-        for n, line in enumerate(f, start=1):
+        text = BoundedLines(f, limits.row_bytes)  # a line past the cap stops while it is read
+        for n, line in enumerate(text, start=1):
+            text.next_record()
+            if tally:
+                tally.row(f"line {n}")
             if not line.strip():
                 continue
-            if len(line.encode("utf-8")) > cap * 4:
-                raise DataError(f"line {n}: {len(line):,} characters, over the cell cap (TORCHLAB_MAX_CELL_BYTES)")
+            limits.check_nesting(json_depth(line, limits.nesting + 1) - 1, f"line {n}")
             try:
                 obj = json.loads(line)
             except json.JSONDecodeError as e:
                 raise DataError(f"line {n}, character {e.colno}: not valid JSON ({e.msg})") from None
             if not isinstance(obj, dict):
                 raise DataError(f"line {n}: expected a JSON object {{...}} per line, got {type(obj).__name__}")
+            if "" in obj:
+                raise DataError(f"line {n}: a key is empty (\"\"); every field needs a name")
+            top.update(obj)
+            if line.count("{") > 1:  # nested objects (or braces in text): their fields are columns too
+                _fields(obj, (), nested, n, limits.columns - len(top))
+            width = len(top) + len(nested)
+            limits.check_columns(width, f"line {n}")
             rows.append(obj)
-            if len(rows) >= BATCH_ROWS:
+            if len(rows) >= limits.batch_rows(width, BATCH_ROWS) or text.chars >= JSON_BATCH_CHARS:
+                text.take_chars()
                 yield rows
                 rows = []
     if rows:
         yield rows
 
 
-def load_jsonl(path: Path, out: Path, cap: int) -> LoadReport:
-    """Two passes: find one schema all lines agree on, then write every batch cast to it."""
+def _fields(value: Any, path: tuple, out: set[tuple], line: int, room: int) -> None:
+    """Add the paths of the fields of nested objects in `value` to `out`; an empty key raises."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if path and not k:
+                raise DataError(f"line {line}: a key inside {'.'.join(path)!r} is empty (\"\"); every field "
+                                "needs a name")
+            p = (*path, k)
+            if path:
+                out.add(p)
+                if len(out) > room:
+                    return  # the caller's column check names the line
+            if isinstance(v, (dict, list)):
+                _fields(v, p, out, line, room)
+    elif isinstance(value, list):
+        for v in value:
+            if isinstance(v, (dict, list)):
+                _fields(v, (*path, "[]"), out, line, room)
+
+
+def load_jsonl(path: Path, out: Path, limits: Limits) -> LoadReport:
+    """Two passes: find one schema all lines agree on (every cap checked here), then write every batch cast to it."""
     import pyarrow as pa
+    import pyarrow.compute as pc
 
     with path.open("rb") as f:
         head = f.read(SNIFF_BYTES)
@@ -101,10 +148,18 @@ def load_jsonl(path: Path, out: Path, cap: int) -> LoadReport:
             line = head[: e.start].count(b"\n") + 1
             raise DataError(f"line {line}: not valid UTF-8 (JSON Lines must be UTF-8)") from None
     schemas = []
+    tally = Tally(limits, path.name)
     try:
-        for batch in _json_batches(path, cap):
+        for batch in _json_batches(path, limits, tally):
             keys = dict.fromkeys(k for r in batch for k in r)  # from_pylist would see the first row's keys only
-            schemas.append(pa.Table.from_pydict({k: [r.get(k) for r in batch] for k in keys}).schema)
+            table = pa.Table.from_pydict({k: [r.get(k) for r in batch] for k in keys})
+            for name, col in zip(table.column_names, table.columns, strict=True):
+                if pa.types.is_string(col.type) and len(col) and (pc.max(pc.binary_length(col)).as_py() or 0) > \
+                        limits.cell_bytes:
+                    raise DataError(f"{path.name}, column {name!r}: a value over the {limits.cell_bytes:,}-byte "
+                                    "cell cap (TORCHLAB_MAX_CELL_BYTES)")
+            tally.add(0, table.nbytes)
+            schemas.append(table.schema)
         if not schemas:
             raise DataError(f"{path.name} has no JSON objects (only blank lines)")
         schema = pa.unify_schemas(schemas, promote_options="permissive")
@@ -113,7 +168,7 @@ def load_jsonl(path: Path, out: Path, cap: int) -> LoadReport:
     except UnicodeDecodeError as e:
         raise DataError(f"{path.name}: not valid UTF-8 ({e.reason}); JSON Lines must be UTF-8") from None
     with pa.OSFile(str(out), "wb") as sink, pa.ipc.new_stream(sink, schema) as writer:
-        for batch in _json_batches(path, cap):
+        for batch in _json_batches(path, limits):
             try:
                 writer.write_batch(pa.RecordBatch.from_pylist(batch, schema=schema))
             except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
@@ -121,18 +176,130 @@ def load_jsonl(path: Path, out: Path, cap: int) -> LoadReport:
     return LoadReport(dataset=None, format="jsonl", delimiter=None)  # type: ignore[arg-type]
 
 
-def load_parquet(path: Path, out: Path) -> LoadReport:
-    """Copy a Parquet file's row groups into an Arrow file, batch by batch."""
+def load_parquet(path: Path, out: Path, limits: Limits) -> LoadReport:
+    """Copy a Parquet file's rows into an Arrow file, batch by batch, after checking its footer against the caps.
+
+    Strings are read dictionary-encoded where the file stores them so, and their expanded size is
+    checked before they are expanded: a few KB of dictionary can stand for gigabytes of text.
+    """
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    try:
-        pf = pq.ParquetFile(str(path))
-    except (pa.ArrowInvalid, OSError) as e:
-        raise DataError(f"{path.name} is not a readable Parquet file ({e})") from None
-    if pf.metadata.num_rows == 0:
-        raise DataError(f"{path.name} has columns ({', '.join(pf.schema_arrow.names[:8])}) but no rows")
-    with pa.OSFile(str(out), "wb") as sink, pa.ipc.new_stream(sink, pf.schema_arrow) as writer:
-        for batch in pf.iter_batches(batch_size=BATCH_ROWS):
-            writer.write_batch(batch)
+    pf, plain = _open_parquet(path, limits)
+    md = pf.metadata
+    if md.num_rows == 0:
+        raise DataError(f"{path.name} has columns ({', '.join(plain.names[:8])}) but no rows")
+    if md.num_rows > limits.rows:
+        raise DataError(f"{path.name} has {md.num_rows:,} rows, over the {limits.rows:,}-row cap (TORCHLAB_MAX_ROWS)")
+    values_per_row, bytes_per_row, least_bytes = 1.0, 1.0, 0.0
+    for i in range(md.num_row_groups):
+        rg = md.row_group(i)
+        if rg.num_rows == 0:
+            continue
+        cols = [rg.column(j) for j in range(rg.num_columns)]
+        values = sum(c.num_values for c in cols)
+        least_bytes += sum(c.num_values / (8 if c.physical_type == "BOOLEAN" else 1) for c in cols)
+        values_per_row = max(values_per_row, values / rg.num_rows)
+        bytes_per_row = max(bytes_per_row, rg.total_byte_size / rg.num_rows, values / rg.num_rows)
+    if bytes_per_row > limits.row_bytes:
+        raise DataError(f"{path.name}: rows of {bytes_per_row:,.0f} bytes or more, over the {limits.row_bytes:,}-byte "
+                        "row cap (TORCHLAB_MAX_ROW_BYTES)")
+    Tally(limits, path.name).add(0, int(least_bytes))  # the least its values can take, before reading any
+    batch_rows = int(max(1, min(BATCH_ROWS, 1_000_000 // values_per_row, 64 * 1024 * 1024 // bytes_per_row)))
+    strings = [md.schema.column(i).path for i in range(md.num_columns)
+               if md.schema.column(i).physical_type == "BYTE_ARRAY"]
+    pf = pq.ParquetFile(str(path), read_dictionary=strings, thrift_container_size_limit=_thrift(limits))
+    tally = Tally(limits, path.name)
+    with pa.OSFile(str(out), "wb") as sink, pa.ipc.new_stream(sink, plain) as writer:
+        for batch in pf.iter_batches(batch_size=batch_rows):
+            tally.add(batch.num_rows, sum(_expanded(a, limits.cell_bytes, path.name) for a in batch.columns))
+            writer.write_batch(batch.cast(plain))
     return LoadReport(dataset=None, format="parquet", delimiter=None)  # type: ignore[arg-type]
+
+
+def _thrift(limits: Limits) -> int:
+    return max(100_000, 4 * limits.columns)
+
+
+def _open_parquet(path: Path, limits: Limits) -> tuple[Any, pa.Schema]:
+    """The ParquetFile and its schema, after checking the footer's size, the names, columns and nesting."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    with path.open("rb") as f:
+        f.seek(0, 2)
+        size = f.tell()
+        f.seek(max(0, size - 8))
+        tail = f.read(8)
+    if size < 12 or tail[4:] != b"PAR1":
+        raise DataError(f"{path.name} is not a readable Parquet file (no PAR1 footer at its end)")
+    footer = int.from_bytes(tail[:4], "little")
+    if footer > FOOTER_MAX:
+        raise DataError(f"{path.name}: a {footer:,}-byte Parquet footer: too many columns or row groups to read")
+    try:
+        pf = pq.ParquetFile(str(path), thrift_container_size_limit=_thrift(limits))
+    except (pa.ArrowException, OSError) as e:
+        more = " (too many columns or row groups for the caps)" if "limit" in str(e).lower() else ""
+        raise DataError(f"{path.name} is not a readable Parquet file{more} ({str(e)[:200]})") from None
+    schema = pa.schema([f.with_type(_plain(f.type)) for f in pf.schema_arrow])  # categoricals as their values
+    seen: set[str] = set()
+    for i, name in enumerate(schema.names, start=1):
+        if not name.strip():
+            raise DataError(f"{path.name}: column {i} has an empty name; name it before loading")
+        if name in seen:
+            raise DataError(f"{path.name}: column {i} is named {name!r} like an earlier column; column names "
+                            "must be unique (rename one before loading)")
+        seen.add(name)
+    limits.check_columns(sum(arrow_leaves(f.type) for f in schema), path.name)
+    for f in schema:
+        limits.check_nesting(arrow_depth(f.type), f"{path.name}, column {f.name!r}")
+    return pf, schema
+
+
+def _plain(typ: Any) -> Any:
+    """`typ` with every dictionary type replaced by its value type."""
+    import pyarrow as pa
+
+    if pa.types.is_dictionary(typ):
+        return _plain(typ.value_type)
+    if pa.types.is_struct(typ):
+        return pa.struct([typ.field(i).with_type(_plain(typ.field(i).type)) for i in range(typ.num_fields)])
+    if pa.types.is_map(typ):
+        return pa.map_(typ.key_field.with_type(_plain(typ.key_type)), typ.item_field.with_type(_plain(typ.item_type)))
+    if pa.types.is_list(typ):
+        return pa.list_(typ.value_field.with_type(_plain(typ.value_type)))
+    if pa.types.is_large_list(typ):
+        return pa.large_list(typ.value_field.with_type(_plain(typ.value_type)))
+    if pa.types.is_fixed_size_list(typ):
+        return pa.list_(typ.value_field.with_type(_plain(typ.value_type)), typ.list_size)
+    return typ
+
+
+def _expanded(arr: Any, cell_cap: int, name: str) -> int:
+    """Bytes `arr` takes once its dictionaries are expanded, found without expanding; a cell over the cap raises."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    typ = arr.type
+    if isinstance(arr, pa.ChunkedArray):
+        return sum(_expanded(c, cell_cap, name) for c in arr.chunks)
+    if pa.types.is_dictionary(typ):
+        lengths = pc.take(pc.binary_length(arr.dictionary), arr.indices)
+        longest = pc.max(lengths).as_py() or 0
+        if longest > cell_cap:
+            raise DataError(f"{name}: a value of {longest:,} bytes, over the {cell_cap:,}-byte cell cap "
+                            "(TORCHLAB_MAX_CELL_BYTES)")
+        return int(pc.sum(lengths).as_py() or 0) + 4 * len(arr) + arr.indices.nbytes
+    if pa.types.is_string(typ) or pa.types.is_binary(typ) or pa.types.is_large_string(typ):
+        longest = pc.max(pc.binary_length(arr)).as_py() or 0
+        if longest > cell_cap:
+            raise DataError(f"{name}: a value of {longest:,} bytes, over the {cell_cap:,}-byte cell cap "
+                            "(TORCHLAB_MAX_CELL_BYTES)")
+        return arr.nbytes
+    if pa.types.is_struct(typ):
+        return sum(_expanded(arr.field(i), cell_cap, name) for i in range(typ.num_fields)) + len(arr) // 8
+    if pa.types.is_map(typ):
+        return _expanded(arr.keys, cell_cap, name) + _expanded(arr.items, cell_cap, name) + 4 * len(arr)
+    if hasattr(arr, "values") and hasattr(typ, "value_type"):  # the list kinds
+        return _expanded(arr.values, cell_cap, name) + 8 * len(arr)
+    return arr.nbytes

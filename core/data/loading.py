@@ -10,6 +10,7 @@ from __future__ import annotations
 import codecs
 import csv
 import os
+import re
 import time
 import uuid
 from collections.abc import Iterator
@@ -21,7 +22,9 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from core.data.store import DatasetRef, DatasetStore
+    from core.settings import Settings
 
+from core.data.limits import BATCH_BYTES, BoundedLines, Limits, Tally
 from core.data.types import (
     BATCH_ROWS,
     DELIMITERS,
@@ -34,6 +37,9 @@ from core.data.types import (
 )
 
 STAGING_MAX_AGE_S = 24 * 3600
+_HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}(/[A-Za-z0-9][A-Za-z0-9._-]{0,95})?$")
+_BUILDERS = {"csv", "json", "text", "parquet", "arrow", "pandas", "sql", "xml", "generator", "imagefolder",
+             "audiofolder", "videofolder", "webdataset", "cache", "spark", "folder_based_builder"}
 
 
 def load_file(path: str | os.PathLike, **options: Any) -> datasets.Dataset:
@@ -42,7 +48,7 @@ def load_file(path: str | os.PathLike, **options: Any) -> datasets.Dataset:
     Options: format ("auto" | csv | tsv | jsonl | parquet), encoding ("auto" or a codec), delimiter
     ("auto" or one character), header ("auto" | True | False), on_bad_lines ("error" | "skip"),
     infer_types (True), fix_names (False: rename empty / duplicate column names instead of refusing),
-    max_cell_bytes, cache_dir.
+    max_cell_bytes, cache_dir, settings (the caps: columns, rows, row bytes, nesting, dataset size).
     """
     return load_file_report(path, **options).dataset
 
@@ -50,8 +56,11 @@ def load_file(path: str | os.PathLike, **options: Any) -> datasets.Dataset:
 def load_file_report(path: str | os.PathLike, *, format: str = "auto", encoding: str = "auto",
                      delimiter: str = "auto", header: bool | str = "auto", on_bad_lines: str = "error",
                      infer_types: bool = True, fix_names: bool = False, max_cell_bytes: int | None = None,
-                     cache_dir: str | os.PathLike | None = None) -> LoadReport:
-    """`load_file`, returning what was detected (encoding, delimiter, header, skipped lines) too."""
+                     cache_dir: str | os.PathLike | None = None, settings: Settings | None = None) -> LoadReport:
+    """`load_file`, returning what was detected (encoding, delimiter, header, skipped lines) too.
+
+    Every cap is checked as the file streams; whatever a bad file provokes leaves as a DataError.
+    """
     from core.settings import get_settings
 
     path = Path(path)
@@ -59,24 +68,29 @@ def load_file_report(path: str | os.PathLike, *, format: str = "auto", encoding:
         raise DataError(f"on_bad_lines must be 'error' or 'skip', got {on_bad_lines!r}")
     if not path.is_file():
         raise DataError(f"no file at {str(path)!r} on the server")
-    settings = get_settings()
-    cap = int(max_cell_bytes or settings.max_cell_bytes)
+    settings = settings or get_settings()
+    limits = Limits.from_settings(settings, max_cell_bytes)
+    fmt = _detect_format(path, format)
+    size = path.stat().st_size
+    if size == 0:  # also every /proc and /sys file, whatever reading it would give
+        raise DataError(f"{path.name} is empty (0 bytes): nothing to load")
+    if fmt != "parquet":
+        limits.check_size(path.name, size)
     staging = Path(cache_dir) if cache_dir else settings.workspace / "cache" / "loads"
     staging.mkdir(parents=True, exist_ok=True)
     _sweep(staging)
-    fmt = _detect_format(path, format)
     stem = staging / f"load-{uuid.uuid4().hex}"
     raw, final = stem.with_suffix(".raw.arrow"), stem.with_suffix(".arrow")
     try:
         from core.data import formats as dataformats
 
         if fmt == "parquet":
-            report = dataformats.load_parquet(path, final)
+            report = dataformats.load_parquet(path, final, limits)
         elif fmt == "jsonl":
-            report = dataformats.load_jsonl(path, final, cap)
+            report = dataformats.load_jsonl(path, final, limits)
         else:
-            report = _load_csv(path, raw, fmt, encoding, delimiter, header, on_bad_lines, cap, fix_names)
-            dataformats.type_columns(raw, final, infer_types)
+            report = _load_csv(path, raw, fmt, encoding, delimiter, header, on_bad_lines, limits, fix_names)
+            dataformats.type_columns(raw, final, infer_types, Tally(limits, path.name))
         import datasets
 
         report.dataset = datasets.Dataset.from_file(str(final))
@@ -84,12 +98,19 @@ def load_file_report(path: str | os.PathLike, *, format: str = "auto", encoding:
     except DataError:
         final.unlink(missing_ok=True)
         raise
-    except (OSError, UnicodeError, csv.Error, ValueError, TypeError, OverflowError) as e:
-        # anything else a bad file provokes still leaves as a DataError, never as a library error
+    except RecursionError:
         final.unlink(missing_ok=True)
-        raise DataError(f"{path.name}: could not be read ({type(e).__name__}: {e})") from e
+        raise DataError(f"{path.name}: values nested too deeply to read (TORCHLAB_MAX_NESTING)") from None
+    except Exception as e:  # the boundary: whatever a bad file provokes leaves as a DataError
+        final.unlink(missing_ok=True)
+        raise DataError(f"{path.name}: could not be read ({type(e).__name__}: {_short(e)})") from e
     finally:
         raw.unlink(missing_ok=True)
+
+
+def _short(e: BaseException, n: int = 300) -> str:
+    text = str(e)
+    return text if len(text) <= n else text[:n] + "…"
 
 
 def _sweep(folder: Path) -> None:
@@ -128,6 +149,15 @@ def import_file(path: str | os.PathLike, name: str, source: str, store: DatasetS
     return store.save(report.dataset, name, source, history), report
 
 
+def import_server_file(raw_path: str, name: str, store: DatasetStore | None = None,
+                       settings: Settings | None = None, **options: Any) -> tuple[DatasetRef, LoadReport]:
+    """`import_file` for a path typed by a user: only files inside the allowed folders (core.data.paths)."""
+    from core.data.paths import server_path
+
+    path = server_path(raw_path, settings)
+    return import_file(path, name or path.stem, f"server file: {path}", store, settings=settings, **options)
+
+
 def save_upload(filename: str, stream: BinaryIO, folder: str | os.PathLike | None = None) -> Path:
     """Copy an uploaded file into the workspace under a sanitised name (no separators, no `..`)."""
     import shutil
@@ -153,6 +183,10 @@ def load_hub(spec: str) -> datasets.DatasetDict:
     spec = (spec or "").strip()
     if not spec:
         raise DataError("no hub dataset id given (e.g. 'imdb' or 'owner/name')")
+    # `datasets.load_dataset` reads a local path or a packaged builder before the hub: only hub ids pass
+    if not _HUB_ID.match(spec) or spec.lower() in _BUILDERS or Path(spec).exists():
+        raise DataError(f"{spec!r} is not a hub dataset id (like 'imdb' or 'owner/name'); "
+                        "files on the server are loaded with 'Path on the server'")
     if get_settings().offline:
         raise DataError(offline_message(spec, "dataset").replace("a local dataset folder", "a file on the server"))
     import datasets
@@ -261,8 +295,8 @@ def _column_names(first: list[str], header: bool | str, fix: bool) -> tuple[list
 
 
 def _load_csv(path: Path, out: Path, fmt: str, encoding: str, delimiter: str, header: bool | str,
-              on_bad_lines: str, cap: int, fix: bool) -> LoadReport:
-    """Stream-parse a delimited file into string columns in the Arrow file `out`."""
+              on_bad_lines: str, limits: Limits, fix: bool) -> LoadReport:
+    """Stream-parse a delimited file into string columns in the Arrow file `out`, every cap checked per row."""
     import pyarrow as pa
 
     with path.open("rb") as f:
@@ -278,18 +312,23 @@ def _load_csv(path: Path, out: Path, fmt: str, encoding: str, delimiter: str, he
         raise DataError(f"delimiter must be one character other than a quote or newline, got {delimiter!r}")
     else:
         delim = delimiter
+    cap = limits.cell_bytes
     csv.field_size_limit(max(csv.field_size_limit(), cap + 1))  # longer cells get our message below
     report = LoadReport(dataset=None, format=fmt, encoding=enc, delimiter=delim, notes=notes)  # type: ignore[arg-type]
+    tally = Tally(limits, path.name)
     with path.open("r", encoding=enc, newline="") as f:
-        reader = csv.reader(f, delimiter=delim, quotechar='"', doublequote=True, strict=True)
-        records = _records(reader, path.name)
+        text = BoundedLines(f, limits.row_bytes)  # a row past the cap stops while it is read
+        reader = csv.reader(text, delimiter=delim, quotechar='"', doublequote=True, strict=True)
+        records = _records(reader, text, tally)
         first = next(((n, r) for n, r in records), None)
         if first is None:
             raise DataError(f"{path.name} has no rows (only blank lines)")
+        limits.check_columns(len(first[1]), f"line {first[0]}")
         names, report.header, note = _column_names(first[1], header, fix)
         notes.append(note)
         schema = pa.schema([(n, pa.string()) for n in names])
         width, rows, lines, total = len(names), [], [], 0
+        batch = limits.batch_rows(width, BATCH_ROWS)
         with pa.OSFile(str(out), "wb") as sink, pa.ipc.new_stream(sink, schema) as writer:
             pending = [] if report.header else [first]
             for line, row in _chain(pending, records):
@@ -304,9 +343,10 @@ def _load_csv(path: Path, out: Path, fmt: str, encoding: str, delimiter: str, he
                     continue
                 rows.append(row)
                 lines.append(line)
-                if len(rows) >= BATCH_ROWS:
-                    total += _write_rows(writer, schema, rows, lines, cap)
-            total += _write_rows(writer, schema, rows, lines, cap)
+                if len(rows) >= batch or text.chars >= BATCH_BYTES:
+                    text.take_chars()
+                    total += _write_rows(writer, schema, rows, lines, cap, tally)
+            total += _write_rows(writer, schema, rows, lines, cap, tally)
     if total == 0:
         if report.header:
             raise DataError(f"{path.name} has only a header row ({', '.join(names[:8])}) and no data rows")
@@ -327,8 +367,9 @@ def _show(delim: str) -> str:
     return {"\t": "tab", ",": "comma", ";": "semicolon", "|": "pipe"}.get(delim, repr(delim))
 
 
-def _records(reader: Any, name: str) -> Iterator[tuple[int, list[str]]]:
-    """(line where the record starts, fields), blank lines dropped; parse errors name their line."""
+def _records(reader: Any, text: BoundedLines, tally: Tally) -> Iterator[tuple[int, list[str]]]:
+    """(line where the record starts, fields), blank lines dropped (but counted as rows read); parse
+    errors name their line."""
     start = 1
     while True:
         try:
@@ -346,12 +387,15 @@ def _records(reader: Any, name: str) -> Iterator[tuple[int, list[str]]]:
                 raise DataError(f"line {reader.line_num}: contains a NUL byte — is this a binary file?") from None
             raise DataError(f"line {reader.line_num}: {msg} (a quote inside a quoted field must be doubled: \"\")"
                             ) from None
+        text.next_record()
+        tally.row(f"line {start}")
         if row and not (len(row) == 1 and not row[0].strip()):  # blank and whitespace-only lines are no rows
             yield start, row
         start = reader.line_num + 1
 
 
-def _write_rows(writer: Any, schema: pa.Schema, rows: list[list[str]], lines: list[int], cap: int) -> int:
+def _write_rows(writer: Any, schema: pa.Schema, rows: list[list[str]], lines: list[int], cap: int,
+                tally: Tally) -> int:
     """Write the buffered rows as one batch of string columns (cells over `cap` bytes refused), then clear."""
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -365,7 +409,9 @@ def _write_rows(writer: Any, schema: pa.Schema, rows: list[list[str]], lines: li
             i = pc.index(pc.greater(sizes, cap), True).as_py()
             raise DataError(f"line {lines[i]}, column {name!r}: a cell of {sizes[i].as_py():,} bytes is over the "
                             f"{cap:,}-byte cap (TORCHLAB_MAX_CELL_BYTES)")
-    writer.write_batch(pa.record_batch(arrays, schema=schema))
+    batch = pa.record_batch(arrays, schema=schema)
+    tally.add(0, batch.nbytes, f"line {lines[-1]}")
+    writer.write_batch(batch)
     n = len(rows)
     rows.clear()
     lines.clear()

@@ -3,7 +3,7 @@
 An operation is plain data (`Op(kind, args)`) so the page can keep a list of them in session state
 and the history can be saved with the new version. `apply` runs one on every split of a
 DatasetDict; `code` gives the equivalent `datasets` call. Results are written to files in the
-workspace's scratch folder, never into a saved version's folder.
+workspace's scratch folder, never into a saved version's folder. Exporting is `core.data.export`.
 """
 from __future__ import annotations
 
@@ -290,35 +290,6 @@ def history_code(ref_name: str, version: int, ops: list[Op]) -> str:
     lines = ["import datasets", "from datasets import DatasetDict, Value, concatenate_datasets", "",
              f"ds = store.load({ref_name!r}, {version})  # core.data.DatasetStore"]
     return "\n".join(lines + [code(op) for op in ops])
-
-
-def export(ds: datasets.Dataset, fmt: str, dest: Path) -> Path:
-    """Write one split to `dest` as CSV or Parquet (class ids as their names in CSV) and return it."""
-    import datasets
-
-    if fmt not in ("csv", "parquet"):
-        raise DataError(f"export as csv or parquet, not {fmt!r}")
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(dest.name + ".part")
-    if fmt == "csv":
-        for name, feat in ds.features.items():
-            if isinstance(feat, datasets.ClassLabel):  # names read better than ids in a spreadsheet
-                ds = ds.map(lambda b, n=name, f=feat: {n: [None if v is None else f.int2str(v) for v in b[n]]},
-                            batched=True, features=_with_string(ds.features, name),
-                            cache_file_name=str(_scratch() / f"op-{uuid.uuid4().hex}.arrow"))
-        ds.to_csv(str(tmp), index=False)
-    else:
-        ds.to_parquet(str(tmp))
-    tmp.replace(dest)
-    return dest
-
-
-def _with_string(features: Any, name: str) -> Any:
-    import datasets
-
-    out = features.copy()
-    out[name] = datasets.Value("string")
-    return out
 
 
 def _scratch() -> Path:

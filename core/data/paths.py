@@ -1,0 +1,68 @@
+"""Which server files "Path on the server" may read: only those inside allow-listed folders.
+
+The folders are `<workspace>/imports` and those of `TORCHLAB_DATA_DIRS` (separated by os.pathsep).
+A typed path is resolved first (symlinks followed, `..` collapsed) and checked after, so a link
+inside an allowed folder that points out of it is refused like the target itself. A refused path
+is never opened or statted past resolving it, and the message is the same whether it exists or
+not: nothing about a file outside the folders — not its content, not its existence — reaches a user.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from core.data.types import DataError
+
+if TYPE_CHECKING:
+    from core.settings import Settings
+
+
+def allowed_dirs(settings: Settings | None = None) -> list[Path]:
+    """The folders server paths may point into, resolved: `<workspace>/imports` first, then TORCHLAB_DATA_DIRS."""
+    from core.settings import get_settings
+
+    s = settings or get_settings()
+    raw = [s.workspace / "imports", *(Path(p) for p in s.data_dirs.split(os.pathsep) if p.strip())]
+    out: list[Path] = []
+    for p in raw:
+        real = Path(os.path.realpath(p.expanduser()))
+        if real not in out:
+            out.append(real)
+    return out
+
+
+def server_path(raw: str, settings: Settings | None = None) -> Path:
+    """The real path of a regular file inside an allowed folder, or DataError.
+
+    A relative path is looked up in each allowed folder in turn.
+    """
+    text = (raw or "").strip()
+    if not text:
+        raise DataError("type the path of a file on the server")
+    if "\x00" in text or len(text) > 4096:
+        raise DataError("that is not a usable file path")
+    roots = allowed_dirs(settings)
+    typed = Path(text)
+    candidates = [typed] if typed.is_absolute() else [root / typed for root in roots]
+    inside = None
+    for candidate in candidates:
+        real = Path(os.path.realpath(candidate))  # symlinks resolved before the check, never after
+        root = next((r for r in roots if real == r or real.is_relative_to(r)), None)
+        if root is None:
+            continue
+        if real.is_file():
+            return real
+        inside = inside or (real, root)
+    if inside is None:
+        raise DataError(f"{text!r} is outside the folders the server may read ({_show(roots)}); copy the file "
+                        "into one of them, or have the server's admin add its folder to TORCHLAB_DATA_DIRS")
+    real, root = inside
+    what = "is a folder, not a file" if real.is_dir() else "is not a regular file" if real.exists() else \
+        "does not exist"
+    rel = str(real.relative_to(root))
+    raise DataError(f"{text if rel == '.' else rel!r} {what} in {root}")
+
+
+def _show(roots: list[Path]) -> str:
+    return ", ".join(str(r) for r in roots)
