@@ -6,11 +6,19 @@ Every piece of user text and every token goes through `html.escape` before it re
 from __future__ import annotations
 
 import html
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import streamlit as st
 
 from components import loaders
 from core import tokenizers as T
+from core.assets import AssetError
+
+log = logging.getLogger(__name__)
+# what the core raises on input it refuses: shown as a message, never as a traceback
+CORE_ERRORS = (T.TextError, T.TrainError, AssetError)
 
 PALETTE = ("#dbeafe", "#dcfce7", "#fef3c7", "#fce7f3", "#e0e7ff", "#ccfbf1", "#fee2e2", "#f3e8ff")
 MAX_CHIPS = 1500  # a 200k-character paste would otherwise send a multi-megabyte page
@@ -35,9 +43,32 @@ def load_many(names: list[str]) -> tuple[dict, list[str]]:
     for n in names:
         try:
             out[n] = tokenizer(n)
-        except Exception as e:  # a broken folder or an offline hub id: say so, keep the rest
+        except CORE_ERRORS as e:  # a broken folder or an offline hub id: say so, keep the rest
             errors.append(f"**{n}**: {e}")
+        except Exception as e:  # not expected (core turns library errors into AssetError); still keep the rest
+            log.exception("loading tokenizer %r", n)
+            errors.append(f"**{n}**: could not be loaded ({type(e).__name__}: {e})")
     return out, errors
+
+
+@contextmanager
+def tab_errors(where: str) -> Iterator[None]:
+    """One tab's failure stays in that tab: the others still render, and the page never shows a traceback.
+
+    Each tab catches its core errors beside the widget that caused them; this is the net under that.
+    Streamlit's rerun / stop pass through (they are BaseExceptions), and so do Ctrl-C and exit.
+    """
+    try:
+        yield
+    except CORE_ERRORS as e:
+        st.error(str(e))
+    except Exception as e:
+        log.exception("tokenizers page, %s", where)
+        st.error(f"{where} failed unexpectedly ({type(e).__name__}: {str(e)[:300]}); the other tabs still work")
+    except BaseException as e:
+        if not T.is_panic(e):
+            raise
+        st.error(f"{where}: the Rust tokenizers library crashed ({str(e)[:300]}); the other tabs still work")
 
 
 # --------------------------------------------------------------------------- chips

@@ -1,10 +1,25 @@
-"""The launch form: widgets in, a TrainingConfig out (a plain value, no Streamlit objects)."""
+"""The launch form: widgets in, a TrainingConfig out (a plain value, no Streamlit objects).
+
+The widgets stop at the limits `TrainingConfig.validate` enforces, and the config is validated as it is
+drawn: a value that can't work (a batch over the memory cap, …) is named right under its widget.
+"""
 from __future__ import annotations
 
 import streamlit as st
 
-from core.training import TrainingConfig
-from core.training.config import OPTIMIZERS, PRECISIONS, SCHEDULERS
+from core.training import ConfigError, TrainingConfig
+from core.training.config import (
+    MAX_BATCH_SIZE,
+    MAX_EPOCHS,
+    MAX_GRAD_ACCUMULATION,
+    MAX_LENGTH,
+    MAX_PATIENCE,
+    MAX_SAMPLES,
+    MAX_STEPS,
+    OPTIMIZERS,
+    PRECISIONS,
+    SCHEDULERS,
+)
 
 CUSTOM = "Local folder or hub id…"
 
@@ -20,8 +35,9 @@ def model_choices(runs) -> dict[str, str]:
 
 
 def launch_form(dataset_refs, runs) -> TrainingConfig:
-    """Read every field of the config; validation happens in core when the user presses Start."""
+    """Read every field of the config; core validates it here (shown under the widget) and again on Start."""
     d = TrainingConfig()
+    slots: dict[str, object] = {}  # field -> an empty spot right under its widget, for its error
     c1, c2 = st.columns(2)
     with c1:
         models = model_choices(runs)
@@ -45,32 +61,41 @@ def launch_form(dataset_refs, runs) -> TrainingConfig:
 
     st.markdown("**Hyperparameters**")
     c = st.columns(4)
-    max_length = c[0].number_input("Max length (tokens)", 1, 8192, 128, key="ft_maxlen")
-    batch_size = c[1].number_input("Batch size", 1, 4096, d.batch_size, key="ft_bs")
+    max_length = c[0].number_input("Max length (tokens)", 1, MAX_LENGTH, 128, key="ft_maxlen")
+    slots["max_length"] = c[0].empty()
+    batch_size = c[1].number_input("Batch size", 1, MAX_BATCH_SIZE, d.batch_size, key="ft_bs")
+    slots["batch_size"] = c[1].empty()
     lr = c[2].number_input("Learning rate", 1e-7, 1.0, d.learning_rate, format="%.1e", key="ft_lr")
-    epochs = c[3].number_input("Epochs", 0.0, 100.0, d.epochs, step=0.5, key="ft_epochs")
+    slots["learning_rate"] = c[2].empty()
+    epochs = c[3].number_input("Epochs", 0.0, min(100.0, MAX_EPOCHS), d.epochs, step=0.5, key="ft_epochs")
+    slots["epochs"] = c[3].empty()
     c = st.columns(4)
-    max_steps = c[0].number_input("Max steps (-1 = use epochs)", -1, 10**7, -1, key="ft_steps")
-    max_train = c[1].number_input("Use first N training rows (0 = all)", 0, 10**9, 0, key="ft_ntrain")
-    warmup = c[2].number_input("Warm-up (fraction or steps)", 0.0, 10**6 * 1.0, d.warmup, key="ft_warmup")
+    max_steps = c[0].number_input("Max steps (-1 = use epochs)", -1, MAX_STEPS, -1, key="ft_steps")
+    slots["max_steps"] = c[0].empty()
+    max_train = c[1].number_input("Use first N training rows (0 = all)", 0, MAX_SAMPLES, 0, key="ft_ntrain")
+    warmup = c[2].number_input("Warm-up (fraction or steps)", 0.0, float(MAX_STEPS), d.warmup, key="ft_warmup")
+    slots["warmup"] = c[2].empty()
     scheduler = c[3].selectbox("Scheduler", SCHEDULERS, key="ft_sched")
     with st.expander("More settings"):
         c = st.columns(4)
         weight_decay = c[0].number_input("Weight decay", 0.0, 0.99, d.weight_decay, key="ft_wd")
-        accum = c[1].number_input("Gradient accumulation", 1, 1024, 1, key="ft_accum")
+        accum = c[1].number_input("Gradient accumulation", 1, MAX_GRAD_ACCUMULATION, 1, key="ft_accum")
+        slots["grad_accumulation"] = c[1].empty()
         precision = c[2].selectbox("Precision", PRECISIONS, key="ft_prec",
                                    help="auto = bf16 on a GPU that has it, else fp32")
         optimizer = c[3].selectbox("Optimizer", OPTIMIZERS, key="ft_opt",
                                    help="adamw = fused AdamW where available (fast, stable)")
         c = st.columns(4)
         seed = c[0].number_input("Seed", 0, 2**31 - 1, d.seed, key="ft_seed")
-        eval_steps = c[1].number_input("Evaluate every N steps (0 = 5× per run)", 0, 10**7, 0, key="ft_eval")
-        patience = c[2].number_input("Early-stopping patience (0 = off)", 0, 100, 0, key="ft_patience")
+        eval_steps = c[1].number_input("Evaluate every N steps (0 = 5× per run)", 0, MAX_STEPS, 0, key="ft_eval")
+        patience = c[2].number_input("Early-stopping patience (0 = off)", 0, min(100, MAX_PATIENCE), 0,
+                                     key="ft_patience")
         eval_fraction = c[3].number_input("Held-out fraction (no test split)", 0.01, 0.9, d.eval_fraction,
                                           key="ft_evalfrac")
         group = st.checkbox("Group batches by length (less padding)", True, key="ft_group")
         name = st.text_input("Run name", key="ft_name", placeholder="default: model on dataset")
-    return TrainingConfig(
+        slots["name"] = st.empty()
+    config = TrainingConfig(
         model=model, dataset=dataset, dataset_version=version, text_column=text, text_pair_column=pair,
         label_column=label_col, max_length=int(max_length), batch_size=int(batch_size), learning_rate=float(lr),
         epochs=float(epochs), max_steps=int(max_steps), max_train_samples=int(max_train) or None,
@@ -79,6 +104,13 @@ def launch_form(dataset_refs, runs) -> TrainingConfig:
         eval_steps=int(eval_steps) or None, early_stopping_patience=int(patience),
         eval_fraction=float(eval_fraction), group_by_length=group, name=name,
     )
+    try:
+        config.validate()
+    except ConfigError as e:
+        # an empty field is only unfinished: the page names it if Start is pressed anyway
+        if e.field in slots and e.message != "must not be empty":
+            slots[e.field].error(e.message)
+    return config
 
 
 def _index(options: list[str], wanted: str) -> int:

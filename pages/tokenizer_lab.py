@@ -1,6 +1,8 @@
-"""Tokenizers: compare families side by side, batch and pad, measure on a dataset, browse, train your own."""
-from pathlib import Path
+"""Tokenizers: compare families side by side, batch and pad, measure on a dataset, browse, train your own.
 
+Each tab catches the core's errors beside the widget that caused them, inside `chips.tab_errors`, so one
+tab's failure never blanks the tabs after it.
+"""
 import pandas as pd
 import streamlit as st
 
@@ -35,7 +37,7 @@ with st.expander("Add a tokenizer folder from the server, or a hub id"):
     spec = st.text_input("Folder path or hub id", placeholder="/data/my-tokenizer  or  bert-base-uncased")
     if st.button("Add", key="tok_add_btn") and spec.strip():
         try:
-            name = T.register_folder(spec, settings) if Path(spec.strip()).expanduser().is_dir() else spec.strip()
+            name = T.add_tokenizer(spec, settings)  # a folder is checked and remembered; else a hub id
             chips.tokenizer(name)  # loads it now, so an offline hub id is refused here
             ss.tok_extra.append(name)
             ss.tok_add = name
@@ -52,7 +54,7 @@ if len(toks) < 2:
 compare_tab, batch_tab, data_tab, vocab_tab, train_tab = st.tabs(
     ["Compare", "Batch & padding", "Dataset", "Vocabulary", "Train your own"])
 
-with compare_tab:
+with compare_tab, chips.tab_errors("Compare"):
     text = st.text_area("Text", CLASSIC, height=100, help=f"up to {settings.max_text_chars:,} characters "
                         f"({settings.env_name('max_text_chars')})")
     try:
@@ -67,17 +69,19 @@ with compare_tab:
         with st.expander("What `Ġ`, `▁` and `##` mean"):
             st.markdown(chips.markers_help())
 
-with batch_tab:
+with batch_tab, chips.tab_errors("Batch & padding"):
     c1, c2 = st.columns([2, 1])
     lines = c1.text_area("One sentence per line (`first ||| second` for a pair)",
                          "Transformers are amazing\nunaffable\nTokenizers pad short sentences to the longest one",
                          height=120)
     bt = c2.selectbox("Tokenizer", list(toks), key="batch_tok")
     padding = c2.radio("Padding", ["longest", "max_length", "do_not_pad"], horizontal=True)
-    max_length = c2.number_input("max_length", 2, 4096, 8)
+    max_length = c2.number_input("max_length", 2, T.MAX_BATCH_POSITIONS, 8)
     truncation = c2.checkbox("Truncate to max_length", True)
-    overflow = c2.checkbox("Keep the overflow as extra rows (stride)", False)
-    stride = c2.number_input("stride (tokens repeated between overflow rows)", 0, 4096, 2, disabled=not overflow)
+    overflow = c2.checkbox("Keep the overflow as extra rows (stride)", False,
+                           help="pairs keep the first part whole and window the second (the question-answering recipe)")
+    stride = c2.number_input("stride (tokens repeated between overflow rows)", 0, T.MAX_BATCH_POSITIONS, 2,
+                             disabled=not overflow)
     rows = [ln for ln in lines.splitlines() if ln.strip()]
     is_pair = bool(rows) and all("|||" in r for r in rows)
     firsts = [r.split("|||", 1)[0].strip() for r in rows] if is_pair else rows
@@ -85,8 +89,8 @@ with batch_tab:
         bv = T.batch_encode(toks[bt], firsts, pairs=[r.split("|||", 1)[1].strip() for r in rows] if is_pair else None,
                             padding=padding, max_length=int(max_length), truncation=truncation, stride=int(stride),
                             overflow=overflow) if bt else None
-    except T.TextError as e:
-        st.warning(str(e))
+    except T.TextError as e:  # a refused batch, right under the padding / truncation widgets that caused it
+        c2.error(str(e))
         bv = None
     if bv:
         st.markdown(f"**{bv.shape[0]} rows × {bv.shape[1]} positions**" + (" (pairs)" if is_pair else ""))
@@ -98,8 +102,8 @@ with batch_tab:
             st.dataframe(pd.DataFrame(values).rename(columns=str), hide_index=True)
         st.code(bv.tensor_repr, language="python")
 
-with data_tab:
-    sources = T.text_sources(settings)
+sources = T.text_sources(settings)  # the Dataset tab and the training form both offer these
+with data_tab, chips.tab_errors("Dataset"):
     d1, d2, d3 = st.columns(3)
     source = d1.selectbox("Dataset", list(sources))
     column = d2.selectbox("Text column", sources[source])
@@ -115,17 +119,19 @@ with data_tab:
         st.caption(f"{len(stats[0].lengths):,} texts (at most the first {MAX_ROWS:,}), {stats[0].n_words:,} "
                    "words. Fertility = text tokens per whitespace word; padding waste = pad slots / all slots.")
 
-with vocab_tab:
+with vocab_tab, chips.tab_errors("Vocabulary"):
     v1, v2 = st.columns([1, 2])
     vt = v1.selectbox("Tokenizer", list(toks), key="vocab_tok")
     query = v2.text_input("Search tokens (text or an id)", "amaz")
+    merged = []
     if vt:
         try:
             hits = T.vocab_search(toks[vt], query)
             st.dataframe(pd.DataFrame(hits, columns=["id", "token", "as text"]), hide_index=True)
+            merged = chips.merges(vt)
         except T.TextError as e:
-            st.warning(str(e))
-        if merged := chips.merges(vt):
+            v2.warning(str(e))
+        if merged:
             st.caption(f"BPE merges ({len(merged):,}, in the order they are applied) whose result contains "
                        f"{query!r}")
             st.dataframe(pd.DataFrame(T.search_merges(merged, query.strip()),
@@ -133,14 +139,14 @@ with vocab_tab:
         else:
             st.caption(f"{vt} is not a BPE model: it has no merge list.")
 
-with train_tab:
+with train_tab, chips.tab_errors("Train your own"):
     with st.form("train"):
         f1, f2, f3 = st.columns(3)
         name = f1.text_input("Name", "my-bpe")
         model = f1.selectbox("Model", T.MODELS)
         pre = f2.selectbox("Pre-tokenizer", T.PRE_TOKENIZERS)
         norms = f2.multiselect("Normalizer", T.NORMALIZERS, ["NFD", "lowercase", "strip_accents"])
-        vocab = f3.number_input("Vocabulary size", 1, 200_000, 2000)
+        vocab = f3.number_input("Vocabulary size", 1, T.MAX_VOCAB, 2000)
         min_freq = f3.number_input("Min frequency", 1, 1000, 2)
         specials = st.text_input("Special tokens (space-separated; empty: the model's usual ones)", "")
         src = st.selectbox("Train on", list(sources) + ["an uploaded text file"], key="train_src")
@@ -150,9 +156,9 @@ with train_tab:
         st.caption("The bar follows the texts the Rust trainer has read; its merge / pruning phase after that "
                    "reports no steps, so the bar waits at 90% with that phase named.")
     if go:
-        config = T.TrainConfig(name.strip(), model, int(vocab), int(min_freq), tuple(norms), pre,
-                                tuple(specials.split()))
         try:
+            config = T.TrainConfig(name.strip(), model, int(vocab), int(min_freq), tuple(norms), pre,
+                                   tuple(specials.split()))
             if src == "an uploaded text file":
                 if upload is None:
                     raise T.TextError("choose a text file to upload first")

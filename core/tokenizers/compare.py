@@ -76,30 +76,53 @@ def registered_folders(settings: Settings | None = None) -> list[str]:
     file = (settings or get_settings()).tokenizers_dir / _FOLDERS_FILE
     try:
         folders = json.loads(file.read_text())
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return []
-    return [f for f in folders if isinstance(f, str) and Path(f).is_dir()]
+    return [f for f in folders if isinstance(f, str) and local_folder(f)] if isinstance(folders, list) else []
+
+
+def local_folder(spec: object) -> Path | None:
+    """`spec` as an existing folder on the server, or None (a hub id, a missing path, '~nobody', a NUL)."""
+    if not isinstance(spec, str) or not spec.strip() or len(spec) > 4096:
+        return None
+    try:
+        folder = Path(spec.strip()).expanduser()
+        return folder if folder.is_dir() else None
+    except (OSError, RuntimeError, ValueError):  # RuntimeError: '~user' with no such user
+        return None
 
 
 def register_folder(path: str, settings: Settings | None = None) -> str:
     """Check that `path` loads as a tokenizer, remember it, and return its name."""
     settings = settings or get_settings()
-    folder = Path(path.strip()).expanduser()
-    if not folder.is_dir():
+    folder = local_folder(path)
+    if folder is None:
         raise AssetError(f"no folder {path!r} on the server")
     name = str(folder.resolve())
     load(name, settings)  # raises a clear AssetError if it is not a tokenizer folder
     file = settings.tokenizers_dir / _FOLDERS_FILE
     folders = [f for f in registered_folders(settings) if f != name] + [name]
-    file.parent.mkdir(parents=True, exist_ok=True)
-    file.write_text(json.dumps(folders, indent=1))
+    try:
+        file.parent.mkdir(parents=True, exist_ok=True)
+        file.write_text(json.dumps(folders, indent=1))
+    except OSError as e:
+        raise AssetError(f"{name} loads, but the list of folders could not be saved: {e}") from None
     return name
+
+
+def add_tokenizer(spec: str, settings: Settings | None = None) -> str:
+    """The name to load for what the user typed: a folder is checked and remembered, anything else is
+    taken as a hub id (loading it says whether it exists, or that the server is offline)."""
+    spec = spec.strip() if isinstance(spec, str) else ""
+    if not spec:
+        raise AssetError("type a folder path on the server or a hub id")
+    return register_folder(spec, settings) if local_folder(spec) else spec
 
 
 def load(name: str, settings: Settings | None = None) -> PreTrainedTokenizerFast:
     """A fast tokenizer by name: packaged, `trained:NAME`, a local folder, or a hub id."""
     settings = settings or get_settings()
-    name = (name or "").strip()
+    name = name.strip() if isinstance(name, str) else ""
     if not name:
         raise AssetError("no tokenizer given: pick a packaged one, a trained one, a folder or a hub id")
     if name in REGISTRY:
@@ -111,8 +134,8 @@ def load(name: str, settings: Settings | None = None) -> PreTrainedTokenizerFast
         if not (folder / "tokenizer.json").is_file():
             raise AssetError(f"no trained tokenizer {name!r} in {settings.tokenizers_dir}")
         tok = _load_folder(folder)
-    elif Path(name).expanduser().is_dir():
-        tok = _load_folder(Path(name).expanduser())
+    elif folder := local_folder(name):
+        tok = _load_folder(folder)
     elif name.startswith((".", "/", "~")) or not _HUB_ID.match(name):
         raise AssetError(f"no folder {name!r} on the server, and it is not a hub id")
     elif settings.offline:

@@ -77,53 +77,113 @@ class TrainingConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainingConfig:
+        if not isinstance(d, dict):
+            raise ConfigError("config", f"must be a mapping of field names to values, got {type(d).__name__}")
         known = {f.name for f in fields(cls)}
         unknown = set(d) - known
         if unknown:
-            raise ConfigError(sorted(unknown)[0], "unknown config field")
+            raise ConfigError(sorted(map(str, unknown))[0], "unknown config field")
         return cls(**d)
 
     def display_name(self) -> str:
         return self.name or f"{self.model.rstrip('/').split('/')[-1]} on {self.dataset}"
 
     def validate(self) -> None:
-        """Checks that need no data and no model; raises ConfigError naming the field."""
+        """Every field's type, finiteness and range, then the checks across fields; raises ConfigError
+        naming the field. Needs no data and no model. A bool is not a number here, and a float is not a count.
+        """
         for name in ("model", "dataset", "text_column", "label_column"):
-            if not str(getattr(self, name) or "").strip():
-                raise ConfigError(name, "must not be empty")
-        positive_ints = ("max_length", "batch_size", "grad_accumulation", "logging_steps")
-        for name in positive_ints:
+            _text(self, name, required=True)
+        _text(self, "text_pair_column", optional=True)
+        _text(self, "name")
+        for name, choices in (("scheduler", SCHEDULERS), ("precision", PRECISIONS), ("optimizer", OPTIMIZERS)):
             v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
-                raise ConfigError(name, f"must be a positive whole number, got {v!r}")
-        for name in ("eval_steps", "save_steps", "max_train_samples", "max_eval_samples", "dataset_version"):
-            v = getattr(self, name)
-            if v is not None and (not isinstance(v, int) or v <= 0):
-                raise ConfigError(name, f"must be a positive whole number or empty, got {v!r}")
-        if not (isinstance(self.learning_rate, (int, float)) and math.isfinite(self.learning_rate)
-                and 0 < self.learning_rate <= 1):
+            if not isinstance(v, str) or v not in choices:
+                raise ConfigError(name, f"one of {', '.join(choices)}; got {v!r}")
+        for name, (low, high) in COUNTS.items():
+            _count(self, name, low, high, optional=name in OPTIONAL_COUNTS)
+        if self.max_steps not in (-1,) and self.max_steps < 1:
+            raise ConfigError("max_steps", f"-1 (use epochs) or a positive number of steps, got {self.max_steps}")
+        for name, (low, high) in REALS.items():
+            _real(self, name, low, high)
+        if not isinstance(self.group_by_length, bool):
+            raise ConfigError("group_by_length", f"must be True or False, got {self.group_by_length!r}")
+        # across fields
+        if not (0 < self.learning_rate <= 1):
             raise ConfigError("learning_rate", f"must be in (0, 1], got {self.learning_rate!r}")
-        if self.max_steps <= 0 and not (self.max_steps == -1 and self.epochs > 0):
-            raise ConfigError("epochs" if self.max_steps == -1 else "max_steps",
-                              "give a positive number of epochs, or max_steps > 0")
-        if not 0 <= self.weight_decay < 1:
+        if self.max_steps == -1 and not self.epochs > 0:
+            raise ConfigError("epochs", "give a positive number of epochs, or max_steps > 0")
+        if not self.weight_decay < 1:
             raise ConfigError("weight_decay", f"must be in [0, 1), got {self.weight_decay}")
-        if self.warmup < 0 or (self.warmup >= 1 and self.warmup != int(self.warmup)):
+        if self.warmup >= 1 and self.warmup != int(self.warmup):
             raise ConfigError("warmup", "a fraction in [0, 1) or a whole number of steps")
         if not 0 < self.eval_fraction < 1:
             raise ConfigError("eval_fraction", f"must be between 0 and 1, got {self.eval_fraction}")
-        if self.scheduler not in SCHEDULERS:
-            raise ConfigError("scheduler", f"one of {', '.join(SCHEDULERS)}; got {self.scheduler!r}")
-        if self.precision not in PRECISIONS:
-            raise ConfigError("precision", f"one of {', '.join(PRECISIONS)}; got {self.precision!r}")
-        if self.optimizer not in OPTIMIZERS:
-            raise ConfigError("optimizer", f"one of {', '.join(OPTIMIZERS)}; got {self.optimizer!r}")
-        if self.early_stopping_patience < 0:
-            raise ConfigError("early_stopping_patience", "must be 0 (off) or more")
+        if (tokens := self.batch_size * self.max_length) > MAX_BATCH_TOKENS:
+            raise ConfigError("batch_size", f"{self.batch_size:,} × max_length {self.max_length:,} = {tokens:,} tokens "
+                              f"per step, over the memory cap of {MAX_BATCH_TOKENS:,}: lower one of them (gradient "
+                              "accumulation gives the same effective batch)")
         if self.text_pair_column and self.text_pair_column == self.text_column:
             raise ConfigError("text_pair_column", "must differ from text_column")
         if self.label_column in (self.text_column, self.text_pair_column):
             raise ConfigError("label_column", "must differ from the text column(s)")
+
+
+# the largest values a run may ask for (the form's widgets stop at the same numbers)
+MAX_LENGTH = 8192
+MAX_BATCH_SIZE = 4096
+MAX_GRAD_ACCUMULATION = 1024
+MAX_STEPS = 10**7
+MAX_EPOCHS = 1000.0
+MAX_SAMPLES = 10**9
+MAX_PATIENCE = 1000
+MAX_TEXT_CHARS = 4096  # a model path, dataset name, column or run name
+MAX_BATCH_TOKENS = 2**19  # batch_size × max_length: the worst-case padded batch of one step
+COUNTS = {  # whole-number fields: (lowest, highest)
+    "max_length": (1, MAX_LENGTH), "batch_size": (1, MAX_BATCH_SIZE), "grad_accumulation": (1, MAX_GRAD_ACCUMULATION),
+    "logging_steps": (1, MAX_STEPS), "max_steps": (-1, MAX_STEPS), "seed": (0, 2**32 - 1),
+    "early_stopping_patience": (0, MAX_PATIENCE), "eval_steps": (1, MAX_STEPS), "save_steps": (1, MAX_STEPS),
+    "max_train_samples": (1, MAX_SAMPLES), "max_eval_samples": (1, MAX_SAMPLES), "dataset_version": (1, MAX_SAMPLES),
+}
+OPTIONAL_COUNTS = {"eval_steps", "save_steps", "max_train_samples", "max_eval_samples", "dataset_version"}
+REALS = {  # real-number fields: (lowest, highest), both included; finer limits are checked across fields
+    "learning_rate": (0.0, 1.0), "epochs": (0.0, MAX_EPOCHS), "weight_decay": (0.0, 1.0),
+    "warmup": (0.0, float(MAX_STEPS)), "eval_fraction": (0.0, 1.0),
+}
+
+
+def _text(config: TrainingConfig, name: str, required: bool = False, optional: bool = False) -> None:
+    v = getattr(config, name)
+    if v is None and optional:
+        return
+    if not isinstance(v, str):
+        raise ConfigError(name, f"must be text{' or empty' if optional else ''}, got {v!r} ({type(v).__name__})")
+    if required and not v.strip():
+        raise ConfigError(name, "must not be empty")
+    if len(v) > MAX_TEXT_CHARS or "\x00" in v:
+        raise ConfigError(name, f"must be at most {MAX_TEXT_CHARS:,} characters with no NUL, got {len(v):,}")
+
+
+def _count(config: TrainingConfig, name: str, low: int, high: int, optional: bool = False) -> None:
+    v = getattr(config, name)
+    if v is None and optional:
+        return
+    kind = "a whole number" + (" or empty" if optional else "")
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise ConfigError(name, f"must be {kind} from {low:,} to {high:,}, got {v!r} ({type(v).__name__})")
+    if not low <= v <= high:
+        shown = f"{v:,}" if abs(v) < 10**15 else f"{float(v):.3g}"
+        raise ConfigError(name, f"must be {kind} from {low:,} to {high:,}, got {shown}")
+
+
+def _real(config: TrainingConfig, name: str, low: float, high: float) -> None:
+    v = getattr(config, name)
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise ConfigError(name, f"must be a number from {low:g} to {high:g}, got {v!r} ({type(v).__name__})")
+    if not math.isfinite(v):
+        raise ConfigError(name, f"must be a finite number, got {v!r}")
+    if not low <= v <= high:
+        raise ConfigError(name, f"must be from {low:g} to {high:g}, got {v:g}")
 
 
 @dataclass
