@@ -195,7 +195,7 @@ def token_lengths(ds: datasets.Dataset, column: str, tokenizer: Any, limit: int 
 def tokenizer_names() -> list[str]:
     """Tokenizers the histogram can use: the tokenizer page's registry, else the packaged ones."""
     try:
-        from core.tokenizers.compare import available
+        from core.tokenizers.library import available
     except ImportError:  # before the tokenizer registry exists, fall back to the packaged assets
         from core.assets import names
 
@@ -206,7 +206,7 @@ def tokenizer_names() -> list[str]:
 def load_tokenizer(name: str) -> Any:
     """A tokenizer by the name `tokenizer_names` gave."""
     try:
-        from core.tokenizers.compare import load
+        from core.tokenizers.library import load
     except ImportError:
         from core.assets import load_tokenizer as load
     return load(name)

@@ -1,12 +1,12 @@
 """Tokenizers: load any offline or local tokenizer, compare them side by side, and train your own.
 
-`compare` loads by name (packaged assets, `trained:<name>` from the workspace, local folders, hub ids
+`library` loads by name (packaged assets, `trained:<name>` from the workspace, local folders, hub ids
 where the network allows) and encodes with offsets; `batch` pads and truncates batches; `training` trains
 BPE / WordPiece / Unigram. `guard` is the boundary with the Rust library: names stay inside the tokenizers
 folder, panics and library errors become `TextError` / `TrainError` / `AssetError`, and calls have a budget.
 """
 from core.tokenizers.batch import MAX_BATCH_CELLS, MAX_BATCH_LINES, MAX_BATCH_POSITIONS, PADDINGS
-from core.tokenizers.compare import (
+from core.tokenizers.library import (
     MARKERS,
     TRAINED_PREFIX,
     ZERO_WIDTH,

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
 
 from core.settings import Settings, get_settings
-from core.tokenizers.compare import TRAINED_PREFIX, TextError
+from core.tokenizers.library import TRAINED_PREFIX, TextError
 from core.tokenizers.guard import CORPUS_BUDGET_S, TRAINED_NAME, first_line, rust_errors, whole
 
 if TYPE_CHECKING:
@@ -128,7 +128,7 @@ class CorpusStats:
 def corpus_stats(name: str, tok: PreTrainedTokenizerFast, texts: list[str], max_length: int = 128,
                  batch_size: int = 16) -> CorpusStats:
     """Fertility, unknowns, truncation and padding waste of `tok` on `texts`."""
-    from core.tokenizers.compare import encode_ids
+    from core.tokenizers.library import encode_ids
 
     if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
         raise TextError("the texts to measure must be a list of strings")
@@ -299,9 +299,10 @@ def _check_texts(texts: object) -> None:
                          "here: train on a sample of it")
 
 
-def _counted(texts: list[str], progress: TrainProgress, budget_s: float = TRAIN_BUDGET_S) -> Iterator[str]:
-    """Yield texts, recording how far the (Rust) trainer has read; past `budget_s` it stops the trainer."""
+def _counted(texts: list[str], progress: TrainProgress, budget_s: float | None = None) -> Iterator[str]:
+    """Yield texts, recording how far the (Rust) trainer has read; past the budget it stops the trainer."""
     n = len(texts)
+    budget_s = TRAIN_BUDGET_S if budget_s is None else budget_s
     stop = time.monotonic() + budget_s
     for i, t in enumerate(texts):
         if i % 64 == 0:

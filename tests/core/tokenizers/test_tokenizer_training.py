@@ -7,7 +7,7 @@ import pytest
 from core.settings import get_settings
 from core.tokenizers import training as TT
 
-T = importlib.import_module("core.tokenizers.compare")  # the package re-exports a function named compare
+T = importlib.import_module("core.tokenizers.library")  # the package re-exports a function named compare
 
 CORPUS = ["the cat sat on the mat", "the dog sat on the log", "a cat and a dog", "naïve café résumé"] * 20
 

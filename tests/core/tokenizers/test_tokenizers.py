@@ -7,7 +7,7 @@ import pytest
 from core.assets import AssetError
 from core.settings import get_settings
 
-T = importlib.import_module("core.tokenizers.compare")  # the package re-exports a function named compare
+T = importlib.import_module("core.tokenizers.library")  # the package re-exports a function named compare
 
 PACKAGED = ["bert-wordpiece-uncased", "cl100k_base", "qwen2.5", "xlm-r-unigram"]
 MULTILINGUAL = ("Transformers are amazing. Naïve café, Straße! 東京で深層学習 🤖👍🏽 "
