@@ -6,6 +6,7 @@ BPE / WordPiece / Unigram. `guard` is the boundary with the Rust library: names 
 folder, panics and library errors become `TextError` / `TrainError` / `AssetError`, and calls have a budget.
 """
 from core.tokenizers.batch import MAX_BATCH_CELLS, MAX_BATCH_LINES, MAX_BATCH_POSITIONS, PADDINGS
+from core.tokenizers.guard import ENCODE_BUDGET_S, is_panic
 from core.tokenizers.library import (
     MARKERS,
     TRAINED_PREFIX,
@@ -33,7 +34,6 @@ from core.tokenizers.library import (
     text_notes,
     vocab_search,
 )
-from core.tokenizers.guard import ENCODE_BUDGET_S, is_panic
 from core.tokenizers.training import (
     DEFAULT_SPECIALS,
     MAX_MIN_FREQUENCY,

@@ -378,17 +378,18 @@ def vocab_search(tok: PreTrainedTokenizerFast, query: str = "", limit: int = 200
     if len(query) > MAX_QUERY_CHARS:
         raise TextError(f"the search has {len(query):,} characters; tokens are short, so at most {MAX_QUERY_CHARS}")
     with rust_errors(TextError, "the vocabulary could not be read"):
+        byte_level = is_byte_level(tok)
         if re.fullmatch(r"-?[0-9]+", query):  # ASCII digits only: '²'.isdigit() is True but int('²') fails
             i = int(query)
             if not 0 <= i < len(tok):
                 raise TextError(f"id {query} is outside the vocabulary (0 to {len(tok) - 1:,})")
             hits = [(i, tok.convert_ids_to_tokens(i))]
         else:
-            byte_level = is_byte_level(tok)
             hits = [(i, t) for t, i in tok.get_vocab().items()
                     if not query or query in t or (byte_level and query in readable(t))]
             hits.sort()
-    return [(i, t, readable(t)) for i, t in hits[:limit]]
+    # only byte-level tokens are spelled in the byte alphabet: WordPiece's '²' is the character itself
+    return [(i, t, readable(t) if byte_level else t) for i, t in hits[:limit]]
 
 
 def bpe_merges(tok: PreTrainedTokenizerFast) -> list[tuple[str, str]]:

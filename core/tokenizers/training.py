@@ -15,8 +15,8 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
 
 from core.settings import Settings, get_settings
-from core.tokenizers.library import TRAINED_PREFIX, TextError
 from core.tokenizers.guard import CORPUS_BUDGET_S, TRAINED_NAME, first_line, rust_errors, whole
+from core.tokenizers.library import TRAINED_PREFIX, TextError
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerFast
