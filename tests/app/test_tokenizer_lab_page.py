@@ -80,3 +80,95 @@ def test_batch_vocabulary_and_training(open_page):
                                                      for m in at.markdown if m.value.startswith("**trained:")]
     finally:
         shutil.rmtree(get_settings().tokenizers_dir / name, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------- hostile input (issue #13)
+def _others_render(at, but: str) -> None:
+    """Every tab other than `but` drew its content: one tab's error never blanks the rest."""
+    frames = [set(d.value.columns) for d in at.dataframe]
+    drawn = {
+        "Compare": any("chars / token" in f for f in frames),
+        "Batch & padding": any("sentence" in f for f in frames),
+        "Dataset": any("fertility (tokens / word)" in f for f in frames),
+        "Vocabulary": any("as text" in f for f in frames),
+        "Train your own": any(b.label == "Train" for b in at.button),
+    }
+    assert all(ok for tab, ok in drawn.items() if tab != but), drawn
+
+
+def test_padding_to_max_length_without_truncation_is_explained_and_the_page_survives(open_page):
+    at = open_page(PAGE, timeout=180)
+    at.selectbox(key="batch_tok").set_value("bert-wordpiece-uncased")
+    _widget(at.radio, "Padding").set_value("max_length")
+    _widget(at.checkbox, "Truncate to max_length").uncheck()
+    at.run()
+    assert not at.exception
+    assert any('sentence 3 has 12 tokens' in e.value and 'Tick "Truncate"' in e.value for e in at.error), \
+        [e.value for e in at.error]
+    assert not any("sentence" in d.value.columns for d in at.dataframe)  # no half-built batch
+    _others_render(at, but="Batch & padding")
+    _widget(at.checkbox, "Truncate to max_length").check().run()  # the fix the message names works
+    grid = next(d.value for d in at.dataframe if "sentence" in d.value.columns)
+    assert grid.shape == (3, 1 + 8) and not at.error
+
+
+def _plant(name: str, content: str) -> str:
+    folder = get_settings().tokenizers_dir / name
+    folder.mkdir(parents=True)
+    (folder / "tokenizer.json").write_text(content)
+    return f"trained:{name}"
+
+
+def test_broken_and_panicking_tokenizers_get_messages_and_the_other_tabs_render(open_page):
+    import json
+
+    from core.tokenizers import TrainConfig, train
+
+    tag = uuid.uuid4().hex[:6]
+    base = train(TrainConfig(f"apptest-base-{tag}", "WordPiece", vocab_size=60, min_frequency=1),
+                 ["aaaa bbbb abab the cat"] * 20)
+    doc = json.loads((get_settings().tokenizers_dir / f"apptest-base-{tag}" / "tokenizer.json").read_text())
+    doc["normalizer"] = None
+    doc["pre_tokenizer"] = {"type": "Split", "pattern": {"Regex": "^(a|a)*$"}, "behavior": "Isolated",
+                            "invert": False}
+    broken, panics = _plant(f"apptest-broken-{tag}", "not json{"), _plant(f"apptest-panics-{tag}", json.dumps(doc))
+    try:
+        at = open_page(PAGE, timeout=180)
+        at.multiselect[0].set_value(["bert-wordpiece-uncased", broken, panics]).run()
+        assert not at.exception
+        assert any(e.value.startswith(f"**{broken}**") and "not valid JSON" in e.value for e in at.error)
+        at.text_area[0].set_value("a" * 40 + "!").run()  # Oniguruma gives up, the Rust crate panics
+        assert not at.exception
+        assert any("crashed" in w.value and "retry-limit" in w.value for w in at.warning), \
+            [w.value for w in at.warning]
+        _others_render(at, but="Compare")
+        at.text_area[0].set_value("the cat").run()  # other text through the same tokenizer still works
+        assert f"**{panics}** · WordPiece" in [m.value.split(" tokens")[0].rsplit(" · ", 1)[0]
+                                               for m in at.markdown if m.value.startswith("**trained:")]
+    finally:
+        for name in (base.name, broken, panics):
+            shutil.rmtree(get_settings().tokenizers_dir / name.removeprefix("trained:"), ignore_errors=True)
+
+
+def test_an_unexpected_failure_or_panic_stays_in_its_tab(open_page, monkeypatch):
+    from core import tokenizers
+
+    PanicException = type("PanicException", (BaseException,), {})  # what pyo3 raises: not an Exception
+
+    def panics(*args, **kwargs):
+        raise PanicException("index out of bounds")
+
+    def breaks(*args, **kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(tokenizers, "batch_encode", panics)
+    monkeypatch.setattr(tokenizers, "vocab_search", breaks)
+    at = open_page(PAGE, timeout=180)
+    assert not at.exception
+    errors = [e.value for e in at.error]
+    assert any(e.startswith("Batch & padding: the Rust tokenizers library crashed (index out of bounds)")
+               for e in errors), errors
+    assert any(e.startswith("Vocabulary failed unexpectedly (RuntimeError: a bug)") for e in errors), errors
+    frames = [set(d.value.columns) for d in at.dataframe]
+    assert any("chars / token" in f for f in frames) and any("fertility (tokens / word)" in f for f in frames)
+    assert any(b.label == "Train" for b in at.button)  # the tab after both failures still renders
