@@ -1,0 +1,39 @@
+"""The launch form alone: a config value validate() refuses is named right under the widget that set it."""
+from streamlit.testing.v1 import AppTest
+
+
+def _form():
+    import streamlit as st
+
+    from components.training_form import launch_form
+
+    config = launch_form([], [])
+    st.session_state["built"] = config.to_json()
+
+
+def test_a_refused_value_is_named_under_its_widget_and_the_form_still_returns_the_config():
+    at = AppTest.from_function(_form, default_timeout=60)
+    at.run()
+    assert not at.exception and not at.error  # the defaults are valid
+    at.number_input(key="ft_bs").set_value(4096)
+    at.number_input(key="ft_maxlen").set_value(8192)
+    at.run()
+    assert not at.exception
+    assert [e.value for e in at.error] == ["4,096 × max_length 8,192 = 33,554,432 tokens per step, over the memory "
+                                           "cap of 524,288: lower one of them (gradient accumulation gives the "
+                                           "same effective batch)"]
+    column = next(c for c in at.columns if c.error)
+    assert [w.label for w in column.number_input] == ["Batch size"]  # beside the widget that caused it
+    assert '"batch_size": 4096' in at.session_state["built"]  # the page still gets the config to refuse on Start
+    at.number_input(key="ft_maxlen").set_value(128).run()
+    assert not at.error
+
+
+def test_an_unfinished_custom_model_is_left_to_the_page():
+    from components.training_form import CUSTOM
+
+    at = AppTest.from_function(_form, default_timeout=60)
+    at.run()
+    at.selectbox(key="ft_model").set_value(CUSTOM).run()
+    assert not at.exception and not at.error  # "must not be empty" is shown by the page only if Start is pressed
+    assert '"model": ""' in at.session_state["built"]
