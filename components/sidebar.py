@@ -16,17 +16,12 @@ def render_sidebar() -> None:
             st.markdown(f"**{report.device_in_use}** · {g.name} ({human_bytes(g.total_bytes)})")
         else:
             st.markdown(f"**{report.device_in_use}** · {report.cpu_cores} cores, no GPU")
-        jobs_summary = _jobs_summary()
-        if jobs_summary:
-            st.caption("Training jobs")
-            st.markdown(jobs_summary)
+        st.caption("Training runs")
+        st.fragment(_runs_summary, run_every=loaders.settings().poll_interval_s)()
 
 
-def _jobs_summary() -> str | None:
-    """One line on running / queued jobs."""
+def _runs_summary() -> None:
+    """What exists in the run store ('3 completed · 1 running'), re-read every poll on every page."""
     from components.jobs import job_manager
 
-    counts = job_manager().counts()
-    if not any(counts.values()):
-        return "no jobs yet"
-    return " · ".join(f"{n} {state}" for state, n in counts.items() if n)
+    st.markdown(job_manager().store.snapshot().summary())

@@ -1,124 +1,164 @@
-"""The live view of one run: a fragment that redraws from the run store about once a second."""
+"""The Runs tab: queue line, runs table, run picker and live panel, all drawn from one read of the store.
+
+Everything that shows a run's status lives in one fragment that re-reads the store about once a
+second, so no two places on the screen can disagree for longer than one refresh. The results of a
+completed run (inputs, model loads) are drawn outside the fragment; the fragment asks for a full
+rerun when the selected run or its completion changes.
+"""
 from __future__ import annotations
 
 import pandas as pd
 import streamlit as st
 
-from components.training_views import confusion_figure, duration, live_figure, probability_figure
+from components.training_views import duration, live_figure
 from core.training.curves import overfitting, progress
-from core.training.store import ACTIVE
+from core.training.store import ACTIVE, MetricsFollower, Snapshot
 
 BADGE = {"queued": "🕒", "running": "🟢", "stopping": "🟠", "stopped": "⏸️", "completed": "✅", "failed": "❌",
          "interrupted": "⚠️"}
+RESULTS_KEY = "ft_results_for"  # the completed run whose results the last full run drew (or None)
 
 
 def run_label(r) -> str:
     return f"{BADGE.get(r.status, '')} {r.status} · {r.name} · {r.id}"
 
 
-def live_run(jobs, run_id: str, settings) -> None:
-    rec = jobs.store.get(run_id)
-    c1, c2, c3, c4 = st.columns([1, 1, 1, 3])
+def queue_line(snap: Snapshot, concurrency: int) -> str:
+    c = snap.counts
+    return (f"Queue: {c.get('running', 0)} running · {c.get('stopping', 0)} stopping · {c.get('queued', 0)} queued"
+            f" — {concurrency} job(s) at a time on this device · all runs: {snap.summary()}")
+
+
+def _cell(v, fmt: str = "{:.1%}"):
+    return "—" if v is None else fmt.format(v) if isinstance(v, (int, float)) else v
+
+
+def runs_table(runs) -> pd.DataFrame:
+    return pd.DataFrame([{
+        "status": f"{BADGE.get(r.status, '')} {r.status}", "name": r.name, "run": r.id,
+        "steps": _cell(r.total_steps, "{:,}"), "accuracy": _cell(r.final_metrics.get("accuracy")),
+        "baseline": _cell(r.final_metrics.get("majority_baseline")), "train time": duration(r.elapsed()),
+        "device": _cell(r.device), "runner": _cell(r.runner),
+    } for r in runs])
+
+
+def selected_run(snap: Snapshot) -> str | None:
+    """The run the picker shows: the one chosen (or just started), else the newest."""
+    ids = [r.id for r in snap.runs]
+    sel = st.session_state.get("ft_selected")
+    return sel if sel in ids else (ids[0] if ids else None)
+
+
+def results_target(snap: Snapshot) -> str | None:
+    """The selected run if it is completed: whose results belong under the panel."""
+    rid = selected_run(snap)
+    rec = snap.get(rid) if rid else None
+    return rid if rec is not None and rec.status == "completed" else None
+
+
+def runs_panel(jobs, settings) -> None:
+    """The live Runs tab (a fragment polling the store)."""
+
+    @st.fragment(run_every=settings.poll_interval_s)
+    def panel() -> None:
+        snap = jobs.store.snapshot()  # the one read every status below comes from
+        if not snap.runs:
+            st.info("No runs yet. Start one on the **Launch** tab.")
+            return
+        st.caption(queue_line(snap, jobs.concurrency))
+        st.dataframe(runs_table(snap.runs), hide_index=True, height=min(38 + 35 * len(snap.runs), 250))
+        ids = [r.id for r in snap.runs]
+        st.session_state["ft_selected"] = selected_run(snap)
+        if st.session_state.get("ft_run") not in ids:
+            st.session_state.pop("ft_run", None)
+        run_id = st.selectbox("Run", ids, index=ids.index(st.session_state["ft_selected"]), key="ft_run",
+                              format_func=lambda i: run_label(snap.get(i)))
+        st.session_state["ft_selected"] = run_id
+        rec = snap.get(run_id)
+        controls(jobs, rec)
+        live(jobs, rec, snap)
+        if results_target(snap) != st.session_state.get(RESULTS_KEY):
+            st.rerun(scope="app")  # a run completed or another was picked: draw its results below
+
+    panel()
+
+
+def controls(jobs, rec) -> None:
+    c1, c2, c3 = st.columns([1, 1, 4])
     if rec.status in ("queued", "running") and c1.button("Stop", key="ft_stop", help="saves a checkpoint"):
-        jobs.stop(run_id)
-        st.rerun()
+        jobs.stop(rec.id)
+        st.rerun(scope="fragment")
     if rec.status in ("stopped", "interrupted", "failed") and c1.button("Resume", key="ft_resume", type="primary"):
-        jobs.resume(run_id)
-        st.rerun()
+        jobs.resume(rec.id)
+        st.rerun(scope="fragment")
     if rec.status not in ACTIVE and c2.button("Delete", key="ft_delete"):
-        jobs.delete(run_id)
+        jobs.delete(rec.id)
         st.session_state.pop("ft_selected", None)
-        st.rerun()
-    smoothing = c4.slider("Smoothing", 0.0, 0.99, 0.8, key="ft_smooth")
-    if rec.message:
-        (st.error if rec.status == "failed" else st.info)(rec.message)
-
-    active = rec.status in ACTIVE
-
-    @st.fragment(run_every=settings.poll_interval_s if active else None)
-    def chart() -> None:
-        r = jobs.store.get(run_id)
-        train = jobs.store.metrics(run_id, "train")
-        evals = jobs.store.metrics(run_id, "eval")
-        pr = progress(train, r.total_steps, r.started, r.finished if r.status not in ACTIVE else None)
-        st.progress(pr.fraction, text=f"{BADGE.get(r.status, '')} {r.status} · step {pr.step} / {pr.total or '?'} · "
-                    f"elapsed {duration(pr.elapsed_s)} · remaining {duration(pr.remaining_s)}")
-        if train:
-            last = train[-1]
-            m = st.columns(5)
-            m[0].metric("train loss", f"{last['loss']:.4f}")
-            m[1].metric("eval loss", f"{evals[-1]['eval_loss']:.4f}" if evals else "—")
-            m[2].metric("eval accuracy", f"{evals[-1]['eval_accuracy']:.1%}" if evals else "—")
-            m[3].metric("samples / s", f"{last.get('samples_per_s', 0):.1f}")
-            m[4].metric("tokens / s", f"{last.get('tokens_per_s', 0):,.0f}")
-            st.plotly_chart(live_figure(train, evals, smoothing), key="ft_live_fig")
-            warn = overfitting(train, evals)
-            if warn:
-                st.warning(warn)
-            if any("gpu_mem_allocated_mb" in t for t in train):
-                st.caption(f"GPU memory: {last.get('gpu_mem_allocated_mb', 0):,.0f} MiB allocated, "
-                           f"{last.get('gpu_mem_reserved_mb', 0):,.0f} MiB reserved")
-        elif r.status in ACTIVE:
-            st.caption("Loading the model and tokenizing the data… the first points appear after step 1.")
-        if r.status != rec.status and (active or r.status in ACTIVE):
-            st.rerun(scope="app")  # status changed: redraw the run list, the buttons and the results
-
-    chart()
-    if rec.status == "completed":
-        results(jobs, rec, settings)
+        st.rerun(scope="app")
+    if rec.status not in ACTIVE:
+        with c3.popover("Rename"):
+            new = st.text_input("New name", rec.name, key=f"ft_rename_{rec.id}", max_chars=120)
+            if st.button("Save name", key=f"ft_rename_btn_{rec.id}") and new.strip():
+                jobs.store.update(rec.id, name=new.strip())
+                st.rerun(scope="fragment")
 
 
-def results(jobs, rec, settings) -> None:
-    from core.training.config import ConfigError, TrainingConfig
-    from core.training.export import export_script
-    from core.training.predict import predict_after, predict_before, zip_model
+def _follower(jobs, run_id: str) -> MetricsFollower:
+    """This session's incremental reader of one run's metrics."""
+    cache = st.session_state.setdefault("ft_followers", {})
+    f = cache.get(run_id)
+    if f is None or f.store.path != jobs.store.path:
+        cache.clear()  # one run at a time: the cache never grows with the number of runs viewed
+        f = cache[run_id] = MetricsFollower(jobs.store, run_id)
+    return f
 
-    fm = rec.final_metrics
-    labels = rec.plan.get("labels", [])
-    st.subheader("Results")
-    m = st.columns(4)
-    base = fm.get("majority_baseline")
-    m[0].metric("accuracy", f"{fm.get('accuracy', 0):.1%}",
-                f"{fm.get('accuracy', 0) - base:+.1%} vs majority baseline" if base is not None else None)
-    m[1].metric("majority-class baseline", f"{base:.1%}" if base is not None else "—")
-    m[2].metric("macro F1", f"{fm.get('f1', 0):.3f}")
-    m[3].metric("macro precision / recall", f"{fm.get('precision', 0):.2f} / {fm.get('recall', 0):.2f}")
-    if fm.get("confusion_matrix"):
-        st.plotly_chart(confusion_figure(fm["confusion_matrix"], labels), key="ft_cm")
 
-    st.markdown("**Try the model**")
-    text = st.text_area("Text to classify", "This medication worked wonders, no side effects at all.",
-                        key="ft_try", max_chars=settings.max_text_chars)
-    if text.strip():
-        try:
-            after = predict_after(rec, [text])[0]
-            st.plotly_chart(probability_figure(after), key="ft_probs")
-        except ValueError as e:
-            st.error(str(e))
-    if st.toggle("Same examples before and after fine-tuning", key="ft_before_after"):
-        examples = [text, "I had terrible headaches and stopped after a week.", "It is OK, nothing special."]
-        with st.spinner("Loading the backbone with its untrained head…"):
-            before = predict_before(rec, examples, settings)
-            after = predict_after(rec, examples)
-        rows = [{"text": t, "before": max(b, key=b.get), "p(before)": max(b.values()),
-                 "after": max(a, key=a.get), "p(after)": max(a.values())} for t, b, a in zip(examples, before, after,
-                                                                                             strict=True)]
-        st.dataframe(pd.DataFrame(rows), hide_index=True)
+def _status_text(rec, step: int) -> str:
+    if rec.status == "stopping":
+        return rec.message or f"stopping: finishing step {step + 1}, then saving a checkpoint…"
+    if rec.status == "queued":
+        return "waiting for the device: another run is training"
+    return rec.message or ""
 
-    c1, c2 = st.columns(2)
-    if c1.button("Prepare model download (.zip)", key="ft_zip"):
-        st.session_state["ft_zip_bytes"] = (rec.id, zip_model(rec.model_dir))
-    z = st.session_state.get("ft_zip_bytes")
-    if z and z[0] == rec.id:
-        c1.download_button("Download model", z[1], file_name=f"{rec.id}-model.zip", mime="application/zip",
-                           key="ft_zip_dl")
-    try:
-        script = export_script(TrainingConfig.from_dict(rec.config), settings, rec.id, labels,
-                               rec.plan.get("eval_steps"))
-    except (ConfigError, ValueError) as e:  # the model folder or dataset version is gone since
-        c2.info(f"Can't export this run as a script any more: {e}")
-        return
-    c2.download_button("Export as script", script, file_name=f"train_{rec.id}.py", mime="text/x-python",
-                       key="ft_script")
-    with st.expander("Script preview"):
-        st.code(script, language="python")
+
+def live(jobs, rec, snap: Snapshot) -> None:
+    f = _follower(jobs, rec.id)
+    f.refresh()
+    train, evals, resumes = f.rows["train"], f.rows["eval"], f.rows["resume"]
+    finished = rec.finished if rec.status not in ACTIVE else None
+    pr = progress(train, rec.total_steps, rec.started if rec.status in ("running", "stopping") else None,
+                  finished, before_s=rec.train_seconds, now=snap.taken)
+    if rec.status == "queued":
+        pr.remaining_s = None
+    st.progress(pr.fraction, text=f"{BADGE.get(rec.status, '')} {rec.status} · step {pr.step} / {pr.total or '?'}"
+                f" · elapsed {duration(pr.elapsed_s)} · remaining {duration(pr.remaining_s)}")
+    note = _status_text(rec, pr.step)
+    if note:
+        (st.error if rec.status == "failed" else st.info)(note)
+    if resumes:
+        last = resumes[-1]
+        st.caption(f"Resumed {len(resumes)}× · last from step {last['step']}, restored: "
+                   f"{', '.join(last.get('restored') or []) or 'nothing (no checkpoint: started over)'}")
+    if train:
+        last = train[-1]
+        m = st.columns(5)
+        m[0].metric("train loss", f"{last['loss']:.4f}" if isinstance(last.get("loss"), float) else "—")
+        m[1].metric("eval loss", f"{evals[-1]['eval_loss']:.4f}" if evals else "—")
+        m[2].metric("eval accuracy", f"{evals[-1]['eval_accuracy']:.1%}" if evals else "—")
+        m[3].metric("samples / s", f"{last.get('samples_per_s', 0):.1f}")
+        m[4].metric("tokens / s", f"{last.get('tokens_per_s', 0):,.0f}")
+        c1, c2 = st.columns([1, 2])
+        smoothing = c1.slider("Smoothing", 0.0, 0.99, 0.8, key="ft_smooth")
+        steps = (train[0]["step"], train[-1]["step"])
+        zoom = c2.slider("Steps shown (full resolution when ≤ 4,000 points)", steps[0], max(steps[1], steps[0] + 1),
+                         (steps[0], max(steps[1], steps[0] + 1)), key=f"ft_zoom_{rec.id}") \
+            if steps[1] > steps[0] else None
+        st.plotly_chart(live_figure(train, evals, smoothing, resumes=resumes, x_range=zoom), key="ft_live_fig")
+        warn = overfitting(train, evals)
+        if warn:
+            st.warning(warn)
+        if any("gpu_mem_allocated_mb" in t for t in train[-5:]):
+            st.caption(f"GPU memory: {last.get('gpu_mem_allocated_mb', 0):,.0f} MiB allocated, "
+                       f"{last.get('gpu_mem_reserved_mb', 0):,.0f} MiB reserved")
+    elif rec.status in ("running", "stopping"):
+        st.caption("Loading the model and tokenizing the data… the first points appear after step 1.")

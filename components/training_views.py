@@ -4,40 +4,63 @@ from __future__ import annotations
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from core.training.curves import ema
+from core.training.curves import downsample, ema
 
 COLORS = ["#ee4c2c", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2"]
 
 
-def _xy(rows: list[dict], key: str) -> tuple[list[int], list[float]]:
-    pts = [(r["step"], r[key]) for r in rows if isinstance(r.get(key), (int, float))]
+MAX_POINTS = 2000  # buckets per trace: min and max of each are drawn (<= 4,000 points, ~100 KB a trace)
+
+
+def _xy(rows: list[dict], key: str, x_range: tuple[int, int] | None = None) -> tuple[list[int], list[float]]:
+    pts = [(r["step"], r[key]) for r in rows if isinstance(r.get(key), (int, float))
+           and (x_range is None or x_range[0] <= r["step"] <= x_range[1])]
     return [p[0] for p in pts], [p[1] for p in pts]
 
 
-def live_figure(train: list[dict], evals: list[dict], smoothing: float = 0.8) -> go.Figure:
-    """Loss (raw, smoothed, eval) on top; learning rate, grad norm, throughput and GPU memory below."""
+def _scatter(x: list, y: list, **kwargs) -> go.Scatter:
+    dx, dy = downsample(x, y, MAX_POINTS)
+    return go.Scatter(x=dx, y=dy, **kwargs)
+
+
+def live_figure(train: list[dict], evals: list[dict], smoothing: float = 0.8, resumes: list[dict] = (),
+                x_range: tuple[int, int] | None = None) -> go.Figure:
+    """Loss (raw, smoothed, eval) on top; learning rate, grad norm, throughput and GPU memory below.
+
+    Long runs are drawn from at most MAX_POINTS buckets per trace (min and max of each, so spikes
+    stay); a narrower `x_range` shows its steps at full resolution. Resume points are marked.
+    """
     fig = make_subplots(rows=2, cols=3, specs=[[{"colspan": 3}, None, None], [{}, {}, {}]],
                         row_heights=[0.62, 0.38], vertical_spacing=0.12,
                         subplot_titles=("loss", "learning rate", "grad norm", "throughput (samples/s)"))
     x, y = _xy(train, "loss")
-    fig.add_trace(go.Scatter(x=x, y=y, name="train loss", mode="lines", line=dict(color=COLORS[0], width=1),
+    smooth = ema(y, smoothing)  # over every step, then cut to the range shown
+    if x_range is not None:
+        keep = [i for i, s in enumerate(x) if x_range[0] <= s <= x_range[1]]
+        x, y, smooth = [x[i] for i in keep], [y[i] for i in keep], [smooth[i] for i in keep]
+    dense = len(x) > 20
+    fig.add_trace(_scatter(x, y, name="train loss", mode="lines", line=dict(color=COLORS[0], width=1),
                              opacity=0.35), 1, 1)
-    fig.add_trace(go.Scatter(x=x, y=ema(y, smoothing), name=f"train loss (EMA {smoothing})",
-                             mode="lines" if len(x) > 20 else "lines+markers",
-                             line=dict(color=COLORS[0], width=2.5)), 1, 1)
-    ex, ey = _xy(evals, "eval_loss")
-    fig.add_trace(go.Scatter(x=ex, y=ey, name="eval loss", mode="lines+markers",
+    fig.add_trace(_scatter(x, smooth, name=f"train loss (EMA {smoothing})",
+                             mode="lines" if dense else "lines+markers", line=dict(color=COLORS[0], width=2.5)), 1, 1)
+    ex, ey = _xy(evals, "eval_loss", x_range)
+    fig.add_trace(_scatter(ex, ey, name="eval loss", mode="lines+markers",
                              line=dict(color=COLORS[1], width=2)), 1, 1)
     for col, key, color in ((1, "learning_rate", COLORS[2]), (2, "grad_norm", COLORS[3]),
                             (3, "samples_per_s", COLORS[4])):
-        kx, ky = _xy(train, key)
-        fig.add_trace(go.Scatter(x=kx, y=ky, mode="lines" if len(kx) > 20 else "lines+markers",
-                                 line=dict(color=color), showlegend=False,
-                                 name=key), 2, col)
-    gx, gy = _xy(train, "gpu_mem_allocated_mb")
+        kx, ky = _xy(train, key, x_range)
+        fig.add_trace(_scatter(kx, ky, mode="lines" if len(kx) > 20 else "lines+markers",
+                                 line=dict(color=color), showlegend=False, name=key), 2, col)
+    gx, gy = _xy(train, "gpu_mem_allocated_mb", x_range)
     if gx:
-        fig.add_trace(go.Scatter(x=gx, y=gy, mode="lines", name="GPU MiB allocated", yaxis="y5",
+        fig.add_trace(_scatter(gx, gy, mode="lines", name="GPU MiB allocated",
                                  line=dict(color=COLORS[5], dash="dot")), 2, 3)
+    for r in resumes:
+        if x_range is None or x_range[0] <= r["step"] <= x_range[1]:
+            what = ", ".join(r.get("restored") or []) or "nothing: started over"
+            fig.add_vline(x=r["step"], line=dict(color="#888", dash="dash", width=1), row=1, col=1,
+                          annotation_text=f"resumed at {r['step']} ({what})", annotation_position="top left",
+                          annotation_font_size=10)
     fig.update_layout(height=560, margin=dict(l=10, r=10, t=30, b=10), legend=dict(orientation="h", y=1.04),
                       uirevision="live")  # keep zoom while points arrive
     fig.update_xaxes(title_text="step", row=2)

@@ -5,7 +5,8 @@ import streamlit as st
 from components import loaders
 from components.jobs import job_manager
 from components.training_form import launch_form
-from components.training_live import live_run, run_label
+from components.training_live import RESULTS_KEY, results_target, run_label, runs_panel
+from components.training_results import results
 from components.training_views import compare_figure
 from core.data import DatasetStore
 from core.system import human_bytes
@@ -38,8 +39,9 @@ with launch:
         from core.training.estimate import estimate
 
         try:
-            with st.spinner("Timing two real training steps…"):
-                est = estimate(config, settings)
+            bar = st.progress(0.0, text="Estimating…")
+            est = estimate(config, settings, progress=lambda f, what: bar.progress(f, text=what))
+            bar.empty()
             c = st.columns(4)
             c[0].metric("Parameters", f"{est.parameters / 1e6:.1f} M")
             c[1].metric("Training memory", human_bytes(est.total_bytes),
@@ -50,29 +52,18 @@ with launch:
                 f"weights {human_bytes(est.weights_bytes)} · gradients {human_bytes(est.grads_bytes)} · optimizer "
                 f"{human_bytes(est.optimizer_bytes)} · activations {human_bytes(est.activations_bytes)} "
                 f"({'measured peak' if est.activations_measured else 'estimated'} at batch {config.batch_size} × "
-                f"{est.typical_length} tokens, the 90th-percentile length after dynamic padding) on {est.device}")
+                f"{est.typical_length} tokens, the 90th-percentile length after dynamic padding) on {est.device}"
+                + (" · step timing reused from the last estimate (only the number of steps changed)"
+                   if est.reused else ""))
         except ConfigError as e:
             st.error(f"**{e.field}**: {e.message}")
 
 with watch:
-    if not runs:
-        st.info("No runs yet. Start one on the **Launch** tab.")
-    else:
-        counts = jobs.counts()
-        st.caption(f"Queue: {counts['running']} running, {counts['queued']} queued · "
-                   f"{jobs.concurrency} job(s) at a time on this device")
-        st.dataframe(pd.DataFrame([{
-            "status": r.status, "name": r.name, "run": r.id, "steps": r.total_steps,
-            "accuracy": r.final_metrics.get("accuracy"), "baseline": r.final_metrics.get("majority_baseline"),
-            "device": r.device, "runner": r.runner,
-        } for r in runs]), hide_index=True, height=min(38 + 35 * len(runs), 250))
-        ids = [r.id for r in runs]
-        sel = st.session_state.get("ft_selected")
-        by_id = {r.id: r for r in runs}
-        run_id = st.selectbox("Run", ids, index=ids.index(sel) if sel in ids else 0, key="ft_run",
-                              format_func=lambda i: run_label(by_id[i]))
-        st.session_state["ft_selected"] = run_id
-        live_run(jobs, run_id, settings)
+    snap = jobs.store.snapshot()
+    st.session_state[RESULTS_KEY] = target = results_target(snap)
+    runs_panel(jobs, settings)  # live: queue line, table, picker and progress from one read a second
+    if target:
+        results(jobs, snap.get(target), settings)
 
 with compare:
     done = [r for r in runs if jobs.store.metrics(r.id, "train", after_seq=0)]

@@ -41,6 +41,7 @@ class StoreCallback(TrainerCallback):
         self._busy = 0.0
         self._step_t0 = None
         self._mark = (0, 0)  # global step, tokens seen at the last train log
+        self._eval_noted = False  # the 'finishing the evaluation' message was written
 
     def on_train_begin(self, args, state, control, **kwargs):
         if state.is_world_process_zero:
@@ -59,6 +60,23 @@ class StoreCallback(TrainerCallback):
             control.should_training_stop = True
             control.should_save = True  # graceful stop: a checkpoint to resume from
             control.should_log = True
+            if state.is_world_process_zero:  # what the live page shows while the run is stopping
+                self.store.update(self.run_id, message=f"step {state.global_step} finished · saving "
+                                                       f"checkpoint-{state.global_step}…")
+
+    def on_prediction_step(self, args, state, control, **kwargs):
+        # Stop pressed during an evaluation: the Trainer only checks between steps, so say what it waits for
+        if not self.stopped and not self._eval_noted and state.is_world_process_zero and self.should_stop():
+            self._eval_noted = True
+            self.store.update(self.run_id, message=f"finishing the evaluation at step {state.global_step}, "
+                                                   "then saving a checkpoint…")
+
+    def on_evaluate(self, args, state, control, **kwargs):
+        self._eval_noted = False
+
+    def on_save(self, args, state, control, **kwargs):
+        if self.stopped and state.is_world_process_zero:
+            self.store.update(self.run_id, message=f"checkpoint-{state.global_step} saved · releasing memory…")
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if not state.is_world_process_zero or not logs:

@@ -34,19 +34,54 @@ class Progress:
 
 
 def progress(train_rows: list[dict], total_steps: int | None, started: float | None,
-             finished: float | None = None) -> Progress:
+             finished: float | None = None, before_s: float = 0.0, now: float | None = None) -> Progress:
+    """Steps done, training time across resumes (`before_s` + this segment) and time left.
+
+    The rate comes from the current segment's recent steps only (rows logged since `started`):
+    the gap of a stop and resume, or a slow first step, never enters the estimate.
+    """
     step = train_rows[-1]["step"] if train_rows else 0
-    end = finished or time.time()
-    elapsed = max(0.0, end - started) if started else 0.0
+    end = finished or now or time.time()
+    elapsed = before_s + (max(0.0, end - started) if started and not finished else 0.0)
     remaining = None
-    if train_rows and total_steps and len(train_rows) >= 2:
-        # rate over the recent window: resumed runs and slow first steps don't skew it
-        window = train_rows[-20:]
+    segment = [r for r in train_rows[-40:] if not started or r["time"] >= started]
+    if total_steps and len(segment) >= 2:
+        window = segment[-20:]
         dt = window[-1]["time"] - window[0]["time"]
         ds = window[-1]["step"] - window[0]["step"]
         if ds > 0 and dt > 0:
             remaining = max(0.0, (total_steps - step) * dt / ds)
     return Progress(step, total_steps or 0, elapsed, remaining if not finished else 0.0)
+
+
+def downsample(xs: list, ys: list, buckets: int = 2000) -> tuple[list, list]:
+    """At most ~2 * `buckets` points that keep every bucket's min and max (spikes survive).
+
+    Plotly draws every point it is sent; at 100,000 steps that is megabytes a refresh. Min/max
+    per bucket keeps the envelope of a noisy loss exactly (what LTTB approximates), in order.
+    Written here because it is a dozen lines over plain lists; no dependency does it for lists.
+    """
+    n = len(xs)
+    if n <= 2 * buckets:
+        return list(xs), list(ys)
+    size = n / buckets
+    out_x, out_y = [], []
+    for b in range(buckets):
+        lo, hi = int(b * size), min(n, int((b + 1) * size))
+        if lo >= hi:
+            continue
+        seg = range(lo, hi)
+        finite = [i for i in seg if ys[i] == ys[i]]  # NaN != NaN: a NaN bucket keeps its first point
+        if not finite:
+            out_x.append(xs[lo])
+            out_y.append(ys[lo])
+            continue
+        i_min = min(finite, key=ys.__getitem__)
+        i_max = max(finite, key=ys.__getitem__)
+        for i in sorted({i_min, i_max}):
+            out_x.append(xs[i])
+            out_y.append(ys[i])
+    return out_x, out_y
 
 
 def overfitting(train_rows: list[dict], eval_rows: list[dict], evals: int = 3) -> str | None:

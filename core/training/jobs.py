@@ -151,11 +151,8 @@ class JobManager:
             time.sleep(poll)
 
     def counts(self) -> dict[str, int]:
-        out = dict.fromkeys(("running", "stopping", "queued"), 0)
-        for r in self.store.runs():
-            if r.status in out:
-                out[r.status] += 1
-        return out
+        """State -> number of runs, for every state that has one (one read of the store)."""
+        return self.store.snapshot().counts
 
     def shutdown(self, timeout: float = 60) -> None:
         """Stop running jobs gracefully and end the workers (tests and server exit)."""

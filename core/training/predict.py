@@ -47,3 +47,23 @@ def zip_model(model_dir: str | Path) -> bytes:
             if f.is_file():
                 z.write(f, f.relative_to(folder.parent))
     return buf.getvalue()
+
+
+def eval_examples(run: RunRecord, settings: Settings, n: int = 3) -> list[str]:
+    """Texts from the run's own evaluation split, one per label first: what "try it" starts from."""
+    from core.training.data import load_splits
+
+    config = TrainingConfig.from_dict(run.config)
+    try:
+        splits = load_splits(config, settings)
+    except ValueError:  # the dataset was deleted since: the page falls back to an empty box
+        return []
+    ev = splits.eval
+    texts, seen = [], set()
+    for text, label in zip(ev[config.text_column][:500], ev["labels"][:500], strict=False):
+        if label not in seen and isinstance(text, str) and text.strip():
+            seen.add(label)
+            texts.append(text)
+        if len(texts) >= n:
+            break
+    return texts

@@ -117,6 +117,19 @@ def latest_checkpoint(folder: Path) -> Path | None:
     return max(cps, key=lambda p: int(p.name.split("-")[-1]), default=None)
 
 
+# what the Trainer restores from a checkpoint folder when it resumes, by the file that holds it
+_RESTORED = (("weights", ("model.safetensors", "pytorch_model.bin")), ("optimizer", ("optimizer.pt",)),
+             ("scheduler", ("scheduler.pt",)), ("grad scaler", ("scaler.pt",)),
+             ("RNG", ("rng_state.pth", "rng_state_0.pth")), ("data position", ("trainer_state.json",)))
+
+
+def restored_state(ckpt: Path | None) -> list[str]:
+    """Which training state a resume from `ckpt` brings back (none: it starts over from step 0)."""
+    if ckpt is None:
+        return []
+    return [what for what, files in _RESTORED if any((ckpt / f).is_file() for f in files)]
+
+
 def run_training(run_id: str, store: RunStore, settings: Settings, should_stop: Callable[[], bool],
                  extra_callbacks: Sequence = (), resume: bool = False) -> str:
     """Train the run's config; returns the final status (completed / stopped). Raises on failure."""
@@ -143,7 +156,9 @@ def run_training(run_id: str, store: RunStore, settings: Settings, should_stop: 
     ckpt = latest_checkpoint(ckpt_dir) if resume else None
     if resume:
         # one clean curve: forget what was logged after the checkpoint we continue from
-        store.truncate_metrics(run_id, int(ckpt.name.split("-")[-1]) if ckpt else 0)
+        from_step = int(ckpt.name.split("-")[-1]) if ckpt else 0
+        store.truncate_metrics(run_id, from_step)
+        store.log(run_id, {"from_step": from_step, "restored": restored_state(ckpt)}, from_step, "resume")
     elif ckpt_dir.exists():
         shutil.rmtree(ckpt_dir)
     out.mkdir(parents=True, exist_ok=True)

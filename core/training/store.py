@@ -31,7 +31,8 @@ CREATE TABLE IF NOT EXISTS runs (
     device TEXT,
     runner TEXT,
     owner TEXT,
-    plan TEXT
+    plan TEXT,
+    train_seconds REAL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS metrics (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -65,6 +66,40 @@ class RunRecord:
     runner: str | None = None
     owner: str | None = None
     plan: dict = field(default_factory=dict)
+    train_seconds: float = 0.0  # training time of the segments before the current one (across resumes)
+
+    def elapsed(self, now: float | None = None) -> float:
+        """Total training time across resumes: earlier segments plus the current one."""
+        if self.status in ACTIVE and self.started and self.status != "queued":
+            return (self.train_seconds or 0.0) + max(0.0, (now or time.time()) - self.started)
+        return self.train_seconds or 0.0
+
+
+@dataclass
+class Snapshot:
+    """Every run as of one read of the store: the one source for every status a screen shows."""
+
+    runs: list[RunRecord]
+    taken: float
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """State -> number of runs in it, for every state that has a run (in STATES order)."""
+        out = {s: 0 for s in STATES}
+        for r in self.runs:
+            out[r.status] = out.get(r.status, 0) + 1
+        return {s: n for s, n in out.items() if n}
+
+    def summary(self) -> str:
+        """'3 completed · 1 running', or 'no runs yet'."""
+        return " · ".join(f"{n} {s}" for s, n in self.counts.items()) or "no runs yet"
+
+    def get(self, run_id: str) -> RunRecord | None:
+        return next((r for r in self.runs if r.id == run_id), None)
+
+    @property
+    def active(self) -> bool:
+        return any(r.status in ACTIVE for r in self.runs)
 
 
 def _clean(values: dict) -> dict:
@@ -87,6 +122,9 @@ class RunStore:
         with self._db() as db:
             db.execute("PRAGMA journal_mode=WAL")
             db.executescript(_SCHEMA)
+            cols = {r["name"] for r in db.execute("PRAGMA table_info(runs)")}
+            if "train_seconds" not in cols:  # a store written before training time was kept
+                db.execute("ALTER TABLE runs ADD COLUMN train_seconds REAL DEFAULT 0")
 
     @contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:
@@ -124,7 +162,22 @@ class RunStore:
             raise ValueError(f"unknown run status {status!r}")
         if status in ("completed", "failed", "stopped", "interrupted"):
             values.setdefault("finished", time.time())
+            values.setdefault("train_seconds", self._segment_total(run_id, status, values["finished"]))
         self.update(run_id, status=status, message=message, **values)
+
+    def _segment_total(self, run_id: str, status: str, end: float) -> float:
+        """Training time before this segment plus the segment that ends now (elapsed across resumes)."""
+        with self._db() as db:
+            row = db.execute("SELECT status, started, train_seconds FROM runs WHERE id=?", (run_id,)).fetchone()
+            if row is None:
+                return 0.0
+            total = row["train_seconds"] or 0.0
+            if row["status"] not in ("running", "stopping") or not row["started"]:
+                return total
+            if status == "interrupted":  # the server died: the segment ended at its last logged step
+                last = db.execute("SELECT MAX(time) FROM metrics WHERE run_id=?", (run_id,)).fetchone()[0]
+                end = last if last and last >= row["started"] else row["started"]
+            return total + max(0.0, end - row["started"])
 
     def get(self, run_id: str) -> RunRecord:
         with self._db() as db:
@@ -139,6 +192,10 @@ class RunStore:
             rows = db.execute("SELECT * FROM runs ORDER BY created DESC").fetchall()
         return [self._record(r) for r in rows]
 
+    def snapshot(self) -> Snapshot:
+        """Every run from one read, with the time it was taken."""
+        return Snapshot(self.runs(), time.time())
+
     def delete(self, run_id: str) -> None:
         with self._db() as db:
             db.execute("DELETE FROM metrics WHERE run_id=?", (run_id,))
@@ -150,6 +207,7 @@ class RunStore:
         d["config"] = json.loads(d["config"])
         d["final_metrics"] = json.loads(d["final_metrics"]) if d["final_metrics"] else {}
         d["plan"] = json.loads(d["plan"]) if d["plan"] else {}
+        d["train_seconds"] = d.get("train_seconds") or 0.0
         return RunRecord(**d)
 
     # --- metrics ---
@@ -181,3 +239,27 @@ class RunStore:
         """Forget steps past a checkpoint, so a resumed run continues one clean curve."""
         with self._db() as db:
             db.execute("DELETE FROM metrics WHERE run_id=? AND step>?", (run_id, after_step))
+
+
+class MetricsFollower:
+    """One run's logged rows, read incrementally: each refresh decodes only what was logged since.
+
+    A live page keeps one per session and run, so a refresh costs the new rows, not the whole run.
+    """
+
+    def __init__(self, store: RunStore, run_id: str):
+        self.store, self.run_id = store, run_id
+        self.seq = 0
+        self.rows: dict[str, list[dict]] = {"train": [], "eval": [], "resume": [], "summary": []}
+
+    def refresh(self) -> int:
+        """Read rows logged since the last refresh; returns how many arrived."""
+        new = self.store.metrics(self.run_id, after_seq=self.seq)
+        for r in new:
+            if r["kind"] == "resume":  # the store forgot the steps past the checkpoint: so does the cache
+                for kind, rows in self.rows.items():
+                    self.rows[kind] = [x for x in rows if x["step"] <= r["step"]]
+            self.rows.setdefault(r["kind"], []).append(r)
+            self.seq = r["seq"]
+        return len(new)
+

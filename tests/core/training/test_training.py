@@ -83,12 +83,22 @@ def test_stop_then_resume_continues_the_step_count(settings, model_dir):
     assert 3 <= stopped_at < 16
     rec = jobs.store.get(run_id)
     assert rec.checkpoint and rec.checkpoint.endswith(f"checkpoint-{stopped_at}")
+    # the training time of the first segment is kept: at least the steps' own sleeps, at most the wall time
+    first = rec.train_seconds
+    assert 0.15 * stopped_at <= first <= rec.finished - rec.created
 
     jobs.resume(run_id)
     assert jobs.wait(run_id, 300) == "completed"
     steps = [m["step"] for m in jobs.store.metrics(run_id, "train")]
     assert steps == list(range(1, 17)), "one curve, continuing where it stopped"
-    assert jobs.store.get(run_id).final_metrics["global_step"] == 16
+    rec = jobs.store.get(run_id)
+    assert rec.final_metrics["global_step"] == 16
+    # elapsed counts both segments; the resume point says what came back from the checkpoint
+    assert rec.train_seconds >= first + 0.15 * (16 - stopped_at)
+    assert rec.elapsed() == rec.train_seconds
+    (resume,) = jobs.store.metrics(run_id, "resume")
+    assert resume["step"] == resume["from_step"] == stopped_at
+    assert resume["restored"] == ["weights", "optimizer", "scheduler", "RNG", "data position"]
     jobs.shutdown()
 
 

@@ -38,6 +38,22 @@ def test_estimate_counts_parameters_and_adam_state(env):
     assert est.steps_per_epoch == 5  # 36 training rows / batch 8, rounded up
     assert 0 < est.seconds_per_step < 30
     assert est.typical_length <= 32 and est.activations_bytes > 0
+    assert not est.reused
+
+
+def test_estimate_reports_progress_and_reuses_the_probe_when_only_step_counts_change(env):
+    s, model = env
+    seen = []
+    first = estimate(cfg(model, max_length=24), s, progress=lambda f, what: seen.append((f, what)))
+    fractions = [f for f, _ in seen]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    assert any("timing training step 2 of 2" in w for _, w in seen)
+    # epochs, max steps and accumulation change how many steps there are, not what one costs
+    again = estimate(cfg(model, max_length=24, max_steps=40, epochs=7, grad_accumulation=2), s)
+    assert again.reused and again.seconds_per_step == pytest.approx(2 * first.seconds_per_step)
+    assert again.parameters == first.parameters
+    other = estimate(cfg(model, max_length=16), s)  # a new length changes the step: measured again
+    assert not other.reused
 
 
 def test_exported_script_reproduces_the_run_with_plain_transformers(env, tmp_path):

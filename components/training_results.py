@@ -1,0 +1,73 @@
+"""A completed run's results: metrics, confusion matrix, "try the model", before/after, downloads."""
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from components.training_views import confusion_figure, probability_figure
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _examples(run_id: str, config: dict, _rec, _settings) -> list[str]:
+    from core.training.predict import eval_examples
+
+    return eval_examples(_rec, _settings)
+
+
+def results(jobs, rec, settings) -> None:
+    from core.training.config import ConfigError, TrainingConfig
+    from core.training.export import export_script
+    from core.training.predict import predict_after, predict_before, zip_model
+
+    fm = rec.final_metrics
+    labels = rec.plan.get("labels", [])
+    st.subheader(f"Results · {rec.name}")
+    m = st.columns(4)
+    base = fm.get("majority_baseline")
+    m[0].metric("accuracy", f"{fm.get('accuracy', 0):.1%}",
+                f"{fm.get('accuracy', 0) - base:+.1%} vs majority baseline" if base is not None else None)
+    m[1].metric("majority-class baseline", f"{base:.1%}" if base is not None else "—")
+    m[2].metric("macro F1", f"{fm.get('f1', 0):.3f}")
+    m[3].metric("macro precision / recall", f"{fm.get('precision', 0):.2f} / {fm.get('recall', 0):.2f}")
+    if fm.get("confusion_matrix"):
+        st.plotly_chart(confusion_figure(fm["confusion_matrix"], labels), key="ft_cm")
+
+    st.markdown("**Try the model**")
+    examples = _examples(rec.id, rec.config, rec, settings)
+    st.caption(f"Prefilled from this run's own evaluation split ({rec.config.get('dataset')}); "
+               "type anything to classify it.")
+    text = st.text_area("Text to classify", examples[0] if examples else "", key=f"ft_try_{rec.id}",
+                        max_chars=settings.max_text_chars)
+    if text.strip():
+        try:
+            after = predict_after(rec, [text])[0]
+            st.plotly_chart(probability_figure(after), key="ft_probs")
+        except ValueError as e:
+            st.error(str(e))
+    if st.toggle("Same examples before and after fine-tuning", key="ft_before_after"):
+        chosen = [t for t in dict.fromkeys([text, *examples]) if t.strip()]
+        with st.spinner("Loading the backbone with its untrained head…"):
+            before = predict_before(rec, chosen, settings)
+            after = predict_after(rec, chosen)
+        rows = [{"text": t, "before": max(b, key=b.get), "p(before)": max(b.values()),
+                 "after": max(a, key=a.get), "p(after)": max(a.values())}
+                for t, b, a in zip(chosen, before, after, strict=True)]
+        st.dataframe(pd.DataFrame(rows), hide_index=True)
+
+    c1, c2 = st.columns(2)
+    if c1.button("Prepare model download (.zip)", key="ft_zip"):
+        st.session_state["ft_zip_bytes"] = (rec.id, zip_model(rec.model_dir))
+    z = st.session_state.get("ft_zip_bytes")
+    if z and z[0] == rec.id:
+        c1.download_button("Download model", z[1], file_name=f"{rec.id}-model.zip", mime="application/zip",
+                           key="ft_zip_dl")
+    try:
+        script = export_script(TrainingConfig.from_dict(rec.config), settings, rec.id, labels,
+                               rec.plan.get("eval_steps"))
+    except (ConfigError, ValueError) as e:  # the model folder or dataset version is gone since
+        c2.info(f"Can't export this run as a script any more: {e}")
+        return
+    c2.download_button("Export as script", script, file_name=f"train_{rec.id}.py", mime="text/x-python",
+                       key="ft_script")
+    with st.expander("Script preview"):
+        st.code(script, language="python")
