@@ -153,7 +153,8 @@ def live(jobs, rec, snap: Snapshot) -> None:
         zoom = c2.slider("Steps shown (full resolution when ≤ 4,000 points)", steps[0], max(steps[1], steps[0] + 1),
                          (steps[0], max(steps[1], steps[0] + 1)), key=f"ft_zoom_{rec.id}") \
             if steps[1] > steps[0] else None
-        st.plotly_chart(live_figure(train, evals, smoothing, resumes=resumes, x_range=zoom), key="ft_live_fig")
+        st.plotly_chart(live_figure(train, evals, smoothing, resumes=resumes, x_range=zoom, series=f.series),
+                        key="ft_live_fig")
         warn = overfitting(train, evals)
         if warn:
             st.warning(warn)

@@ -6,6 +6,7 @@ import math
 import sqlite3
 import time
 import uuid
+from array import array
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -251,6 +252,24 @@ class MetricsFollower:
         self.store, self.run_id = store, run_id
         self.seq = 0
         self.rows: dict[str, list[dict]] = {"train": [], "eval": [], "resume": [], "summary": []}
+        self._series: dict[tuple[str, str], tuple[array, array, int]] = {}  # (kind, key) -> x, y, rows seen
+
+    def series(self, kind: str, key: str) -> tuple[array, array]:
+        """Steps and values of one numeric metric, kept up to date incrementally (no pass over old rows).
+
+        Typed arrays (`array.array`): numpy reads them without a copy (`np.frombuffer`).
+        """
+        rows = self.rows.get(kind, [])
+        xs, ys, seen = self._series.get((kind, key), (array("q"), array("d"), 0))
+        if seen > len(rows):  # rows were dropped (a resume): rebuild once
+            xs, ys, seen = array("q"), array("d"), 0
+        for r in rows[seen:]:
+            v = r.get(key)
+            if isinstance(v, (int, float)) and not isinstance(v, bool):
+                xs.append(r["step"])
+                ys.append(float(v))
+        self._series[(kind, key)] = (xs, ys, len(rows))
+        return xs, ys
 
     def refresh(self) -> int:
         """Read rows logged since the last refresh; returns how many arrived."""
@@ -259,6 +278,7 @@ class MetricsFollower:
             if r["kind"] == "resume":  # the store forgot the steps past the checkpoint: so does the cache
                 for kind, rows in self.rows.items():
                     self.rows[kind] = [x for x in rows if x["step"] <= r["step"]]
+                self._series.clear()
             self.rows.setdefault(r["kind"], []).append(r)
             self.seq = r["seq"]
         return len(new)
