@@ -46,6 +46,11 @@ class BatchView:
     tensor_repr: str  # str() of the real torch tensor
 
 
+def _left(deadline: float) -> float:
+    """Seconds left of one action's budget (a sliver at least, so a finished call still returns)."""
+    return max(0.05, deadline - time.monotonic())
+
+
 def _windows(n: int, window: int, stride: int) -> int:
     """Rows the Rust truncation makes of `n` tokens: windows of `window`, each repeating `stride`."""
     return 1 + max(0, -(-(n - window) // (window - stride)))
@@ -64,14 +69,14 @@ def _check_batch_args(padding: object, max_length: object, truncation: object, s
 
 
 def _batch_shape(tok: PreTrainedTokenizerFast, texts: list[str], pairs: list[str] | None, padding: str,
-                 max_length: int | None, cut: bool, stride: int, overflow: bool, budget_s: float) -> tuple[int, int]:
+                 max_length: int | None, cut: bool, stride: int, overflow: bool, deadline: float) -> tuple[int, int]:
     """(rows, positions) the batch will have, from one cheap pass without padding, truncation or tensors.
 
     Refuses, before anything is built, a batch whose rows could not form one tensor or that is too big to show.
     """
     sp = tok.num_special_tokens_to_add(pair=pairs is not None)
-    first = [len(r) for r in encode_ids(tok, texts, budget_s, special=False)]
-    second = [len(r) for r in encode_ids(tok, pairs, budget_s, special=False)] if pairs else [0] * len(first)
+    first = [len(r) for r in encode_ids(tok, texts, _left(deadline), special=False)]
+    second = [len(r) for r in encode_ids(tok, pairs, _left(deadline), special=False)] if pairs else [0] * len(first)
     total = [a + b + sp for a, b in zip(first, second, strict=True)]
     longest = max(total)
     if padding == "max_length" and not cut and longest > max_length:
@@ -135,12 +140,12 @@ def batch_encode(tok: PreTrainedTokenizerFast, texts: list[str], *, pairs: list[
         raise TextError(f"max_length {max_length} leaves no room next to the {specials} special tokens")
     deadline = time.monotonic() + budget_s
     cut = truncation or overflow
-    _batch_shape(tok, texts, pairs, padding, max_length, cut, stride, overflow, budget_s)
+    _batch_shape(tok, texts, pairs, padding, max_length, cut, stride, overflow, deadline)
     strategy = ("only_second" if overflow and pairs else "longest_first") if cut else False
     enc = bounded(lambda: tok(texts, pairs, padding=padding if padding != "do_not_pad" else False,
                               truncation=strategy, max_length=max_length, stride=stride if overflow else 0,
                               return_overflowing_tokens=overflow),
-                  error=TextError, what="encoding the batch", budget_s=max(0.05, deadline - time.monotonic()),
+                  error=TextError, what="encoding the batch", budget_s=_left(deadline),
                   owner=tok)
     mapping = enc.pop("overflow_to_sample_mapping", None)
     tensors = {k: list(v) for k, v in enc.items()}
