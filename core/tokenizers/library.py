@@ -327,7 +327,7 @@ def compare(tokenizers: dict[str, PreTrainedTokenizerFast], text: str, settings:
             ) -> Comparison:
     """Encode `text` with each tokenizer and mark tokens whose split points not all of them share."""
     check_text(text, settings)
-    if not tokenizers:
+    if not isinstance(tokenizers, dict) or not tokenizers:
         raise TextError("pick at least one tokenizer")
     deadline = time.monotonic() + ENCODE_BUDGET_S  # one budget for the whole comparison
     results = [encode_view(n, t, text, max(0.05, deadline - time.monotonic())) for n, t in tokenizers.items()]
