@@ -36,7 +36,7 @@ class Settings:
     data_dirs: str = ""
     # most columns a loaded file may have (each nested field counts as one)
     max_columns: int = 4_096
-    # most rows a loaded file may have (blank and skipped lines count)
+    # most rows a loaded file may have (in a text file: lines, blank ones included)
     max_rows: int = 10_000_000
     # largest row (a CSV record, a JSON line, a Parquet row) when loading, in bytes
     max_row_bytes: int = 8_000_000
@@ -44,6 +44,8 @@ class Settings:
     max_nesting: int = 32
     # largest dataset after decompression (the Arrow data written to disk), in MB
     max_dataset_mb: int = 2_048
+    # wall-clock budget for loading one file, in seconds (a 1 GB CSV takes about 130 s on 2 cores)
+    load_timeout_s: float = 600.0
     # largest tensor the expression language may create, in elements
     max_tensor_elements: int = 10_000_000
     # largest total bytes of all tensors a program may hold at once

@@ -2,9 +2,9 @@
 
 `types` (errors, the load report, limits) is imported by every other part and imports none of them;
 `loading` and `formats` parse files under the caps of `limits`, `paths` confines server paths to
-allowed folders, `store` keeps versions, `stats` browses, `ops` transforms, `export` writes files.
+allowed folders, `store` keeps versions, `stats` browses, `ops` transforms, `exporting` writes files.
 """
-from core.data.export import (
+from core.data.exporting import (
     CSV_NOTE,
     EXPORT_FORMATS,
     FORMULA_START,

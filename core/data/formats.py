@@ -44,6 +44,8 @@ def type_columns(raw: Path, out: Path, infer: bool, tally: Tally | None = None) 
     candidates = {n: [pa.int64(), pa.float64(), pa.bool_()] if infer else [] for n in names}
     seen = dict.fromkeys(names, False)  # any non-empty cell at all
     for batch in batches() if infer else ():
+        if tally:
+            tally.tick()
         for name, arr in zip(names, batch.columns, strict=True):
             if not candidates[name]:
                 continue
@@ -163,12 +165,15 @@ def load_jsonl(path: Path, out: Path, limits: Limits) -> LoadReport:
         if not schemas:
             raise DataError(f"{path.name} has no JSON objects (only blank lines)")
         schema = pa.unify_schemas(schemas, promote_options="permissive")
+        if not schema.names:
+            raise DataError(f"{path.name}: every object is empty ({{}}): no fields to make columns of")
     except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
         raise DataError(f"{path.name}: a column changes type between lines ({e})") from None
     except UnicodeDecodeError as e:
         raise DataError(f"{path.name}: not valid UTF-8 ({e.reason}); JSON Lines must be UTF-8") from None
     with pa.OSFile(str(out), "wb") as sink, pa.ipc.new_stream(sink, schema) as writer:
         for batch in _json_batches(path, limits):
+            tally.tick()
             try:
                 writer.write_batch(pa.RecordBatch.from_pylist(batch, schema=schema))
             except (pa.ArrowInvalid, pa.ArrowTypeError) as e:

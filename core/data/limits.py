@@ -8,7 +8,9 @@ while it is being read (a 300 MB line costs one cap's worth of reading, not 300 
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from core.data.types import DataError
@@ -30,6 +32,8 @@ class Limits:
     row_bytes: int = 8_000_000
     nesting: int = 32
     dataset_bytes: int = 2_048 * 1024 * 1024
+    timeout_s: float = 600.0
+    deadline: float = float("inf")  # time.monotonic() when the load must stop
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None, cell_bytes: int | None = None) -> Limits:
@@ -37,7 +41,8 @@ class Limits:
 
         s = settings or get_settings()
         return cls(cell_bytes=int(cell_bytes or s.max_cell_bytes), columns=s.max_columns, rows=s.max_rows,
-                   row_bytes=s.max_row_bytes, nesting=s.max_nesting, dataset_bytes=s.max_dataset_mb * 1024 * 1024)
+                   row_bytes=s.max_row_bytes, nesting=s.max_nesting, dataset_bytes=s.max_dataset_mb * 1024 * 1024,
+                   timeout_s=s.load_timeout_s, deadline=time.monotonic() + s.load_timeout_s)
 
     def batch_rows(self, width: int, cap: int) -> int:
         """Rows per batch for a table `width` values wide: at most `cap`, at least one."""
@@ -53,6 +58,20 @@ class Limits:
             raise DataError(f"{where}: values nested {depth:,} levels deep, over the {self.nesting}-level cap "
                             "(TORCHLAB_MAX_NESTING)")
 
+    def check_lines(self, path: Path) -> None:
+        """A text file's rows are at most its lines: count them at C speed (stopping past the cap) before
+        any parsing, so a small file of ten million empty lines is refused in milliseconds, not a minute."""
+        lines = 0
+        with path.open("rb") as f:
+            if f.read(2) in (b"\xff\xfe", b"\xfe\xff"):  # UTF-16: a 0x0A byte need not be a newline
+                return
+            f.seek(0)
+            while lines <= self.rows and (chunk := f.read(1 << 22)):
+                lines += chunk.count(b"\n")
+        if lines > self.rows:
+            raise DataError(f"{path.name} has more than {self.rows:,} lines, over the row cap (TORCHLAB_MAX_ROWS; "
+                            "in a text file every line counts, blank ones too)")
+
     def check_size(self, name: str, size: int) -> None:
         """A text file larger than the dataset cap would be refused at its end: refuse it before reading."""
         if size > self.dataset_bytes:
@@ -61,7 +80,7 @@ class Limits:
 
 
 class Tally:
-    """Rows read and Arrow bytes written so far; crossing a cap raises at once."""
+    """Rows read and Arrow bytes written so far, and the load's clock; crossing a cap raises at once."""
 
     def __init__(self, limits: Limits, name: str):
         self.limits, self.name, self.rows, self.bytes = limits, name, 0, 0
@@ -70,6 +89,14 @@ class Tally:
         self.rows += 1
         if self.rows > self.limits.rows:
             raise DataError(f"{where}: more than {self.limits.rows:,} rows, over the row cap (TORCHLAB_MAX_ROWS)")
+        if not self.rows & 0xFFF:
+            self.tick(where)
+
+    def tick(self, where: str = "") -> None:
+        """Refuse once the load has run past its time budget."""
+        if time.monotonic() > self.limits.deadline:
+            raise DataError(f"{where or self.name}: loading ran past its {self.limits.timeout_s:,.0f} s budget "
+                            "(TORCHLAB_LOAD_TIMEOUT_S); load a smaller file, or raise the budget")
 
     def add(self, rows: int, nbytes: int, where: str = "") -> None:
         """Count a batch about to be written (`rows` 0 when rows were counted one by one)."""
@@ -81,6 +108,7 @@ class Tally:
         if self.bytes > self.limits.dataset_bytes:
             raise DataError(f"{at}: the data grows past {_mb(self.limits.dataset_bytes)} once decompressed, over "
                             "the dataset cap (TORCHLAB_MAX_DATASET_MB)")
+        self.tick(at)
 
 
 class BoundedLines:

@@ -76,6 +76,7 @@ def load_file_report(path: str | os.PathLike, *, format: str = "auto", encoding:
         raise DataError(f"{path.name} is empty (0 bytes): nothing to load")
     if fmt != "parquet":
         limits.check_size(path.name, size)
+        limits.check_lines(path)
     staging = Path(cache_dir) if cache_dir else settings.workspace / "cache" / "loads"
     staging.mkdir(parents=True, exist_ok=True)
     _sweep(staging)

@@ -3,7 +3,7 @@
 An operation is plain data (`Op(kind, args)`) so the page can keep a list of them in session state
 and the history can be saved with the new version. `apply` runs one on every split of a
 DatasetDict; `code` gives the equivalent `datasets` call. Results are written to files in the
-workspace's scratch folder, never into a saved version's folder. Exporting is `core.data.export`.
+workspace's scratch folder, never into a saved version's folder. Exporting is `core.data.exporting`.
 """
 from __future__ import annotations
 

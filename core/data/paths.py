@@ -44,24 +44,21 @@ def server_path(raw: str, settings: Settings | None = None) -> Path:
         raise DataError("that is not a usable file path")
     roots = allowed_dirs(settings)
     typed = Path(text)
-    candidates = [typed] if typed.is_absolute() else [root / typed for root in roots]
-    inside = None
-    for candidate in candidates:
-        real = Path(os.path.realpath(candidate))  # symlinks resolved before the check, never after
-        root = next((r for r in roots if real == r or real.is_relative_to(r)), None)
-        if root is None:
-            continue
-        if real.is_file():
-            return real
-        inside = inside or (real, root)
-    if inside is None:
+    if typed.is_absolute():
+        candidate = typed
+    else:  # the first allowed folder that holds the name (a link counts: where it leads is checked next)
+        candidate = next((r / typed for r in roots if os.path.lexists(r / typed)), roots[0] / typed)
+    real = Path(os.path.realpath(candidate))  # symlinks resolved before the check, never after
+    root = next((r for r in roots if real == r or real.is_relative_to(r)), None)
+    if root is None:
         raise DataError(f"{text!r} is outside the folders the server may read ({_show(roots)}); copy the file "
                         "into one of them, or have the server's admin add its folder to TORCHLAB_DATA_DIRS")
-    real, root = inside
+    if real.is_file():
+        return real
     what = "is a folder, not a file" if real.is_dir() else "is not a regular file" if real.exists() else \
         "does not exist"
-    rel = str(real.relative_to(root))
-    raise DataError(f"{text if rel == '.' else rel!r} {what} in {root}")
+    where = root if typed.is_absolute() else _show(roots)
+    raise DataError(f"{text!r} {what} in {where}")
 
 
 def _show(roots: list[Path]) -> str:
