@@ -42,8 +42,9 @@ def launch_form(dataset_refs, runs) -> TrainingConfig:
     with c1:
         models = model_choices(runs)
         label = st.selectbox("Model", list(models), key="ft_model")
-        model = models[label] or st.text_input("Folder on the server, or a hub id", key="ft_model_custom",
-                                               placeholder="/path/to/save_pretrained-folder or bert-base-uncased")
+        if not models[label]:
+            st.text_input("Folder on the server, or a hub id", key="ft_model_custom",
+                          placeholder="/path/to/save_pretrained-folder or bert-base-uncased")
     names = sorted({r.name for r in dataset_refs} | {"drug-reviews"})
     with c2:
         dataset = st.selectbox("Dataset", names, index=names.index("drug-reviews"), key="ft_dataset",
@@ -54,56 +55,48 @@ def launch_form(dataset_refs, runs) -> TrainingConfig:
     ref = next((r for r in dataset_refs if r.name == dataset and r.version == version), None)
     columns = ref.columns if ref else ["text", "label", "drug", "condition", "useful_count"]
     c1, c2, c3 = st.columns(3)
-    text = c1.selectbox("Text column", columns, index=_index(columns, "text"), key="ft_text")
-    pair = c2.selectbox("Second text column (sentence pairs)", [None, *columns], key="ft_pair",
-                        format_func=lambda c: "— none —" if c is None else c)
-    label_col = c3.selectbox("Label column", columns, index=_index(columns, "label"), key="ft_label")
+    c1.selectbox("Text column", columns, index=_index(columns, "text"), key="ft_text")
+    c2.selectbox("Second text column (sentence pairs)", [None, *columns], key="ft_pair",
+                 format_func=lambda c: "— none —" if c is None else c)
+    c3.selectbox("Label column", columns, index=_index(columns, "label"), key="ft_label")
 
     st.markdown("**Hyperparameters**")
     c = st.columns(4)
-    max_length = c[0].number_input("Max length (tokens)", 1, MAX_LENGTH, 128, key="ft_maxlen")
+    c[0].number_input("Max length (tokens)", 1, MAX_LENGTH, 128, key="ft_maxlen")
     slots["max_length"] = c[0].empty()
-    batch_size = c[1].number_input("Batch size", 1, MAX_BATCH_SIZE, d.batch_size, key="ft_bs")
+    c[1].number_input("Batch size", 1, MAX_BATCH_SIZE, d.batch_size, key="ft_bs")
     slots["batch_size"] = c[1].empty()
-    lr = c[2].number_input("Learning rate", 1e-7, 1.0, d.learning_rate, format="%.1e", key="ft_lr")
+    c[2].number_input("Learning rate", 1e-7, 1.0, d.learning_rate, format="%.1e", key="ft_lr")
     slots["learning_rate"] = c[2].empty()
-    epochs = c[3].number_input("Epochs", 0.0, min(100.0, MAX_EPOCHS), d.epochs, step=0.5, key="ft_epochs")
+    c[3].number_input("Epochs", 0.0, min(100.0, MAX_EPOCHS), d.epochs, step=0.5, key="ft_epochs")
     slots["epochs"] = c[3].empty()
     c = st.columns(4)
-    max_steps = c[0].number_input("Max steps (-1 = use epochs)", -1, MAX_STEPS, -1, key="ft_steps")
+    c[0].number_input("Max steps (-1 = use epochs)", -1, MAX_STEPS, -1, key="ft_steps")
     slots["max_steps"] = c[0].empty()
-    max_train = c[1].number_input("Use first N training rows (0 = all)", 0, MAX_SAMPLES, 0, key="ft_ntrain")
-    warmup = c[2].number_input("Warm-up (fraction or steps)", 0.0, float(MAX_STEPS), d.warmup, key="ft_warmup")
+    c[1].number_input("Use first N training rows (0 = all)", 0, MAX_SAMPLES, 0, key="ft_ntrain")
+    c[2].number_input("Warm-up (fraction or steps)", 0.0, float(MAX_STEPS), d.warmup, key="ft_warmup")
     slots["warmup"] = c[2].empty()
-    scheduler = c[3].selectbox("Scheduler", SCHEDULERS, key="ft_sched")
+    c[3].selectbox("Scheduler", SCHEDULERS, key="ft_sched")
     with st.expander("More settings"):
         c = st.columns(4)
-        weight_decay = c[0].number_input("Weight decay", 0.0, 0.99, d.weight_decay, key="ft_wd")
-        accum = c[1].number_input("Gradient accumulation", 1, MAX_GRAD_ACCUMULATION, 1, key="ft_accum")
+        c[0].number_input("Weight decay", 0.0, 0.99, d.weight_decay, key="ft_wd")
+        c[1].number_input("Gradient accumulation", 1, MAX_GRAD_ACCUMULATION, 1, key="ft_accum")
         slots["grad_accumulation"] = c[1].empty()
-        precision = c[2].selectbox("Precision", PRECISIONS, key="ft_prec",
-                                   help="auto = bf16 on a GPU that has it, else fp32")
-        optimizer = c[3].selectbox("Optimizer", OPTIMIZERS, key="ft_opt",
-                                   help="adamw = fused AdamW where available (fast, stable)")
+        c[2].selectbox("Precision", PRECISIONS, key="ft_prec",
+                       help="auto = bf16 on a GPU that has it, else fp32")
+        c[3].selectbox("Optimizer", OPTIMIZERS, key="ft_opt",
+                       help="adamw = fused AdamW where available (fast, stable)")
         c = st.columns(4)
-        seed = c[0].number_input("Seed", 0, 2**31 - 1, d.seed, key="ft_seed")
-        eval_steps = c[1].number_input("Evaluate every N steps (0 = 5× per run)", 0, MAX_STEPS, 0, key="ft_eval")
-        patience = c[2].number_input("Early-stopping patience (0 = off)", 0, min(100, MAX_PATIENCE), 0,
-                                     key="ft_patience")
-        eval_fraction = c[3].number_input("Held-out fraction (no test split)", 0.01, 0.9, d.eval_fraction,
-                                          key="ft_evalfrac")
-        group = st.checkbox("Group batches by length (less padding)", True, key="ft_group")
-        name = st.text_input("Run name", key="ft_name", placeholder="default: model on dataset")
+        c[0].number_input("Seed", 0, 2**31 - 1, d.seed, key="ft_seed")
+        c[1].number_input("Evaluate every N steps (0 = 5× per run)", 0, MAX_STEPS, 0, key="ft_eval")
+        c[2].number_input("Early-stopping patience (0 = off)", 0, min(100, MAX_PATIENCE), 0,
+                          key="ft_patience")
+        c[3].number_input("Held-out fraction (no test split)", 0.01, 0.9, d.eval_fraction,
+                          key="ft_evalfrac")
+        st.checkbox("Group batches by length (less padding)", True, key="ft_group")
+        st.text_input("Run name", key="ft_name", placeholder="default: model on dataset")
         slots["name"] = st.empty()
-    config = TrainingConfig(
-        model=model, dataset=dataset, dataset_version=version, text_column=text, text_pair_column=pair,
-        label_column=label_col, max_length=int(max_length), batch_size=int(batch_size), learning_rate=float(lr),
-        epochs=float(epochs), max_steps=int(max_steps), max_train_samples=int(max_train) or None,
-        warmup=float(warmup), scheduler=scheduler, weight_decay=float(weight_decay),
-        grad_accumulation=int(accum), precision=precision, optimizer=optimizer, seed=int(seed),
-        eval_steps=int(eval_steps) or None, early_stopping_patience=int(patience),
-        eval_fraction=float(eval_fraction), group_by_length=group, name=name,
-    )
+    config = config_from_state(st.session_state, runs)
     try:
         config.validate()
     except ConfigError as e:
@@ -111,6 +104,37 @@ def launch_form(dataset_refs, runs) -> TrainingConfig:
         if e.field in slots and e.message != "must not be empty":
             slots[e.field].error(e.message)
     return config
+
+
+def config_from_state(state, runs) -> TrainingConfig:
+    """The config the form's widgets hold, read by key: the same in a script run and in a button callback.
+
+    Start acts in its `on_click` callback, which runs before the rerun it triggers, so a click can
+    never be lost to a rerun that starts over before reaching the button (one click, one action).
+    """
+    d = TrainingConfig()
+    models = model_choices(runs)
+    model = models.get(state.get("ft_model"), "") or str(state.get("ft_model_custom") or "")
+    dataset = state.get("ft_dataset", d.dataset)
+
+    def get(key, default):
+        v = state.get(key)
+        return default if v is None else v
+
+    return TrainingConfig(
+        model=model, dataset=dataset, dataset_version=state.get(f"ft_version_{dataset}"),
+        text_column=get("ft_text", d.text_column), text_pair_column=state.get("ft_pair"),
+        label_column=get("ft_label", d.label_column), max_length=int(get("ft_maxlen", 128)),
+        batch_size=int(get("ft_bs", d.batch_size)), learning_rate=float(get("ft_lr", d.learning_rate)),
+        epochs=float(get("ft_epochs", d.epochs)), max_steps=int(get("ft_steps", -1)),
+        max_train_samples=int(get("ft_ntrain", 0)) or None, warmup=float(get("ft_warmup", d.warmup)),
+        scheduler=get("ft_sched", d.scheduler), weight_decay=float(get("ft_wd", d.weight_decay)),
+        grad_accumulation=int(get("ft_accum", 1)), precision=get("ft_prec", d.precision),
+        optimizer=get("ft_opt", d.optimizer), seed=int(get("ft_seed", d.seed)),
+        eval_steps=int(get("ft_eval", 0)) or None, early_stopping_patience=int(get("ft_patience", 0)),
+        eval_fraction=float(get("ft_evalfrac", d.eval_fraction)), group_by_length=bool(get("ft_group", True)),
+        name=str(get("ft_name", "")),
+    )
 
 
 def _index(options: list[str], wanted: str) -> int:

@@ -83,24 +83,41 @@ def runs_panel(jobs, settings) -> None:
     panel()
 
 
+def _act(action, *args) -> None:
+    """A button's on_click: it runs before the rerun the click causes, so a click is never lost to a
+    rerun that starts over (an auto-refresh landing at the same moment) and acts exactly once."""
+    try:
+        action(*args)
+    except (ValueError, KeyError) as e:  # e.g. the run changed state in another browser meanwhile
+        st.session_state["ft_action_error"] = str(e)
+
+
+def _delete(jobs, run_id: str) -> None:
+    jobs.delete(run_id)
+    st.session_state.pop("ft_selected", None)
+    st.session_state.pop("ft_run", None)
+
+
+def _rename(jobs, run_id: str) -> None:
+    new = str(st.session_state.get(f"ft_rename_{run_id}") or "").strip()
+    if new:
+        jobs.store.update(run_id, name=new[:120])
+
+
 def controls(jobs, rec) -> None:
     c1, c2, c3 = st.columns([1, 1, 4])
-    if rec.status in ("queued", "running") and c1.button("Stop", key="ft_stop", help="saves a checkpoint"):
-        jobs.stop(rec.id)
-        st.rerun(scope="fragment")
-    if rec.status in ("stopped", "interrupted", "failed") and c1.button("Resume", key="ft_resume", type="primary"):
-        jobs.resume(rec.id)
-        st.rerun(scope="fragment")
-    if rec.status not in ACTIVE and c2.button("Delete", key="ft_delete"):
-        jobs.delete(rec.id)
-        st.session_state.pop("ft_selected", None)
-        st.rerun(scope="app")
+    if rec.status in ("queued", "running"):
+        c1.button("Stop", key="ft_stop", help="saves a checkpoint", on_click=_act, args=(jobs.stop, rec.id))
+    if rec.status in ("stopped", "interrupted", "failed"):
+        c1.button("Resume", key="ft_resume", type="primary", on_click=_act, args=(jobs.resume, rec.id))
     if rec.status not in ACTIVE:
+        c2.button("Delete", key="ft_delete", on_click=_act, args=(_delete, jobs, rec.id))
         with c3.popover("Rename"):
-            new = st.text_input("New name", rec.name, key=f"ft_rename_{rec.id}", max_chars=120)
-            if st.button("Save name", key=f"ft_rename_btn_{rec.id}") and new.strip():
-                jobs.store.update(rec.id, name=new.strip())
-                st.rerun(scope="fragment")
+            st.text_input("New name", rec.name, key=f"ft_rename_{rec.id}", max_chars=120)
+            st.button("Save name", key=f"ft_rename_btn_{rec.id}", on_click=_act, args=(_rename, jobs, rec.id))
+    err = st.session_state.pop("ft_action_error", None)
+    if err:
+        st.error(err)
 
 
 def _follower(jobs, run_id: str) -> MetricsFollower:

@@ -4,7 +4,7 @@ import streamlit as st
 
 from components import loaders
 from components.jobs import job_manager
-from components.training_form import launch_form
+from components.training_form import config_from_state, launch_form
 from components.training_live import RESULTS_KEY, results_target, run_label, runs_panel
 from components.training_results import results
 from components.training_views import compare_figure
@@ -21,20 +21,27 @@ jobs = job_manager()
 runs = jobs.store.runs()
 launch, watch, compare = st.tabs(["Launch", "Runs", "Compare"])
 
+
+def _start(jobs, runs) -> None:
+    """Start's on_click: runs before the rerun the click causes, so the click acts exactly once."""
+    try:
+        run_id = jobs.submit(config_from_state(st.session_state, runs))
+        st.session_state["ft_selected"] = st.session_state["ft_run"] = run_id  # the Runs tab shows it
+        st.session_state["ft_flash"] = ("success", f"Queued run {run_id}: open the **Runs** tab to watch it.")
+    except ConfigError as e:
+        st.session_state["ft_flash"] = ("error", f"**{e.field}**: {e.message}")
+
+
 with launch:
     store = DatasetStore(settings.datasets_dir)
     store.ensure_sample()  # the built-in drug-review sample is always offered
     refs = store.list()
     config = launch_form(refs, runs)
     b1, b2, _ = st.columns([1, 1, 3])
-    if b1.button("Start training", type="primary", key="ft_start"):
-        try:
-            run_id = jobs.submit(config)
-            st.session_state["ft_selected"] = st.session_state["ft_run"] = run_id  # the Runs tab shows it
-            st.success(f"Queued run {run_id}: open the **Runs** tab to watch it.")
-            runs = jobs.store.runs()
-        except ConfigError as e:
-            st.error(f"**{e.field}**: {e.message}")
+    b1.button("Start training", type="primary", key="ft_start", on_click=_start, args=(jobs, runs))
+    flash = st.session_state.pop("ft_flash", None)
+    if flash:
+        (st.success if flash[0] == "success" else st.error)(flash[1])
     if b2.button("Estimate first", key="ft_estimate"):
         from core.training.estimate import estimate
 
