@@ -36,7 +36,8 @@ with st.expander("Load a dataset", expanded=not store.list()):
     with up_tab:
         st.caption(f"CSV, TSV, JSON Lines or Parquet, up to **{settings.max_upload_mb} MB** "
                    f"({settings.env_name('max_upload_mb')}). Larger files: copy them to the server and use "
-                   "*Path on the server* — there is no size limit there.")
+                   f"*Path on the server* (up to {settings.max_dataset_mb:,} MB once loaded, "
+                   f"{settings.env_name('max_dataset_mb')}).")
         upload = st.file_uploader("File", type=["csv", "tsv", "txt", "jsonl", "ndjson", "json", "parquet"],
                                   max_upload_size=settings.max_upload_mb, key="up_file")
         up_msg = st.empty()
@@ -100,8 +101,14 @@ with browse:
     text_cols = D.text_columns(ds)
     scol = c[2].selectbox("Search in", text_cols or ds.column_names, key="br_scol")
     query = c[3].text_input("Search text", key="br_query")
+    found = None
     if query and scol:
-        hits, total = D.search(ds, scol, query)
+        try:
+            found = D.search(ds, scol, query)
+        except DataError as e:
+            st.error(str(e), icon=":material/error:")
+    if found is not None:
+        hits, total = found
         st.caption(f"{total:,} rows contain {query!r}; the first {len(hits)} are shown")
         st.dataframe(D.page(ds.select(hits), 0).set_axis(hits) if hits else None)
     else:
@@ -119,7 +126,10 @@ with statistics:
     with c[0]:
         lcol = st.selectbox("Label column", ds.column_names,
                             index=ds.column_names.index(label_col) if label_col else 0, key="st_label")
-        V.bar(D.label_counts(ds, lcol), f"{lcol}: distribution")
+        try:
+            V.bar(D.label_counts(ds, lcol), f"{lcol}: distribution")
+        except DataError as e:  # a column of lists or structs has no distribution to draw
+            st.info(str(e), icon=":material/info:")
     with c[1]:
         tcol = st.selectbox("Text column", text_cols or ds.column_names, key="st_text")
         lengths = next((s.lengths for s in V.stats(ref.name, ref.version, split) if s.name == tcol), [])

@@ -17,6 +17,7 @@ from core.data.formats import (
     load_parquet,
     type_columns,
 )
+from core.data.hub import load_hub
 from core.data.limits import BATCH_CELLS, Limits
 from core.data.loading import (
     STAGING_MAX_AGE_S,
@@ -24,7 +25,6 @@ from core.data.loading import (
     import_server_file,
     load_file,
     load_file_report,
-    load_hub,
     save_upload,
 )
 from core.data.ops import (

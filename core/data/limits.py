@@ -120,7 +120,7 @@ class BoundedLines:
     """
 
     def __init__(self, f: TextIO, cap: int):
-        self.f, self.cap, self.record, self.chars, self.line = f, cap, 0, 0, 0
+        self.f, self.cap, self.record, self.chars, self.line, self.start = f, cap, 0, 0, 0, 1
 
     def __iter__(self) -> BoundedLines:
         return self
@@ -130,10 +130,12 @@ class BoundedLines:
         if not s:
             raise StopIteration
         self.line += 1
+        if not self.record:
+            self.start = self.line  # the row's first line, which the message names
         self.record += len(s)
         self.chars += len(s)
         if self.record > self.cap:
-            raise DataError(f"line {self.line}: a row of more than {self.cap:,} bytes, over the row cap "
+            raise DataError(f"line {self.start}: a row of more than {self.cap:,} bytes, over the row cap "
                             "(TORCHLAB_MAX_ROW_BYTES); is this the right file and delimiter?")
         return s
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import codecs
 import csv
 import os
-import re
 import time
 import uuid
 from collections.abc import Iterator
@@ -37,9 +36,6 @@ from core.data.types import (
 )
 
 STAGING_MAX_AGE_S = 24 * 3600
-_HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}(/[A-Za-z0-9][A-Za-z0-9._-]{0,95})?$")
-_BUILDERS = {"csv", "json", "text", "parquet", "arrow", "pandas", "sql", "xml", "generator", "imagefolder",
-             "audiofolder", "videofolder", "webdataset", "cache", "spark", "folder_based_builder"}
 
 
 def load_file(path: str | os.PathLike, **options: Any) -> datasets.Dataset:
@@ -174,29 +170,6 @@ def save_upload(filename: str, stream: BinaryIO, folder: str | os.PathLike | Non
         shutil.copyfileobj(stream, out, 1 << 20)
     tmp.replace(dest)
     return dest
-
-
-def load_hub(spec: str) -> datasets.DatasetDict:
-    """A hub dataset id through `datasets.load_dataset`; offline, a DataError saying so."""
-    from core.assets import offline_message
-    from core.settings import get_settings
-
-    spec = (spec or "").strip()
-    if not spec:
-        raise DataError("no hub dataset id given (e.g. 'imdb' or 'owner/name')")
-    # `datasets.load_dataset` reads a local path or a packaged builder before the hub: only hub ids pass
-    if not _HUB_ID.match(spec) or spec.lower() in _BUILDERS or Path(spec).exists():
-        raise DataError(f"{spec!r} is not a hub dataset id (like 'imdb' or 'owner/name'); "
-                        "files on the server are loaded with 'Path on the server'")
-    if get_settings().offline:
-        raise DataError(offline_message(spec, "dataset").replace("a local dataset folder", "a file on the server"))
-    import datasets
-
-    try:
-        data = datasets.load_dataset(spec)
-    except Exception as e:  # the hub raises many types (network, auth, missing); all end as one message
-        raise DataError(f"could not load {spec!r} from the hub: {type(e).__name__}: {e}") from None
-    return data if isinstance(data, datasets.DatasetDict) else datasets.DatasetDict({"train": data})
 
 
 # --- CSV ---------------------------------------------------------------------------------------

@@ -166,8 +166,8 @@ def apply(dd: datasets.DatasetDict, op: Op, scratch: Path | None = None, store: 
             return each(lambda d: d.filter(_not_empty, batched=True, cache_file_name=cache()))
     except DataError:
         raise
-    except (ValueError, TypeError, KeyError) as e:  # a cast that does not fit, a stratify column that can't
-        raise DataError(f"{op.kind} failed: {e}") from None
+    except Exception as e:  # the boundary: a cast that does not fit, a nested column Arrow can't compare, …
+        raise DataError(f"{op.kind} failed: {type(e).__name__}: {str(e)[:300]}") from None
     raise DataError(f"unknown operation {op.kind!r}")
 
 

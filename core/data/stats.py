@@ -149,6 +149,7 @@ def label_counts(ds: datasets.Dataset, column: str) -> dict[str, int]:
 
     if column not in ds.column_names:
         raise DataError(f"no column {column!r}; columns: {', '.join(ds.column_names)}")
+    _scalar(ds, column, "counted")
     feat = ds.features[column]
     total: Counter = Counter()
     for table in _batches(ds, [column]):
@@ -162,16 +163,20 @@ def label_counts(ds: datasets.Dataset, column: str) -> dict[str, int]:
 def search(ds: datasets.Dataset, column: str, query: str, limit: int = PAGE_ROWS) -> tuple[list[int], int]:
     """(first `limit` row numbers whose `column` contains `query`, case-insensitive; total matches)."""
     import numpy as np
+    import pyarrow as pa
     import pyarrow.compute as pc
 
     if column not in ds.column_names:
         raise DataError(f"no column {column!r}; columns: {', '.join(ds.column_names)}")
+    _scalar(ds, column, "searched")
     if not query:
         return [], 0
     hits: list[int] = []
     total, offset = 0, 0
     for table in _batches(ds, [column]):
         col = table.column(column)
+        if not (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)):
+            col = col.cast(pa.string())  # numbers and dates are searched as they are shown
         mask = pc.fill_null(pc.match_substring(col, query, ignore_case=True), False)
         idx = np.flatnonzero(mask.to_numpy(zero_copy_only=False))
         total += len(idx)
@@ -179,6 +184,16 @@ def search(ds: datasets.Dataset, column: str, query: str, limit: int = PAGE_ROWS
             hits.extend(int(i) + offset for i in idx[: limit - len(hits)])
         offset += len(col)
     return hits, total
+
+
+def _scalar(ds: datasets.Dataset, column: str, what: str) -> None:
+    """Refuse a column of lists, structs or bytes where single values are needed, naming it."""
+    import pyarrow as pa
+
+    typ = ds.features.arrow_schema.field(column).type
+    if pa.types.is_nested(typ) or pa.types.is_binary(typ) or pa.types.is_large_binary(typ):
+        raise DataError(f"column {column!r} holds {typ} values, which can't be {what}: pick a column of single "
+                        "values (text, numbers, labels)")
 
 
 def token_lengths(ds: datasets.Dataset, column: str, tokenizer: Any, limit: int = 2_000) -> list[int]:

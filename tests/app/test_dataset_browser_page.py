@@ -55,3 +55,55 @@ def test_upload_browse_shape_and_save(open_page):
     store = DatasetStore.default()
     for v in store.versions(name):  # leave the shared test workspace as it was
         store.delete(name, v)
+
+
+def test_server_paths_stay_in_allowed_folders_and_export_says_it_neutralises(open_page, tmp_path):
+    """Issue 13: a path outside the allowed folders (or a link leading out) is refused beside the path input,
+    quoting nothing of the file; a file in imports/ loads; the export area says CSV is neutralised and
+    refuses nested columns beside its button."""
+    import datasets
+
+    from core.settings import get_settings
+
+    secret = "SECRET-5b1e-TOKEN"
+    imports = get_settings().workspace / "imports"
+    imports.mkdir(parents=True, exist_ok=True)
+    tag = uuid.uuid4().hex[:6]
+    (tmp_path / "secret.csv").write_text(f"{secret},b\n1,2\n")
+    link, good = imports / f"link-{tag}.csv", imports / f"good-{tag}.csv"
+    link.symlink_to(tmp_path / "secret.csv")
+    good.write_text("text,label\n=HYPERLINK(1),pos\nhi,neg\n")
+    store = DatasetStore.default()
+    name, nested = f"apptest-path-{tag}", f"apptest-nested-{tag}"
+    try:
+        at = open_page("pages/dataset_browser.py", timeout=180)
+        at.radio(key="load_src").set_value("server path").run()
+        for typed in ["/etc/passwd", link.name, "/proc/self/maps", "../../../../etc/passwd"]:
+            at.text_input(key="path_input").set_value(typed)
+            at.button(key="load_btn").click().run()
+            assert not at.exception
+            assert len(at.error) == 1 and "outside the folders the server may read" in at.error[0].value, typed
+            assert secret not in at.error[0].value and "root:" not in at.error[0].value
+            assert str(imports.resolve()) in at.error[0].value
+        assert not any(r.name == name for r in store.list())
+
+        at.text_input(key="path_input").set_value(good.name)
+        at.text_input(key="path_name").set_value(name)
+        at.button(key="load_btn").click().run()
+        assert not at.exception and not at.error
+        assert f"Saved {name} v1 · 2 rows" in at.success[0].value
+        assert any("neutralised against spreadsheet formulas" in c.value for c in at.caption)
+        assert not at.download_button(key="ex_btn").disabled
+
+        store.save(datasets.Dataset.from_dict({"tokens": [[1, 2]], "text": ["a"]}), nested, "test")
+        at.run()  # the picker lists what is on disk at each run
+        at.selectbox(key="ds_pick").set_value(f"{nested} v1 · 1 rows").run()
+        assert not at.exception
+        assert any("CSV cells can't hold the column 'tokens'" in e.value for e in at.error)
+        assert at.download_button(key="ex_btn").disabled
+    finally:
+        link.unlink(missing_ok=True)
+        good.unlink(missing_ok=True)
+        for n in (name, nested):
+            for v in store.versions(n):
+                store.delete(n, v)
