@@ -162,8 +162,14 @@ def check_line(check: Any) -> None:
     """The finite-difference verdict in one line."""
     if check is None:
         return
+    note = getattr(check, "note", "")
+    if getattr(check, "skipped", False):
+        st.info(note or "The finite-difference check was skipped.", icon=":material/timer:")
+        return
     text = (f"largest relative error {check.max_rel_error:.1e} against central finite differences in float64 "
             f"({check.checked} of {check.total} leaf elements checked; tolerance {check.tolerance:.0e})")
+    if note:
+        st.caption(note)
     if check.ok:
         st.success(f"Gradients verified: {text}", icon=":material/verified:")
     else:

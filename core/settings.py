@@ -48,8 +48,11 @@ class Settings:
     load_timeout_s: float = 600.0
     # largest tensor the expression language may create, in elements
     max_tensor_elements: int = 10_000_000
-    # largest total bytes of all tensors a program may hold at once
+    # largest total bytes a program may hold at once: tensor storages (each once, including what autograd
+    # saves and what the step history keeps), tensor objects, and the Python values it makes
     max_total_bytes: int = 512 * 1024 * 1024
+    # most items a program's lists and tuples may hold, counting a shared sublist each time it appears
+    max_container_items: int = 1_000_000
     # largest formula / program, in characters
     max_expr_chars: int = 5_000
     # deepest nesting of a formula's syntax tree

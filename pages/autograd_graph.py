@@ -3,7 +3,7 @@ import pandas as pd
 import streamlit as st
 
 from components import graph_view as gv
-from core.expr import ExpressionError
+from core.expr import Budget, ExpressionError
 from core.tensors import (
     ACTIVATIONS,
     DEFAULT_EXAMPLE,
@@ -51,11 +51,15 @@ with code_col:
     program = st.text_area("Program: one `name = expression` per line; `with torch.no_grad():` allowed",
                            key="ag_program", height=190)
 
+# one budget for this action: the run, the gradient= field, the finite-difference check and the
+# accumulation tab share its time and memory
+budget = Budget()
 result = None
 try:
-    result = backprop(program, output.strip(), retain, gradient)
-except (ExpressionError, AutogradError) as e:
-    gv.show_error(e, plain_reason(str(e)))
+    result = backprop(program, output.strip(), retain, gradient, budget=budget)
+except (ExpressionError, AutogradError) as e:  # shown beside the field that caused it
+    with opts_col if getattr(e, "field", "program") in ("output", "retain", "gradient") else code_col:
+        gv.show_error(e, plain_reason(str(e)))
 
 graph_tab, steps_tab, acc_tab, nn_tab = st.tabs(["Graph", "Backward step by step", "Accumulation & zero_grad",
                                                  "nn.Module & one training step"])
@@ -101,15 +105,21 @@ with steps_tab:
 with acc_tab:
     if result is not None:
         keep = st.checkbox("`retain_graph=True` on the first `backward()`", value=True, key="ag_retain_graph")
-        acc = accumulation(program, output.strip(), gradient, keep)
-        gv.grads_table({"after 1st backward()": acc.after_first, "after 2nd backward()": acc.after_second or {},
-                        "after optimizer.zero_grad()": acc.after_zero})
-        if acc.error:
-            st.warning(f"The second `backward()` failed: {acc.error}", icon=":material/warning:")
+        try:
+            acc = accumulation(program, output.strip(), gradient, keep, budget=budget)
+        except (ExpressionError, AutogradError) as e:  # beside the checkbox: this tab's own backward calls
+            gv.show_error(e, plain_reason(str(e)))
+            acc = None
+        if acc is not None:
+            gv.grads_table({"after 1st backward()": acc.after_first, "after 2nd backward()": acc.after_second or {},
+                            "after optimizer.zero_grad()": acc.after_zero})
+            if acc.error:
+                st.warning(f"The second `backward()` failed: {acc.error}", icon=":material/warning:")
         st.markdown("`.grad` **adds up** over `backward()` calls: that is why a training loop calls "
                     "`optimizer.zero_grad()` (which sets every `.grad` to `None`) before each backward.")
-        with st.expander("Show code"):
-            st.code(acc.code, language="python")
+        if acc is not None:
+            with st.expander("Show code"):
+                st.code(acc.code, language="python")
 
 with nn_tab:
     kind = st.radio("Network", ["SimpleNN: Linear(10,5) → ReLU → Linear(5,1)", "MLP you shape"],

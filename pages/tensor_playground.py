@@ -2,6 +2,7 @@
 import streamlit as st
 
 from components import tensor_views as tv
+from core.expr import short_repr
 from core.tensors import (
     DTYPES,
     FACTORIES,
@@ -61,6 +62,8 @@ def workspace(defs: list[Definition], program: str):
     return st.session_state.tp_ws
 
 
+# built before drawing, so each error shows beside the definition or the program that caused it
+ws = workspace(st.session_state.tp_defs, st.session_state.tp_program)
 left, right = st.columns(2, gap="large")
 with left:
     st.subheader("Named tensors")
@@ -70,6 +73,8 @@ with left:
         if b.button("✕", key=f"tp_del_{i}_{d.name}", help=f"remove {d.name}"):
             st.session_state.tp_defs.pop(i)
             st.rerun()
+        if d.name in ws.errors:
+            tv.show_error(ws.errors[d.name], f"tensor {d.name}")
     new = definition_form()
     if new is not None:
         st.session_state.tp_defs = [d for d in st.session_state.tp_defs if d.name != new.name] + [new]
@@ -78,19 +83,15 @@ with right:
     st.subheader("Program")
     program = st.text_area("one `name = expression` per line (also `with torch.no_grad():`)", key="tp_program",
                            height=190)
-
-ws = workspace(st.session_state.tp_defs, program)
-for name, err in ws.errors.items():
-    tv.show_error(err, f"tensor {name}")
-names = dict(ws.names)
-if ws.program_error:
-    tv.show_error(ws.program_error, "program")
-    kept = st.session_state.get("tp_last_good", {})
-    names = {**names, **kept}  # the last good set wins: its views still share storage with their bases
-    if kept:
-        st.caption("Showing the tensors from the last program that ran, with the definitions above.")
-else:
-    st.session_state.tp_last_good = ws.names
+    names = dict(ws.names)
+    if ws.program_error:
+        tv.show_error(ws.program_error, "program")
+        kept = st.session_state.get("tp_last_good", {})
+        names = {**names, **kept}  # the last good set wins: its views still share storage with their bases
+        if kept:
+            st.caption("Showing the tensors from the last program that ran, with the definitions on the left.")
+    else:
+        st.session_state.tp_last_good = ws.names
 
 import torch  # noqa: E402 — after the widgets: the page draws before torch is needed
 
@@ -121,7 +122,7 @@ with tab_storage:
 with tab_code:
     st.code(ws.code_for(pick) if pick in ws.names else ws.code, language="python")
 if others:
-    st.caption("Other values: " + ", ".join(f"`{k}` = {str(v)[:60]}" for k, v in others.items()))
+    st.caption("Other values: " + ", ".join(f"`{k}` = {short_repr(v, 60)}" for k, v in others.items()))
 
 with st.expander("Broadcasting: how two shapes line up"):
     c = st.columns(3)

@@ -10,11 +10,14 @@ are checked before anything is allocated.
     >>> run("y = 2 * 3\\nz = y + 1")["z"]
     7
 
-Parts: `rules` (whitelists), `errors`, `checker` (static check), `values` (runtime helpers and safe
-builtins), `interpreter`, `program` (this API).
+Parts: `rules` (whitelists), `errors`, `checker` (static check), `values` (runtime helpers), `budget`
+(one deadline and memory ledger, shareable across calls), `costs` (estimates before an op runs), `reprs`
+(bounded text of values), `safe_builtins`, `guard` (checked ops), `interpreter`, `program` (this API).
 """
+from core.expr.budget import Budget
 from core.expr.errors import ExpressionError, cap_message
 from core.expr.program import Compiled, Step, compile_expression, evaluate, run, trace
+from core.expr.reprs import short_repr
 from core.expr.rules import (
     BUILTINS,
     CREATION_FUNCTIONS,
@@ -28,7 +31,7 @@ from core.expr.rules import (
 )
 
 __all__ = [
-    "BUILTINS", "CREATION_FUNCTIONS", "LINALG_FUNCTIONS", "NN_FUNCTIONS", "STR_METHODS", "TENSOR_ATTRIBUTES",
-    "TENSOR_METHODS", "TORCH_ATTRIBUTES", "TORCH_FUNCTIONS", "Compiled", "ExpressionError", "Step",
-    "cap_message", "compile_expression", "evaluate", "run", "trace",
+    "BUILTINS", "Budget", "CREATION_FUNCTIONS", "LINALG_FUNCTIONS", "NN_FUNCTIONS", "STR_METHODS",
+    "TENSOR_ATTRIBUTES", "TENSOR_METHODS", "TORCH_ATTRIBUTES", "TORCH_FUNCTIONS", "Compiled", "ExpressionError", "Step",
+    "cap_message", "compile_expression", "evaluate", "run", "short_repr", "trace",
 ]

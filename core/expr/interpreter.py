@@ -1,71 +1,59 @@
-"""The interpreter: evaluates checked nodes with size caps before allocation and a wall-clock deadline."""
+"""The interpreter: evaluates checked nodes with size caps before allocation and one shared Budget.
+
+Walking the syntax tree lives here; running each operation under the caps lives in `guard.py`. Every
+value a node makes goes through `settle` (containers sized, tensors tracked, bytes checked), so the
+ledger sees temporaries as well as names.
+"""
 from __future__ import annotations
 
 import ast
 import math
-import sys
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
-from core.expr.errors import ExpressionError, _error, _norm, cap_message
+from core.expr.budget import Budget, OverBudget
+from core.expr.costs import output_count
+from core.expr.errors import ExpressionError, _norm
+from core.expr.guard import _Guard
+from core.expr.reprs import short_repr
 from core.expr.rules import (
     _BINOPS,
     _COMPARE,
-    _CUBIC,
-    _MATMUL_LIKE,
     _UNARY,
-    CPU_FLOPS_PER_S,
     CREATION_FUNCTIONS,
-    GPU_FLOPS_PER_S,
     MAX_INT_BITS,
+    MAX_OP_TENSORS,
+    ZERO_FILLED,
 )
-from core.expr.values import (
-    _BUILTIN_TABLE,
-    _allowed,
-    _Builtin,
-    _describe,
-    _is_tensor,
-    _meta_arg,
-    _tensors,
-    _to_meta,
-    _torch,
-)
+from core.expr.safe_builtins import _BUILTIN_TABLE, _Builtin
+from core.expr.values import _allowed, _is_tensor, _meta_arg, _to_meta, _torch
 from core.settings import Settings
 
+_SEQUENCES = (str, list, tuple)
 
-class _Interpreter:
-    """Evaluates checked nodes against `env`, with size caps before allocation and a wall-clock deadline."""
 
-    def __init__(self, source: str, settings: Settings, env: dict[str, Any], callables: set[str]):
+class _Interpreter(_Guard):
+    """Evaluates checked nodes against `env`, with size caps before allocation and the budget's deadline."""
+
+    def __init__(self, source: str, settings: Settings, env: dict[str, Any], callables: set[str],
+                 budget: Budget | None = None):
         self.source, self.settings, self.env, self.callables = source, settings, env, callables
-        self.deadline = time.perf_counter() + settings.expr_timeout_s
-
-    # --- errors
-    def fail(self, node: ast.AST, message: str, rule: str) -> ExpressionError:
-        return _error(node, self.source, message, rule)
-
-    def cap(self, node: ast.AST, field: str, detail: str) -> ExpressionError:
-        return self.fail(node, cap_message(self.settings, field, detail), "cap")
-
-    def runtime_error(self, node: ast.AST, exc: BaseException, operands: tuple = ()) -> ExpressionError:
-        """Turn a torch / Python error into plain words with the shapes involved."""
-        text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        segment = ast.get_source_segment(self.source, node) or ""
-        where = f"`{segment[:60]}` failed" if segment else "this step failed"
-        kind = {"ZeroDivisionError": "division by zero", "OverflowError": "number too large"}.get(
-            type(exc).__name__, "")
-        message = f"{where}: {kind + ' — ' if kind else ''}{text}"
-        shown = [_describe(v) for v in operands if _tensors(v)]
-        if shown:
-            message += " (operands: " + "; ".join(shown) + ")"
-        return self.fail(node, message, "runtime")
+        self.budget = budget or Budget(settings)
+        try:  # the caller's values count too: their tensors are held while the program runs
+            for v in env.values():
+                if not _is_module(v):
+                    self.budget.items(v)
+                    self.budget.track(v)
+        except OverBudget as e:
+            raise self.cap(ast.Module(body=[], type_ignores=[]), e.field, e.detail) from None
 
     # --- evaluation
     def eval(self, node: ast.AST) -> Any:
-        if time.perf_counter() > self.deadline:
-            raise self.cap(node, "expr_timeout_s", "the formula ran past its wall-clock budget")
-        return _DISPATCH[type(node)](self, node)
+        try:
+            self.budget.check_time()
+            return _DISPATCH[type(node)](self, node)
+        except OverBudget as e:
+            raise self.cap(node, e.field, e.detail) from None
 
     def e_constant(self, node: ast.Constant) -> Any:
         return node.value
@@ -79,10 +67,16 @@ class _Interpreter:
         raise self.fail(node, f"name {ident!r} is not defined", "names")
 
     def e_list(self, node: ast.List) -> list:
-        return [self.eval(e) for e in node.elts]
+        return self.container(node, [self.eval(e) for e in node.elts])
 
     def e_tuple(self, node: ast.Tuple) -> tuple:
-        return tuple(self.eval(e) for e in node.elts)
+        return self.container(node, tuple(self.eval(e) for e in node.elts))
+
+    def container(self, node: ast.AST, value: list | tuple) -> Any:
+        """A list / tuple display: its size is its slots plus what its parts hold (known already)."""
+        b = self.budget
+        b.note(value, len(value) + sum(b.weight(v) for v in value), any(b.holds_tensors(v) for v in value))
+        return value
 
     def e_slice(self, node: ast.Slice) -> slice:
         parts = (node.lower, node.upper, node.step)
@@ -117,46 +111,79 @@ class _Interpreter:
         op = type(node.op)
         if op is ast.Mod and isinstance(a, str):
             raise self.fail(node, "printf-style % formatting of strings is not allowed", "syntax")
-        self.python_binop_caps(node, op, a, b)
-        return self.guarded(node, _BINOPS[op], (a, b), "matmul" if op is ast.MatMult else "binop")
+        items = self.python_binop_caps(node, op, a, b)
+        if items is None:
+            return self.guarded(node, _BINOPS[op], (a, b), "matmul" if op is ast.MatMult else "binop")
+        try:  # list / tuple repetition or concatenation: sized already, recorded without a walk
+            out = _BINOPS[op](a, b)
+        except Exception as e:
+            raise self.runtime_error(node, e, (a, b)) from None
+        self.budget.note(out, items, self.budget.holds_tensors(a) or self.budget.holds_tensors(b))
+        return out
 
-    def python_binop_caps(self, node: ast.AST, op: type, a: Any, b: Any) -> None:
-        """Refuse Python arithmetic whose result would be huge, before computing it."""
-        if _is_tensor(a) and a.ndim == 0 and isinstance(b, (str, list, tuple)):
+    def python_binop_caps(self, node: ast.AST, op: type, a: Any, b: Any) -> int | None:
+        """Refuse Python arithmetic whose result would be huge, before computing it.
+
+        Returns the item count of a list / tuple result (None for anything else)."""
+        if _is_tensor(a) and a.ndim == 0 and isinstance(b, _SEQUENCES):
             a = a.item()  # `[0] * torch.tensor(10**9)` repeats the list via __index__: size it like an int
-        if _is_tensor(b) and b.ndim == 0 and isinstance(a, (str, list, tuple)):
+        if _is_tensor(b) and b.ndim == 0 and isinstance(a, _SEQUENCES):
             b = b.item()
         ints = isinstance(a, int) and isinstance(b, int)
         if op is ast.Pow and ints and b > 0 and abs(a) > 1 and b * math.log2(abs(a)) > MAX_INT_BITS:
-            raise self.fail(node, f"{a} ** {b} would have about {b * math.log2(abs(a)):,.0f} bits; "
-                                  f"integers are capped at {MAX_INT_BITS:,} bits (use floats)", "cap")
+            raise self.fail(node, f"this power ({short_repr(a, 20)} ** {short_repr(b, 20)}) would have about "
+                                  f"{b * math.log2(abs(a)):,.0f} bits; integers are capped at {MAX_INT_BITS:,} "
+                                  "bits (use floats)", "cap")
         if op is ast.Mult and ints and a.bit_length() + b.bit_length() > MAX_INT_BITS:
             raise self.fail(node, f"integer product over {MAX_INT_BITS:,} bits", "cap")
-        if op in (ast.Mult, ast.Add):
-            seq, n = (a, b) if isinstance(a, (str, list, tuple)) else (b, a)
-            if isinstance(seq, (str, list, tuple)):
-                size = 0
-                if op is ast.Mult and isinstance(n, int):
-                    size = len(seq) * n
-                elif op is ast.Add and isinstance(n, (str, list, tuple)):
-                    size = len(seq) + len(n)
-                field = "max_text_chars" if isinstance(seq, str) else "max_tensor_elements"
-                if size > max(getattr(self.settings, field), len(seq)):
-                    raise self.cap(node, field, f"result would hold {size:,} items")
+        seq, n = (a, b) if isinstance(a, _SEQUENCES) else (b, a)
+        if op not in (ast.Mult, ast.Add) or not isinstance(seq, _SEQUENCES):
+            return None
+        if isinstance(seq, str):
+            size = len(seq) * n if op is ast.Mult and isinstance(n, int) else \
+                len(seq) + len(n) if isinstance(n, str) else 0
+            if size > max(self.settings.max_text_chars, len(seq)):
+                raise self.cap(node, "max_text_chars", f"result would hold {size:,} characters")
+            return None
+        if op is ast.Mult and type(n) is int and type(seq) in (list, tuple):
+            return self.sized(node, self.budget.items(seq) * max(n, 0))
+        if op is ast.Add and type(a) is type(b) and type(a) in (list, tuple):
+            return self.sized(node, self.budget.items(a) + self.budget.items(b))
+        return None
+
+    def sized(self, node: ast.AST, items: int) -> int:
+        if items > self.settings.max_container_items:
+            raise self.cap(node, "max_container_items", f"result would hold {items:,} items "
+                                                        "(a shared sublist counts each time it appears)")
+        return items
 
     def e_compare(self, node: ast.Compare) -> Any:
         left = self.eval(node.left)
         result: Any = True
         for op, right_node in zip(node.ops, node.comparators, strict=True):
             right = self.eval(right_node)
-            if (left is None or right is None) and isinstance(op, (ast.Lt, ast.LtE, ast.Gt, ast.GtE)):
+            kind = type(op)
+            if (left is None or right is None) and kind in (ast.Lt, ast.LtE, ast.Gt, ast.GtE):
                 # a missing value fails an ordering test instead of raising, as in SQL filters
                 return False
-            result = self.guarded(node, _COMPARE[type(op)], (left, right), "compare")
+            if kind not in (ast.Is, ast.IsNot):
+                self.container_compare(node, left, right)
+            if kind in (ast.In, ast.NotIn) and _is_tensor(right):  # Tensor.__contains__: (right == left).any()
+                hit = self.truth(node, self.guarded(node, lambda a, b: (b == a).any(), (left, right), "compare"))
+                result = hit if kind is ast.In else not hit
+            else:
+                result = self.guarded(node, _COMPARE[kind], (left, right), "compare")
             if len(node.ops) > 1 and not self.truth(node, result):
                 return result
             left = right
         return result
+
+    def container_compare(self, node: ast.AST, left: Any, right: Any) -> None:
+        """Python compares lists item by item in C: with tensors inside that is unchecked tensor work."""
+        for v in (left, right):
+            if isinstance(v, (list, tuple, dict)) and self.budget.holds_tensors(v):
+                raise self.fail(node, "comparing lists or tuples that hold tensors is not supported here: compare "
+                                      "the tensors themselves (e.g. torch.equal(a, b))", "runtime")
 
     def e_subscript(self, node: ast.Subscript) -> Any:
         value, index = self.eval(node.value), self.eval(node.slice)
@@ -174,7 +201,7 @@ class _Interpreter:
             raise self.runtime_error(node, e, (obj,)) from None
         if callable(value):  # defence in depth: values never carry functions into the program
             raise self.fail(node, f".{node.attr} is a method here: call it", "attributes")
-        return value
+        return self.settle(node, value)
 
     def e_call(self, node: ast.Call) -> Any:
         func = node.func
@@ -184,7 +211,7 @@ class _Interpreter:
             target = self.e_name(func)
             if isinstance(target, _Builtin):
                 try:
-                    return target.fn(self, node, *args, **kwargs)
+                    return self.settle(node, target.fn(self, node, *args, **kwargs))
                 except ExpressionError:
                     raise
                 except Exception as e:
@@ -192,7 +219,8 @@ class _Interpreter:
             if _norm(func.id) not in self.callables:
                 raise self.fail(func, f"{func.id!r} is not a function", "calls")
             # a caller's own function never gets a meta dry run: it may have effects
-            return self.guarded(node, lambda *a: target(*a, **kwargs), tuple(args), "call", meta=lambda: None)
+            return self.guarded(node, lambda *a: target(*a, **kwargs), tuple(args), "call",
+                                meta=lambda memo: None)
         obj = self.eval(func.value)
         name = func.attr
         if name not in _allowed(obj, callee=True):
@@ -208,111 +236,56 @@ class _Interpreter:
             if size > max(self.settings.max_text_chars, len(text)):
                 raise self.cap(node, "max_text_chars", f"replace() would give {size:,} characters")
         try:
-            return getattr(text, name)(*args, **kwargs)
+            out = getattr(text, name)(*args, **kwargs)
         except Exception as e:
             raise self.runtime_error(node, e) from None
+        return self.settle(node, out)
 
     def torch_call(self, node: ast.Call, obj: Any, name: str, args: list, kwargs: dict) -> Any:
-        fn = getattr(obj, name)
         is_tensor = _is_tensor(obj)
+        if name in ZERO_FILLED:  # never hand out uninitialised memory (another user's values)
+            name = ZERO_FILLED[name]
+            kwargs = {k: v for k, v in kwargs.items() if k != "pin_memory"}
+        fn = getattr(obj, name)
+        self.torch_call_caps(node, obj, name, args, kwargs)
+        creation = not is_tensor and name in CREATION_FUNCTIONS | {"zeros", "zeros_like"} or \
+            is_tensor and name.startswith("new_")
+
+        def meta(memo: dict) -> Any:
+            meta_kwargs = {k: _meta_arg(v, memo) for k, v in kwargs.items() if k not in {"pin_memory", "device"}}
+            if creation:
+                meta_kwargs["device"] = "meta"
+            target = getattr(_to_meta(obj, memo), name) if is_tensor else fn
+            return target(*(_meta_arg(a, memo) for a in args), **meta_kwargs)
+
+        operands = (obj, *args, *kwargs.values()) if is_tensor else (*args, *kwargs.values())
+        tensor, rest = (obj, list(args)) if is_tensor else (args[0] if args else None, list(args[1:]))
+        cost = (rest, kwargs, not is_tensor and obj is _torch().linalg)
+        return self.guarded(node, lambda *_: fn(*args, **kwargs), operands, name, meta=meta, strict=creation,
+                            count=output_count(name, tensor, rest, kwargs), cost=cost)
+
+    def torch_call_caps(self, node: ast.Call, obj: Any, name: str, args: list, kwargs: dict) -> None:
+        """Caps that need the arguments' values, checked before the dry run."""
         if name == "one_hot":
             classes = args[1] if len(args) > 1 else kwargs.get("num_classes", -1)
             if not isinstance(classes, int) or classes <= 0:
                 raise self.fail(node, "F.one_hot needs num_classes=N here (else the size depends on the data)", "cap")
             if args and _is_tensor(args[0]) and args[0].numel() * classes > self.settings.max_tensor_elements:
                 raise self.cap(node, "max_tensor_elements", f"one_hot result of {args[0].numel() * classes:,} elements")
-        if name == "tolist" and is_tensor and obj.numel() > self.settings.max_tensor_elements // 10:
-            raise self.cap(node, "max_tensor_elements", f"tolist() of {obj.numel():,} elements (a tenth of the cap)")
-        creation = not is_tensor and name in CREATION_FUNCTIONS or is_tensor and name.startswith("new_")
-
-        def meta() -> Any:
-            meta_kwargs = {k: _meta_arg(v) for k, v in kwargs.items() if k not in {"pin_memory", "device"}}
-            if creation:
-                meta_kwargs["device"] = "meta"
-            target = getattr(_to_meta(obj), name) if is_tensor else fn
-            return target(*(_meta_arg(a) for a in args), **meta_kwargs)
-
-        operands = (obj, *args, *kwargs.values()) if is_tensor else (*args, *kwargs.values())
-        return self.guarded(node, lambda *_: fn(*args, **kwargs), operands, name, meta=meta, strict=creation)
-
-    def guarded(self, node: ast.AST, op: Callable[..., Any], operands: tuple, name: str,
-                meta: Callable[[], Any] | None = None, strict: bool = False) -> Any:
-        """Run `op(*operands)`; for tensors, first on the meta device to check sizes and cost."""
-        plain = all(type(v) in _PLAIN_TYPES for v in operands)  # the per-row filter path: skip tensor checks
-        inputs = _tensors(list(operands)) if not plain and "torch" in sys.modules else []
-        if inputs or strict:
-            torch = _torch()
-            if not _META_READY:
-                started = time.perf_counter()
-                _warm_meta()
-                self.deadline += time.perf_counter() - started  # a one-off library load is not the user's time
-            try:
-                with torch.no_grad():
-                    shaped = meta() if meta is not None else op(*(_meta_arg(v) for v in operands))
-            except Exception as e:
-                # only ops whose output is bounded by their inputs may run unsized (boolean masks, unique…);
-                # any other meta failure is the user's error (shape mismatch), reported before running
-                small = sum(t.numel() for t in inputs) <= _SMALL_INPUTS
-                if strict or not (name in _UNSIZED_OK or small):
-                    raise self.runtime_error(node, e, operands) from None
-                shaped = None  # small inputs: let the real call give torch's own, familiar error
-            if shaped is not None:
-                self.check_sizes(node, shaped)
-                self.check_cost(node, name, inputs, shaped)
-        try:
-            out = op(*operands)
-        except ExpressionError:
-            raise
-        except Exception as e:
-            raise self.runtime_error(node, e, operands) from None
-        if inputs or strict:
-            self.check_sizes(node, out)
-        return out
-
-    def check_sizes(self, node: ast.AST, result: Any) -> None:
-        """Elements per tensor and total bytes held, for a real or meta result."""
-        outs = _tensors(result if isinstance(result, (list, tuple)) else [result])
-        new_bytes = 0
-        held = self.held_storages()
-        for t in outs:
-            if t.numel() > self.settings.max_tensor_elements:
-                raise self.cap(node, "max_tensor_elements", f"a tensor of shape {tuple(t.shape)} "
-                                                            f"has {t.numel():,} elements")
-            if t.device.type == "meta":
-                new_bytes += 0 if t._is_view() else t.numel() * t.element_size()
-            elif _storage_key(t) not in held:
-                new_bytes += t.untyped_storage().nbytes()
-        total = sum(held.values()) + new_bytes
-        if new_bytes and total > self.settings.max_total_bytes:
-            raise self.cap(node, "max_total_bytes", f"the program would hold {total:,} bytes of tensors")
-
-    def held_storages(self) -> dict[tuple, int]:
-        out = {}
-        for t in _tensors(list(self.env.values())):
-            if t.device.type != "meta":
-                out[_storage_key(t)] = t.untyped_storage().nbytes()
-        return out
-
-    def check_cost(self, node: ast.AST, name: str, inputs: list, shaped: Any) -> None:
-        """Refuse a matmul-like or cubic op whose estimated time exceeds the remaining budget."""
-        outs = _tensors(shaped if isinstance(shaped, (list, tuple)) else [shaped])
-        if not inputs or not outs or (name not in _MATMUL_LIKE and name not in _CUBIC):
-            return
-        a = inputs[0]
-        if name in _CUBIC:
-            n = a.shape[-1] if a.ndim else 1
-            flops = _CUBIC[name] * (a.numel() / max(n, 1)) * n * n
-        else:
-            k = a.shape[-1] if a.ndim else 1
-            if name == "tensordot" and len(inputs) > 1:
-                k = math.sqrt(a.numel() * inputs[1].numel() / max(outs[0].numel(), 1))
-            flops = 2.0 * outs[0].numel() * k
-        rate = GPU_FLOPS_PER_S if a.device.type == "cuda" else CPU_FLOPS_PER_S
-        rate /= 2 if a.element_size() >= 8 else 1
-        left = max(self.deadline - time.perf_counter(), 0.0)
-        if flops / rate > left:
-            raise self.cap(node, "expr_timeout_s", f"this step needs about {flops:.1e} floating-point operations, "
-                                                   f"roughly {flops / rate:.1f} s here, more than the {left:.1f} s left")
+        if name == "tolist" and _is_tensor(obj):
+            shape, items, run = tuple(obj.shape), 0, 1
+            for n in shape:
+                run *= n
+                items += run
+            self.sized(node, items)
+        for v in [*args, *kwargs.values()]:  # a list becomes (at least) one element per item: size it first
+            if not isinstance(v, (list, tuple)):
+                continue
+            if self.budget.items(v) > self.settings.max_tensor_elements:
+                raise self.cap(node, "max_tensor_elements", f"a list of {self.budget.items(v):,} items")
+            if len(v) > MAX_OP_TENSORS and self.budget.holds_tensors(v):
+                raise self.fail(node, f"a list of {len(v):,} tensors: one call takes at most {MAX_OP_TENSORS:,} "
+                                      "here", "cap")
 
     # --- statements
     def assign(self, stmt: ast.Assign) -> Any:
@@ -327,41 +300,24 @@ class _Interpreter:
         if not _is_tensor(base):
             raise self.fail(target, "only tensor elements can be assigned (`x[0] = 1`)", "statements")
         index = self.eval(target.slice)
-        try:
-            base[index] = value
-        except Exception as e:
-            raise self.runtime_error(stmt, e, (base, value)) from None
-        return base
+
+        def write(b: Any, i: Any, v: Any) -> Any:
+            b[i] = v
+            return b
+
+        # sized like reading base[index]: broadcast index tensors can address far more elements than base holds
+        return self.guarded(stmt, write, (base, index, value), "setitem",
+                            meta=lambda memo: _to_meta(base, memo)[_meta_arg(index, memo)])
 
 
-# no meta kernel (data-dependent output) or a device move: safe to run unsized, output <= inputs
-_UNSIZED_OK = frozenset({"nonzero", "argwhere", "masked_select", "unique", "equal", "allclose", "isclose", "index",
-                         "where", "item", "tolist", "to", "cuda", "cpu", "one_hot", "compare", "median", "call"})
-_SMALL_INPUTS = 100_000  # below this many input elements a failed dry run is retried for real
-_PLAIN_TYPES = frozenset({str, int, float, bool, complex, type(None)})
-_META_READY: list[bool] = []
+def _is_module(value: Any) -> bool:
+    return isinstance(value, type(math))
 
 
-def _warm_meta() -> None:
-    """The first meta-device op loads torch's meta registrations (seconds); do it once, off the budget."""
-    torch = _torch()
-    m = torch.empty(2, 2, device="meta")
-    _ = (m + 1, m @ m, m.softmax(0))
-    g = torch.empty(2, 2, requires_grad=True)  # the first autograd-tracked op imports torch._dynamo
-    _ = (g.to("meta") * 2, (g * 2).sum())
-    _META_READY.append(True)
-
-
-def _storage_key(t: Any) -> tuple:
-    return (t.device.type, t.untyped_storage().data_ptr())
-
-
-_DISPATCH: dict[type, Callable[[_Interpreter, Any], Any]] = {
+_DISPATCH: dict[type, Any] = {
     ast.Constant: _Interpreter.e_constant, ast.Name: _Interpreter.e_name, ast.List: _Interpreter.e_list,
     ast.Tuple: _Interpreter.e_tuple, ast.Slice: _Interpreter.e_slice, ast.IfExp: _Interpreter.e_ifexp,
     ast.BoolOp: _Interpreter.e_boolop, ast.UnaryOp: _Interpreter.e_unaryop, ast.BinOp: _Interpreter.e_binop,
     ast.Compare: _Interpreter.e_compare, ast.Subscript: _Interpreter.e_subscript,
     ast.Attribute: _Interpreter.e_attribute, ast.Call: _Interpreter.e_call,
 }
-
-

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from core.expr.budget import Budget
 from core.expr.checker import _parse
 from core.expr.errors import ExpressionError, _error, _norm
 from core.expr.interpreter import _Interpreter
@@ -64,13 +65,13 @@ class Compiled:
         self.uses_torch = _uses_torch(tree)
         self.free_names = sorted({_norm(n.id) for n in ast.walk(tree) if isinstance(n, ast.Name)} - BUILTINS)
 
-    def __call__(self, names: Mapping[str, Any] | None = None) -> Any:
+    def __call__(self, names: Mapping[str, Any] | None = None, *, budget: Budget | None = None) -> Any:
         env, callables, _ = _environment(names, self.uses_torch)
         missing = [n for n in self.free_names if n not in env]
         if missing:
             node = next(n for n in ast.walk(self.tree) if isinstance(n, ast.Name) and _norm(n.id) == missing[0])
             raise _error(node, self.source, f"name {missing[0]!r} is not defined", "names")
-        interp = _Interpreter(self.source, self.settings, env, callables)
+        interp = _Interpreter(self.source, self.settings, env, callables, budget)
         try:
             return interp.eval(self.tree)
         except RecursionError:
@@ -90,19 +91,24 @@ def compile_expression(source: str, *, settings: Settings | None = None) -> Comp
     return Compiled(source, tree.body[0].value, settings)
 
 
-def evaluate(source: str, names: Mapping[str, Any] | None = None, *, settings: Settings | None = None) -> Any:
-    """Evaluate one expression with the given names bound."""
-    return compile_expression(source, settings=settings)(names)
+def evaluate(source: str, names: Mapping[str, Any] | None = None, *, settings: Settings | None = None,
+             budget: Budget | None = None) -> Any:
+    """Evaluate one expression with the given names bound; `budget` shares one deadline and memory ledger."""
+    return compile_expression(source, settings=settings)(names, budget=budget)
 
 
-def trace(source: str, names: Mapping[str, Any] | None = None, *,
-          settings: Settings | None = None) -> tuple[dict[str, Any], list[Step]]:
-    """Run a program of assignments; returns (names bound at the end, one Step per statement)."""
+def trace(source: str, names: Mapping[str, Any] | None = None, *, settings: Settings | None = None,
+          budget: Budget | None = None) -> tuple[dict[str, Any], list[Step]]:
+    """Run a program of assignments; returns (names bound at the end, one Step per statement).
+
+    The step history keeps every statement's value: the budget's ledger counts it (a rebinding does not
+    free the old value while the history holds it).
+    """
     settings = settings or get_settings()
     tree = _parse(source, settings)
     env, callables, given = _environment(names, _uses_torch(tree))
     _check_names(tree, source, set(env))
-    interp = _Interpreter(source, settings, env, callables)
+    interp = _Interpreter(source, settings, env, callables, budget)
     steps: list[Step] = []
 
     def execute(stmt: ast.stmt, no_grad: bool = False) -> None:
@@ -131,6 +137,7 @@ def trace(source: str, names: Mapping[str, Any] | None = None, *,
     return result, steps
 
 
-def run(source: str, names: Mapping[str, Any] | None = None, *, settings: Settings | None = None) -> dict[str, Any]:
+def run(source: str, names: Mapping[str, Any] | None = None, *, settings: Settings | None = None,
+        budget: Budget | None = None) -> dict[str, Any]:
     """Run a program of `name = expression` lines; returns every name bound at the end (inputs included)."""
-    return trace(source, names, settings=settings)[0]
+    return trace(source, names, settings=settings, budget=budget)[0]

@@ -85,11 +85,14 @@ _RESULT_ATTRIBUTES = frozenset({"values", "indices"})
 _CALLABLE_NAMES = TORCH_FUNCTIONS | NN_FUNCTIONS | LINALG_FUNCTIONS | TENSOR_METHODS | STR_METHODS | {"no_grad"}
 _VALUE_NAMES = (TORCH_ATTRIBUTES | TENSOR_ATTRIBUTES | _DTYPE_ATTRIBUTES | _INFO_ATTRIBUTES
                 | _RESULT_ATTRIBUTES | {"functional", "type", "index"})
-# ops whose cost is far above their output size: estimated before running (flops = 2 * out * k)
-_MATMUL_LIKE = frozenset({"matmul", "mm", "bmm", "mv", "dot", "inner", "linear", "tensordot", "cdist"})
-# n x n linear algebra: cost ~ factor * n**3, factors measured against matmul on a 2-core CPU
-_CUBIC = {"det": 3, "inverse": 3, "inv": 3, "solve": 3, "cholesky": 2, "qr": 6, "matrix_norm": 40, "svd": 40,
-          "svdvals": 40, "eigh": 40, "eigvalsh": 40, "pinv": 40, "matrix_rank": 40}
+# ops that hand out uninitialised memory (whatever the allocator last held: another user's values) run as their
+# zero-filling twin; UNINITIALISED lists torch's others, none of which may join a whitelist (a test checks)
+ZERO_FILLED = {"empty": "zeros", "empty_like": "zeros_like", "new_empty": "new_zeros"}
+UNINITIALISED = frozenset({*ZERO_FILLED, "empty_strided", "new_empty_strided", "empty_permuted", "resize_",
+                           "resize_as_", "set_", "new", "storage", "untyped_storage", "from_file", "Tensor",
+                           "FloatTensor", "UntypedStorage", "TypedStorage", "empty_quantized"})
+MAX_DIMS = 64  # a tensor with more dimensions is refused (torch.zeros([1] * 10**5) is legal but pathological)
+MAX_OP_TENSORS = 10_000  # tensors one call may take in a list (torch.cat / stack): its dry run costs ~10 µs each
 # conservative sustained float32 rates for the time estimate (float64 counts double)
 CPU_FLOPS_PER_S = 5e9
 GPU_FLOPS_PER_S = 2e12

@@ -1,13 +1,10 @@
-"""Runtime helpers the interpreter stands on: lazy torch, meta-device conversion, safe builtins."""
+"""Runtime helpers the interpreter stands on: lazy torch, the attributes each object exposes, meta-device conversion."""
 from __future__ import annotations
 
-import ast
 import sys
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
-from core.expr.errors import ExpressionError
+from core.expr.reprs import short_repr
 from core.expr.rules import (
     _DTYPE_ATTRIBUTES,
     _INFO_ATTRIBUTES,
@@ -20,7 +17,6 @@ from core.expr.rules import (
     TORCH_ATTRIBUTES,
     TORCH_FUNCTIONS,
 )
-from core.settings import Settings
 
 
 def _torch():
@@ -65,9 +61,15 @@ def _allowed(obj: Any, callee: bool) -> frozenset[str]:
     return frozenset()
 
 
-def _to_meta(value: Any) -> Any:
-    """Same shape, strides and storage size on the data-less meta device (so view rules still apply)."""
+def _to_meta(value: Any, memo: dict[int, Any] | None = None) -> Any:
+    """Same shape, strides and storage size on the data-less meta device (so view rules still apply).
+
+    `memo` keeps sharing: a list holding one tensor 10**5 times becomes a list holding one meta tensor.
+    """
     torch = _torch()
+    memo = {} if memo is None else memo
+    if id(value) in memo:
+        return memo[id(value)]
     if isinstance(value, torch.Tensor):
         if value.device.type == "meta":
             return value
@@ -77,17 +79,27 @@ def _to_meta(value: Any) -> Any:
             out = base.as_strided(value.size(), value.stride(), value.storage_offset())
         except (RuntimeError, NotImplementedError):
             out = value.to("meta")
-        return out.requires_grad_(value.requires_grad) if out.is_floating_point() else out
-    if isinstance(value, (list, tuple)) and not isinstance(value, torch.Size):
-        return type(value)(_to_meta(v) for v in value)
-    return value
+        out = out.requires_grad_(value.requires_grad) if out.is_floating_point() else out
+    elif isinstance(value, (list, tuple)) and not isinstance(value, torch.Size) and _has_tensor(value, memo):
+        out = type(value)(_to_meta(v, memo) for v in value)
+    else:
+        out = value
+    memo[id(value)] = out
+    return out
 
 
-def _meta_arg(value: Any) -> Any:
+def _has_tensor(value: Any, memo: dict[int, Any]) -> bool:
+    key = ("has", id(value))
+    if key not in memo:
+        memo[key] = any(_is_tensor(v) or isinstance(v, (list, tuple)) and _has_tensor(v, memo) for v in value)
+    return memo[key]
+
+
+def _meta_arg(value: Any, memo: dict[int, Any] | None = None) -> Any:
     """An argument for the meta dry run: 0-dim tensors become numbers, so `x.repeat(t)` sizes like the real call."""
     if _is_tensor(value) and value.ndim == 0 and value.device.type != "meta" and not value.is_complex():
         return value.item()
-    return _to_meta(value)
+    return _to_meta(value, memo)
 
 
 def _tensors(value: Any) -> list:
@@ -106,74 +118,6 @@ def _describe(value: Any) -> str:
     if isinstance(value, torch.Tensor):
         dev = "" if value.device.type == "cpu" else f" on {value.device}"
         return f"tensor of shape {tuple(value.shape)} ({str(value.dtype).removeprefix('torch.')}{dev})"
-    if isinstance(value, (list, tuple)) and len(value) <= 4 and _tensors(value):
+    if type(value) in (list, tuple) and len(value) <= 4 and any(_is_tensor(v) for v in value):
         return "[" + ", ".join(_describe(v) for v in value) + "]"
-    text = repr(value)
-    return f"{type(value).__name__} {text[:40]}{'…' if len(text) > 40 else ''}"
-
-
-class _Host(Protocol):
-    """What a safe builtin needs from the interpreter running it (kept abstract: no import cycle)."""
-
-    settings: Settings
-
-    def fail(self, node: ast.AST, message: str, rule: str) -> ExpressionError: ...
-
-    def cap(self, node: ast.AST, field: str, detail: str) -> ExpressionError: ...
-
-
-@dataclass
-class _Builtin:
-    """A safe stand-in for a Python builtin; `fn(interp, node, *args, **kwargs)`."""
-
-    name: str
-    fn: Callable[..., Any]
-
-
-def _b_range(it: _Host, node: ast.AST, *args: Any) -> range:
-    r = range(*args)
-    if len(r) > it.settings.max_tensor_elements:
-        raise it.cap(node, "max_tensor_elements", f"range of {len(r):,} numbers")
-    return r
-
-
-def _b_reduce(pyfn: Callable[..., Any], method: str) -> Callable[..., Any]:
-    def call(it: _Host, node: ast.AST, *args: Any, **kwargs: Any) -> Any:
-        if set(kwargs) - {"default", "start"}:
-            raise it.fail(node, f"{method}() takes no keyword {sorted(kwargs)[0]!r} here", "calls")
-        if len(args) == 1 and _is_tensor(args[0]) and args[0].ndim > 0 and len(args[0]) > 10_000:
-            raise it.fail(node, f"{method}() over a {len(args[0]):,}-row tensor is slow: use x.{method}()", "cap")
-        return pyfn(*args, **kwargs)
-
-    return call
-
-
-def _b_str(it: _Host, node: ast.AST, *args: Any) -> str:
-    out = str(*args)
-    if len(out) > it.settings.max_text_chars:
-        raise it.cap(node, "max_text_chars", f"str() of {len(out):,} characters")
-    return out
-
-
-def _b_round(it: _Host, node: ast.AST, x: Any, ndigits: int | None = None) -> Any:
-    if ndigits is not None and abs(ndigits) > 400:  # round(10**9, -10**9) would compute 10**(10**9)
-        raise it.fail(node, "round() keeps at most 400 digits", "cap")
-    if _is_tensor(x):
-        return x.round() if ndigits is None else x.round(decimals=ndigits)
-    return round(x, ndigits)
-
-
-_BUILTIN_TABLE = {
-    "len": _Builtin("len", lambda it, node, x: len(x)),
-    "abs": _Builtin("abs", lambda it, node, x: abs(x)),
-    "min": _Builtin("min", _b_reduce(min, "min")),
-    "max": _Builtin("max", _b_reduce(max, "max")),
-    "sum": _Builtin("sum", _b_reduce(sum, "sum")),
-    "round": _Builtin("round", _b_round),
-    "int": _Builtin("int", lambda it, node, *a: int(*a)),
-    "float": _Builtin("float", lambda it, node, *a: float(*a)),
-    "bool": _Builtin("bool", lambda it, node, *a: bool(*a)),
-    "str": _Builtin("str", _b_str),
-    "range": _Builtin("range", _b_range),
-}
-
+    return f"{type(value).__name__} {short_repr(value)}"

@@ -7,14 +7,14 @@ can use it directly; `backprop(program, ...)` runs a program of the safe express
 from __future__ import annotations
 
 import functools
-import random
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from core.tensors.graph import GraphEdge, GraphNode, _build, _clip, _cut_reason, _tensors, recorder
-
-FD_MAX_ELEMENTS = 48  # leaf elements checked by finite differences (two program runs each)
+from core.tensors.gradcheck import FD_MAX_ELEMENTS as FD_MAX_ELEMENTS  # re-exported: the page and tests
+from core.tensors.gradcheck import GradCheck, _seeded, gradient_check
+from core.tensors.graph import GraphEdge, GraphNode, _build, _clip, recorder
 
 
 @dataclass(frozen=True)
@@ -57,21 +57,6 @@ class BackwardStep:
 
 
 @dataclass
-class GradCheck:
-    """Analytic gradients of the leaves against central finite differences in float64."""
-
-    max_rel_error: float
-    per_leaf: dict[str, float]
-    checked: int  # elements compared
-    total: int  # elements of all leaves
-    tolerance: float
-
-    @property
-    def ok(self) -> bool:
-        return self.max_rel_error <= self.tolerance
-
-
-@dataclass
 class AutogradResult:
     """A program's graph with forward values and, after backward, gradients."""
 
@@ -103,22 +88,15 @@ class AccumulationResult:
 
 
 class AutogradError(ValueError):
-    """Backward cannot run as asked; the message says why in plain words."""
+    """Backward cannot run as asked; the message says why in plain words.
 
+    `field` names the input that caused it ("program", "output", "retain" or "gradient"), so a page can
+    show the message beside that widget.
+    """
 
-# --- recording a program while it runs -----------------------------------------------------------
-
-
-def _seeded(runner: Callable[[], dict[str, Any]], seed: int) -> dict[str, Any]:
-    """Run with a fixed seed so re-runs (finite differences) see the same random tensors."""
-    import torch
-
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return runner()
-
-
-# --- the graph as data ----------------------------------------------------------------------------
+    def __init__(self, message: str, field: str = "program"):
+        super().__init__(message)
+        self.field = field
 
 
 # --- plain words for torch's errors ----------------------------------------------------------------
@@ -149,38 +127,69 @@ def plain_reason(message: str) -> str | None:
 # --- backward ---------------------------------------------------------------------------------------
 
 def _prepare(run: Callable[[], dict[str, Any]], output: str, gradient: Any, seed: int) -> tuple:
-    """Run the program under the recorder; check the output can be backpropagated from."""
-    import torch
+    """Run the program under the recorder; check the output can be backpropagated from.
 
+    Returns (names, recorder, output tensor, gradient tensor or None, seconds the run took).
+    """
     rec = recorder()
+    started = time.perf_counter()
     with rec:
         names = _seeded(run, seed)
+    run_s = time.perf_counter() - started
     out = _tensor(names, output, "output")
     if not out.requires_grad:
         how = rec.cuts.get(id(out), ("",))[0]
         made = f" (it was made under {how})" if how else ""
         raise AutogradError(f"Cannot call {output}.backward(): `{output}` does not require grad{made}. "
-                            + _REASONS[0][1][0].upper() + _REASONS[0][1][1:])
-    grad = gradient(names) if callable(gradient) else gradient
+                            + _REASONS[0][1][0].upper() + _REASONS[0][1][1:], "output")
+    try:
+        grad = gradient(names) if callable(gradient) else gradient
+    except ValueError as e:  # ExpressionError from the gradient= field: say which field it came from
+        e.field = "gradient"  # type: ignore[attr-defined]
+        raise
     if grad is None and out.numel() != 1:
-        raise AutogradError(f"`{output}` has shape {tuple(out.shape)}: " + _REASONS[1][1])
-    if grad is not None:
-        grad = torch.as_tensor(grad)
-        if grad.shape != out.shape:
-            raise AutogradError(f"The gradient has shape {tuple(grad.shape)} but `{output}` has shape "
-                                f"{tuple(out.shape)}: they must match (one number per output element).")
-        grad = grad.to(dtype=out.dtype, device=out.device)
-    return names, rec, out, grad
+        raise AutogradError(f"`{output}` has shape {tuple(out.shape)}: " + _REASONS[1][1], "gradient")
+    return names, rec, out, None if grad is None else _gradient_tensor(grad, out, output), run_s
+
+
+def _gradient_tensor(value: Any, out: Any, output: str) -> Any:
+    """The gradient= value as a tensor matching the output, or an AutogradError that says what is wrong."""
+    import torch
+
+    from core.expr import short_repr
+
+    shape = tuple(out.shape)
+    want = f"a tensor of shape {shape}, e.g. torch.ones_like({output})"
+    if isinstance(value, (bool, int, float)) and not isinstance(value, torch.Tensor):
+        try:
+            value = torch.tensor(float(value))
+        except OverflowError:
+            raise AutogradError(f"gradient= is {short_repr(value)}, too large for a float: give {want}.",
+                                "gradient") from None
+    if not isinstance(value, torch.Tensor):
+        kind = type(value).__name__
+        raise AutogradError(f"gradient= must be {want}; it is a {kind} ({short_repr(value)}).", "gradient")
+    if value.device.type not in ("cpu", "cuda", "mps"):
+        raise AutogradError(f"gradient= is on the {value.device.type!r} device, which holds no values: give {want}.",
+                            "gradient")
+    if value.is_complex() and not out.is_complex():
+        raise AutogradError(f"gradient= is complex but `{output}` is real: give {want}.", "gradient")
+    if tuple(value.shape) != shape:
+        raise AutogradError(f"The gradient has shape {tuple(value.shape)} but `{output}` has shape {shape}: they "
+                            "must match (one number per output element).", "gradient")
+    return value.detach().to(dtype=out.dtype, device=out.device)
 
 
 def _tensor(names: dict[str, Any], name: str, role: str) -> Any:
     import torch
 
+    field = "output" if role == "output" else "retain"
+
     if name not in names:
         known = ", ".join(k for k, v in names.items() if isinstance(v, torch.Tensor)) or "none"
-        raise AutogradError(f"The {role} `{name}` is not a variable of the program (tensors: {known}).")
+        raise AutogradError(f"The {role} `{name}` is not a variable of the program (tensors: {known}).", field)
     if not isinstance(names[name], torch.Tensor):
-        raise AutogradError(f"The {role} `{name}` is a {type(names[name]).__name__}, not a tensor.")
+        raise AutogradError(f"The {role} `{name}` is a {type(names[name]).__name__}, not a tensor.", field)
     return names[name]
 
 
@@ -195,17 +204,18 @@ def _named_leaves(names: dict[str, Any]) -> dict[str, Any]:
 
 
 def backprop_fn(run: Callable[[], dict[str, Any]], output: str, retain: Sequence[str] = (), gradient: Any = None,
-                *, check: bool = True, seed: int = 0, program: str = "") -> AutogradResult:
+                *, check: bool = True, seed: int = 0, program: str = "", budget: Any = None) -> AutogradResult:
     """Run `run()` (-> named tensors), backpropagate from `output`, return the graph with values and grads.
 
     `gradient`: None for a scalar output, else a tensor of the output's shape or a callable names -> tensor.
+    `budget`: the core.expr.Budget `run` uses; the gradient check fits in what is left of it.
     """
-    names, rec, out, grad = _prepare(run, output, gradient, seed)
+    names, rec, out, grad, run_s = _prepare(run, output, gradient, seed)
     for name in retain:
         t = _tensor(names, name, "retained tensor")
         if not t.requires_grad:
             raise AutogradError(f"Cannot retain_grad() on `{name}`: it does not require grad, so no "
-                                "gradient will ever reach it.")
+                                "gradient will ever reach it.", "retain")
         if t.grad_fn is not None:
             t.retain_grad()
     nodes, edges, saved_bytes, fn_ids, tensor_of = _build(out, names, rec)
@@ -241,7 +251,8 @@ def backprop_fn(run: Callable[[], dict[str, Any]], output: str, retain: Sequence
         leaf_names = {id(t): by_id[nid].label for nid, t in tensor_of.items() if t.is_leaf}
         result.check = gradient_check(run, output, rec.leaves, grad, seed,
                                       [leaf_names.get(id(t), f"leaf{i}") for i, t in enumerate(rec.leaves)],
-                                      frozen=[t for _, _, t in rec.cuts.values()])
+                                      frozen=[t for _, _, t in rec.cuts.values()], budget=budget, run_s=run_s,
+                                      reserve_s=run_s)
     return result
 
 
@@ -283,30 +294,52 @@ def _warm_up_expr() -> None:
 
 
 def backprop(program: str, output: str, retain: Sequence[str] = (), gradient: str | None = None,
-             *, check: bool = True, seed: int = 0) -> AutogradResult:
-    """Run a program of the expression language, backpropagate from `output`; raises ExpressionError / AutogradError."""
+             *, check: bool = True, seed: int = 0, budget: Any = None) -> AutogradResult:
+    """Run a program of the expression language, backpropagate from `output`; raises ExpressionError / AutogradError.
+
+    The run, the gradient= field and the finite-difference check share one `budget` (a core.expr.Budget;
+    a fresh one with the default caps if not given): the whole action fits in one time and memory budget.
+    """
     from core import expr
 
-    _warm_up_expr()
-
-    grad = (lambda names: expr.evaluate(gradient, names)) if gradient and gradient.strip() else None
-    result = backprop_fn(lambda: expr.run(program), output, retain, grad, check=check, seed=seed, program=program)
+    budget = _ready_budget(budget)
+    grad = (lambda names: expr.evaluate(gradient, names, budget=budget)) if gradient and gradient.strip() else None
+    result = backprop_fn(lambda: expr.run(program, budget=budget), output, retain, grad, check=check, seed=seed,
+                         program=program, budget=budget)
     result.code = python_code(program, output, retain, gradient if grad else None)
     return result
 
 
+def _ready_budget(budget: Any) -> Any:
+    """Warm the language up (one-off imports) without charging the user's budget for it."""
+    from core import expr
+
+    started = time.perf_counter()
+    _warm_up_expr()
+    if budget is None:
+        return expr.Budget()
+    budget.extend(time.perf_counter() - started)
+    return budget
+
+
 def accumulation(program: str, output: str, gradient: str | None = None, retain_graph: bool = True,
-                 seed: int = 0) -> AccumulationResult:
-    """Call backward twice on one graph (gradients add up), then zero_grad; a failing second call is explained."""
+                 seed: int = 0, *, budget: Any = None) -> AccumulationResult:
+    """Call backward twice on one graph (gradients add up), then zero_grad; a failing second call is explained.
+
+    Raises ExpressionError (the program or gradient=) or AutogradError (backward cannot run at all).
+    """
     import torch
 
     from core import expr
 
-    _warm_up_expr()
-    grad_of = (lambda names: expr.evaluate(gradient, names)) if gradient and gradient.strip() else None
-    names, _, out, grad = _prepare(lambda: expr.run(program), output, grad_of, seed)
+    budget = _ready_budget(budget)
+    grad_of = (lambda names: expr.evaluate(gradient, names, budget=budget)) if gradient and gradient.strip() else None
+    names, _, out, grad, _ = _prepare(lambda: expr.run(program, budget=budget), output, grad_of, seed)
     leaves = _named_leaves(names)
-    out.backward(gradient=grad, retain_graph=retain_graph)
+    try:
+        out.backward(gradient=grad, retain_graph=retain_graph)
+    except RuntimeError as e:  # e.g. a value backward needs was changed in place
+        raise AutogradError(plain_reason(str(e)) or str(e)) from None
     first = {k: None if t.grad is None else t.grad.clone() for k, t in leaves.items()}
     second, error = None, None
     try:
@@ -332,80 +365,3 @@ def python_code(program: str, output: str, retain: Sequence[str] = (), gradient:
     lines.append(f"{output}.backward({'gradient=' + gradient if gradient else ''})")
     lines.append("")
     return "\n".join(lines)
-
-
-# --- checking gradients ----------------------------------------------------------------------------
-
-def _float64_swap(values: list, frozen: list):
-    """A TorchFunctionMode that computes in float64, replaces the k-th leaf by values[k] and the k-th
-    cut (detach / no_grad result) by its value from the original run, so finite differences see the
-    same function autograd differentiates."""
-    import torch
-    from torch.overrides import TorchFunctionMode
-
-    class Swap(TorchFunctionMode):
-        def __init__(self) -> None:
-            super().__init__()
-            self.mine: list = []
-            self.cuts = 0
-
-        def __torch_function__(self, func, types, args=(), kwargs=None):
-            out = func(*args, **(kwargs or {}))
-            if not isinstance(out, torch.Tensor) or out.is_meta:
-                return out
-            if out.grad_fn is None and out.requires_grad and not any(out is m for m in self.mine):
-                k = len(self.mine)
-                new = values[k].to(out.device).clone().requires_grad_(True) if k < len(values) else out.double()
-                self.mine.append(new)
-                return new
-            if out.grad_fn is None and _cut_reason(getattr(func, "__name__", ""),
-                                                   _tensors(args) + _tensors(kwargs or {})):
-                self.cuts += 1
-                if self.cuts <= len(frozen):
-                    return frozen[self.cuts - 1].detach().to(out.device, torch.float64)
-            if out.is_floating_point() and out.dtype != torch.float64:
-                return out.double()
-            return out
-
-    return Swap()
-
-
-def gradient_check(run: Callable[[], dict[str, Any]], output: str, leaves: Sequence[Any], gradient: Any = None,
-                   seed: int = 0, labels: Sequence[str] | None = None, frozen: Sequence[Any] = (),
-                   max_elements: int = FD_MAX_ELEMENTS) -> GradCheck:
-    """Compare each leaf's .grad with central finite differences of the program re-run in float64.
-
-    `frozen`: the values of the program's detach / no_grad results, held constant as autograd does.
-    """
-    import torch
-
-    base = [t.detach().to(torch.float64) for t in leaves]
-    analytic = [t.grad for t in leaves]
-    weight = None if gradient is None else gradient.detach().to(torch.float64)
-    sizes = [b.numel() for b in base]
-    total = sum(sizes)
-    picks = range(total) if total <= max_elements else sorted(random.Random(seed).sample(range(total), max_elements))
-
-    def f(values: list) -> float:
-        with _float64_swap(values, list(frozen)):
-            y = _seeded(run, seed)[output].to(torch.float64)
-        y = y.detach()
-        return float((y * weight.to(y.device)).sum() if weight is not None else y.sum())
-
-    labels = list(labels or [f"leaf{i}" for i in range(len(base))])
-    per_leaf = dict.fromkeys(labels, 0.0)
-    for flat in picks:
-        k = next(i for i in range(len(sizes)) if flat < sum(sizes[: i + 1]))
-        i = flat - sum(sizes[:k])
-        x = float(base[k].flatten()[i])
-        h = 1e-6 * max(1.0, abs(x))
-        plus, minus = base[k].clone(), base[k].clone()
-        plus.view(-1)[i] += h
-        minus.view(-1)[i] -= h
-        fd = (f(base[:k] + [plus] + base[k + 1:]) - f(base[:k] + [minus] + base[k + 1:])) / (2 * h)
-        ad = 0.0 if analytic[k] is None else float(analytic[k].flatten()[i])
-        rel = abs(ad - fd) / max(abs(ad), abs(fd), 1e-6)
-        per_leaf[labels[k]] = max(per_leaf[labels[k]], rel)
-    dtypes = {t.dtype for t in leaves}
-    tol = 1e-5 if dtypes <= {torch.float64} else 1e-3 if dtypes <= {torch.float64, torch.float32} else 5e-2
-    return GradCheck(max(per_leaf.values(), default=0.0), per_leaf, len(picks), total, tol)

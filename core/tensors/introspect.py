@@ -11,7 +11,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.expr import ExpressionError, Step, cap_message, evaluate, trace
+from core.expr import Budget, ExpressionError, Step, cap_message, evaluate, trace
+from core.expr.budget import OverBudget
 from core.settings import Settings, get_settings
 
 FACTORIES = ("zeros", "ones", "full", "arange", "linspace", "eye", "rand", "randn", "randint")
@@ -221,14 +222,19 @@ class Workspace:
         return "\n".join([*lines, f"print({name})", ""])
 
 
-def build(definitions: Sequence[Definition], program: str, settings: Settings | None = None) -> Workspace:
-    """Make every definition (each through the safe language), then run the program on top of them."""
+def build(definitions: Sequence[Definition], program: str, settings: Settings | None = None,
+          budget: Budget | None = None) -> Workspace:
+    """Make every definition (each through the safe language), then run the program on top of them.
+
+    All of it shares one `budget`: one wall-clock deadline and one memory ledger for the page's action.
+    """
     settings = settings or get_settings()
+    budget = budget or Budget(settings)
     ws = Workspace()
     lines = ["import torch", ""]
     for d in definitions:
         try:
-            ws.names[d.name] = make(d, ws.names, settings)
+            ws.names[d.name] = make(d, ws.names, settings, budget)
             lines.append(d.code())
             ws.definition_code.append(d.code())
         except ExpressionError as e:
@@ -237,7 +243,8 @@ def build(definitions: Sequence[Definition], program: str, settings: Settings | 
         import torch
 
         try:  # F is bound as in most tutorials: `import torch.nn.functional as F`
-            ws.names, ws.steps = trace(program, {**ws.names, "F": torch.nn.functional}, settings=settings)
+            ws.names, ws.steps = trace(program, {**ws.names, "F": torch.nn.functional}, settings=settings,
+                                       budget=budget)
             lines += ["", program.strip()]
         except ExpressionError as e:
             ws.program_error = e
@@ -248,47 +255,70 @@ def build(definitions: Sequence[Definition], program: str, settings: Settings | 
     return ws
 
 
-def make(d: Definition, names: Mapping[str, Any], settings: Settings) -> Any:
-    """One definition's tensor; literals and formulas go through the expression language and its caps."""
+def make(d: Definition, names: Mapping[str, Any], settings: Settings, budget: Budget | None = None) -> Any:
+    """One definition's tensor; literals and formulas go through the expression language and its caps.
+
+    A literal's conversion to a tensor is a call of the language too (`torch.tensor(data, …)`), so its size
+    is checked before converting and the result counts in the budget's memory ledger.
+    """
     import torch
+
+    budget = budget or Budget(settings)
 
     if not d.name.isidentifier() or d.name.startswith("_") or d.name in {"torch", "F"}:
         raise ExpressionError(f"{d.name!r} is not a usable name (letters, digits, _; not torch or F)",
                               rule="names")
     if d.kind == "formula":
-        value = evaluate(d.text, dict(names), settings=settings)
+        value = evaluate(d.text, dict(names), settings=settings, budget=budget)
         if not _is_tensor(value):
             raise ExpressionError(f"{d.name} = {type(value).__name__}, not a tensor", rule="runtime")
         return value
     dtype = getattr(torch, d.dtype)
     if d.kind == "literal":
-        data = evaluate(d.text, dict(names), settings=settings)
+        data = evaluate(d.text, dict(names), settings=settings, budget=budget)
+        if _is_tensor(data):
+            data = data.detach()  # `torch.tensor(t)` copies a tensor: keep it out of any graph, as before
+        convert = "torch.tensor(data, dtype=dtype, requires_grad=grad)"
         try:
-            return torch.tensor(data, dtype=dtype, requires_grad=d.requires_grad)
-        except (TypeError, ValueError, RuntimeError) as e:
-            raise ExpressionError(f"{d.name}: cannot make a {d.dtype} tensor from this literal: {e}",
-                                  rule="runtime") from None
+            return evaluate(convert, {"data": data, "dtype": dtype, "grad": d.requires_grad}, settings=settings,
+                            budget=budget)
+        except ExpressionError as e:
+            raise ExpressionError(f"{d.name}: cannot make a {d.dtype} tensor from this literal: "
+                                  f"{e.message.split(' failed: ')[-1]}", rule=e.rule) from None
     numel = _prod(d.shape)
     if numel > settings.max_tensor_elements or min(d.shape, default=1) < 0:
         raise ExpressionError(cap_message(settings, "max_tensor_elements", f"shape {d.shape} has {numel:,} "
                                                                            "elements"), rule="cap")
-    g = torch.Generator().manual_seed(d.seed)
-    rg = d.requires_grad and (dtype.is_floating_point or dtype.is_complex)
+    itemsize = torch.empty(0, dtype=dtype).element_size()
     try:
-        if d.factory in {"zeros", "ones", "rand", "randn"}:
-            kw = {"generator": g} if d.factory in {"rand", "randn"} else {}
-            return getattr(torch, d.factory)(d.shape, dtype=dtype, requires_grad=rg, **kw)
-        if d.factory == "full":
-            return torch.full(d.shape, d.fill, dtype=dtype, requires_grad=rg)
-        if d.factory == "randint":
-            return torch.randint(int(d.low), int(d.high), d.shape, generator=g, dtype=dtype)
-        if d.factory == "eye":
-            return torch.eye(d.shape[0], d.shape[-1], dtype=dtype, requires_grad=rg)
-        flat = (torch.arange(d.low, d.low + numel, dtype=dtype) if d.factory == "arange"
-                else torch.linspace(d.low, d.high, numel, dtype=dtype))
-        return flat.reshape(d.shape).requires_grad_(rg)
+        budget.check_bytes(numel * itemsize)
+    except OverBudget as e:
+        raise ExpressionError(cap_message(settings, e.field, f"{d.name}: {e.detail}"), rule="cap") from None
+    try:
+        t = _factory(d, dtype, numel)
     except (TypeError, ValueError, RuntimeError) as e:
         raise ExpressionError(f"{d.name}: torch.{d.factory} failed: {e}", rule="runtime") from None
+    budget.track(t)
+    return t
+
+
+def _factory(d: Definition, dtype: Any, numel: int) -> Any:
+    import torch
+
+    g = torch.Generator().manual_seed(d.seed)
+    rg = d.requires_grad and (dtype.is_floating_point or dtype.is_complex)
+    if d.factory in {"zeros", "ones", "rand", "randn"}:
+        kw = {"generator": g} if d.factory in {"rand", "randn"} else {}
+        return getattr(torch, d.factory)(d.shape, dtype=dtype, requires_grad=rg, **kw)
+    if d.factory == "full":
+        return torch.full(d.shape, d.fill, dtype=dtype, requires_grad=rg)
+    if d.factory == "randint":
+        return torch.randint(int(d.low), int(d.high), d.shape, generator=g, dtype=dtype)
+    if d.factory == "eye":
+        return torch.eye(d.shape[0], d.shape[-1], dtype=dtype, requires_grad=rg)
+    flat = (torch.arange(d.low, d.low + numel, dtype=dtype) if d.factory == "arange"
+            else torch.linspace(d.low, d.high, numel, dtype=dtype))
+    return flat.reshape(d.shape).requires_grad_(rg)
 
 
 def _is_tensor(v: Any) -> bool:
