@@ -7,6 +7,8 @@ rerun when the selected run or its completion changes.
 """
 from __future__ import annotations
 
+import hashlib
+
 import pandas as pd
 import streamlit as st
 
@@ -68,11 +70,12 @@ def runs_panel(jobs, settings) -> None:
         st.caption(queue_line(snap, jobs.concurrency))
         st.dataframe(runs_table(snap.runs), hide_index=True, height=min(38 + 35 * len(snap.runs), 250))
         ids = [r.id for r in snap.runs]
-        st.session_state["ft_selected"] = selected_run(snap)
-        if st.session_state.get("ft_run") not in ids:
-            st.session_state.pop("ft_run", None)
-        run_id = st.selectbox("Run", ids, index=ids.index(st.session_state["ft_selected"]), key="ft_run",
-                              format_func=lambda i: run_label(snap.get(i)))
+        labels = [run_label(r) for r in snap.runs]
+        # The browser keeps showing an option's old label when only labels change (a status moved on),
+        # so the picker is keyed by its labels: a new status draws a new picker, on the same run.
+        key = "ft_run_" + hashlib.sha1("\n".join(labels).encode()).hexdigest()[:12]
+        run_id = st.selectbox("Run", ids, index=ids.index(selected_run(snap)), key=key,
+                              format_func=lambda i: labels[ids.index(i)])
         st.session_state["ft_selected"] = run_id
         rec = snap.get(run_id)
         controls(jobs, rec)
@@ -95,7 +98,6 @@ def _act(action, *args) -> None:
 def _delete(jobs, run_id: str) -> None:
     jobs.delete(run_id)
     st.session_state.pop("ft_selected", None)
-    st.session_state.pop("ft_run", None)
 
 
 def _rename(jobs, run_id: str) -> None:

@@ -26,7 +26,7 @@ def _start(jobs, runs) -> None:
     """Start's on_click: runs before the rerun the click causes, so the click acts exactly once."""
     try:
         run_id = jobs.submit(config_from_state(st.session_state, runs))
-        st.session_state["ft_selected"] = st.session_state["ft_run"] = run_id  # the Runs tab shows it
+        st.session_state["ft_selected"] = run_id  # the Runs tab shows it
         st.session_state["ft_flash"] = ("success", f"Queued run {run_id}: open the **Runs** tab to watch it.")
     except ConfigError as e:
         st.session_state["ft_flash"] = ("error", f"**{e.field}**: {e.message}")

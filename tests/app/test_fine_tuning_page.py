@@ -46,7 +46,7 @@ def test_launch_watch_results(open_page, tiny):
     assert metrics["majority-class baseline"] == "50.0%"
     assert "accuracy" in metrics and metrics["train loss"] != "—"
     # the selected run is this one, and its curve has all six steps
-    assert at.selectbox(key="ft_run").value == run_id
+    assert next(s for s in at.selectbox if s.label == "Run").value == run_id
     assert len(store.metrics(run_id, "train")) == 6
     # the export script is plain transformers and parses
     import ast
