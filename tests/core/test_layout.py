@@ -107,3 +107,19 @@ def test_pages_and_components_import_packages_not_their_private_modules():
                     if len(parts) > 2 and parts[1] != "training":
                         private.add(f"{p.name}: {node.module}")
     assert not private, sorted(private)
+
+
+def test_no_package_exports_a_name_that_shadows_its_own_submodule():
+    """`from core.tokenizers import compare` must mean one thing: a re-exported function named like a
+    submodule makes `from package import submodule` return the function instead."""
+    import importlib
+
+    clashes = []
+    for init in CORE.rglob("__init__.py"):
+        pkg = module_name(init)
+        mod = importlib.import_module(pkg)
+        for sub in init.parent.glob("*.py"):
+            name = sub.stem
+            if name != "__init__" and name in getattr(mod, "__all__", ()):
+                clashes.append(f"{pkg}.{name}")
+    assert not clashes, clashes
