@@ -196,16 +196,17 @@ def load_parquet(path: Path, out: Path, limits: Limits) -> LoadReport:
         raise DataError(f"{path.name} has columns ({', '.join(plain.names[:8])}) but no rows")
     if md.num_rows > limits.rows:
         raise DataError(f"{path.name} has {md.num_rows:,} rows, over the {limits.rows:,}-row cap (TORCHLAB_MAX_ROWS)")
+    widths = [_width(md.schema.column(j)) for j in range(md.num_columns)]
     values_per_row, bytes_per_row, least_bytes = 1.0, 1.0, 0.0
     for i in range(md.num_row_groups):
         rg = md.row_group(i)
         if rg.num_rows == 0:
             continue
-        cols = [rg.column(j) for j in range(rg.num_columns)]
-        values = sum(c.num_values for c in cols)
-        least_bytes += sum(c.num_values / (8 if c.physical_type == "BOOLEAN" else 1) for c in cols)
-        values_per_row = max(values_per_row, values / rg.num_rows)
-        bytes_per_row = max(bytes_per_row, rg.total_byte_size / rg.num_rows, values / rg.num_rows)
+        counts = [rg.column(j).num_values for j in range(rg.num_columns)]
+        least = sum(c * w for c, w in zip(counts, widths, strict=True))  # what Arrow needs at least for them
+        least_bytes += least
+        values_per_row = max(values_per_row, sum(counts) / rg.num_rows)
+        bytes_per_row = max(bytes_per_row, rg.total_byte_size / rg.num_rows, least / rg.num_rows)
     if bytes_per_row > limits.row_bytes:
         raise DataError(f"{path.name}: rows of {bytes_per_row:,.0f} bytes or more, over the {limits.row_bytes:,}-byte "
                         "row cap (TORCHLAB_MAX_ROW_BYTES)")
@@ -213,17 +214,38 @@ def load_parquet(path: Path, out: Path, limits: Limits) -> LoadReport:
     batch_rows = int(max(1, min(BATCH_ROWS, 1_000_000 // values_per_row, 64 * 1024 * 1024 // bytes_per_row)))
     strings = [md.schema.column(i).path for i in range(md.num_columns)
                if md.schema.column(i).physical_type == "BYTE_ARRAY"]
-    pf = pq.ParquetFile(str(path), read_dictionary=strings, thrift_container_size_limit=_thrift(limits))
-    tally = Tally(limits, path.name)
+    # pages streamed through a 1 MB buffer (not whole column chunks pre-read), strings kept as dictionaries
+    pf = pq.ParquetFile(str(path), read_dictionary=strings, pre_buffer=False, buffer_size=1 << 20, **_thrift(limits))
+    tally, done = Tally(limits, path.name), 0
     with pa.OSFile(str(out), "wb") as sink, pa.ipc.new_stream(sink, plain) as writer:
         for batch in pf.iter_batches(batch_size=batch_rows):
-            tally.add(batch.num_rows, sum(_expanded(a, limits.cell_bytes, path.name) for a in batch.columns))
+            sizes = sum(_row_bytes(a, limits.cell_bytes, path.name) for a in batch.columns)  # before expanding
+            if sizes.max(initial=0) > limits.row_bytes:  # one row far above its row group's average
+                i = int(sizes.argmax())
+                raise DataError(f"{path.name}, row {done + i + 1:,}: {int(sizes[i]):,} bytes, over the "
+                                f"{limits.row_bytes:,}-byte row cap (TORCHLAB_MAX_ROW_BYTES)")
+            tally.add(batch.num_rows, int(sizes.sum()))
+            done += batch.num_rows
             writer.write_batch(batch.cast(plain))
     return LoadReport(dataset=None, format="parquet", delimiter=None)  # type: ignore[arg-type]
 
 
-def _thrift(limits: Limits) -> int:
-    return max(100_000, 4 * limits.columns)
+def _width(col: Any) -> float:
+    """The fewest bytes one value of a Parquet leaf column takes in Arrow (strings: their offset)."""
+    physical = col.physical_type
+    if physical == "BOOLEAN":
+        return 1 / 8
+    if physical == "INT32":
+        return {"INT_8": 1, "UINT_8": 1, "INT_16": 2, "UINT_16": 2}.get(str(col.converted_type), 4)
+    if physical == "FIXED_LEN_BYTE_ARRAY":
+        return max(1, col.length)
+    return {"INT64": 8, "INT96": 8, "FLOAT": 4, "DOUBLE": 8}.get(physical, 4)
+
+
+def _thrift(limits: Limits) -> dict:
+    """Limits for parsing the footer: entries per list (columns, row groups) and schema depth (a list is 2 levels)."""
+    return {"thrift_container_size_limit": max(100_000, 4 * limits.columns),
+            "schema_depth_limit": 3 * limits.nesting + 8}
 
 
 def _open_parquet(path: Path, limits: Limits) -> tuple[Any, pa.Schema]:
@@ -242,9 +264,10 @@ def _open_parquet(path: Path, limits: Limits) -> tuple[Any, pa.Schema]:
     if footer > FOOTER_MAX:
         raise DataError(f"{path.name}: a {footer:,}-byte Parquet footer: too many columns or row groups to read")
     try:
-        pf = pq.ParquetFile(str(path), thrift_container_size_limit=_thrift(limits))
+        pf = pq.ParquetFile(str(path), **_thrift(limits))
     except (pa.ArrowException, OSError) as e:
-        more = " (too many columns or row groups for the caps)" if "limit" in str(e).lower() else ""
+        more = " (too many columns or row groups, or too deep a schema, for the caps)" if "limit" in str(e).lower() \
+            else ""
         raise DataError(f"{path.name} is not a readable Parquet file{more} ({str(e)[:200]})") from None
     schema = pa.schema([f.with_type(_plain(f.type)) for f in pf.schema_arrow])  # categoricals as their values
     seen: set[str] = set()
@@ -280,31 +303,52 @@ def _plain(typ: Any) -> Any:
     return typ
 
 
-def _expanded(arr: Any, cell_cap: int, name: str) -> int:
-    """Bytes `arr` takes once its dictionaries are expanded, found without expanding; a cell over the cap raises."""
+def _row_bytes(arr: Any, cell_cap: int, name: str) -> Any:
+    """Bytes each row of a column takes once its dictionaries are expanded, found from offsets and
+    dictionary lengths without expanding anything; a top-level text cell over the cap raises."""
+    import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
 
     typ = arr.type
-    if isinstance(arr, pa.ChunkedArray):
-        return sum(_expanded(c, cell_cap, name) for c in arr.chunks)
+    if pa.types.is_dictionary(typ) or pa.types.is_string(typ) or pa.types.is_large_string(typ) \
+            or pa.types.is_binary(typ) or pa.types.is_large_binary(typ):
+        lengths = pc.take(pc.binary_length(arr.dictionary), arr.indices) if pa.types.is_dictionary(typ) \
+            else pc.binary_length(arr)
+        lengths = pc.fill_null(lengths, 0).to_numpy().astype(np.int64)
+        if lengths.max(initial=0) > cell_cap:
+            raise DataError(f"{name}: a value of {int(lengths.max()):,} bytes, over the {cell_cap:,}-byte cell cap "
+                            "(TORCHLAB_MAX_CELL_BYTES)")
+        return lengths + 4
+    starts = np.arange(len(arr), dtype=np.int64)
+    return _span_bytes(arr, starts, starts + 1)
+
+
+def _span_bytes(arr: Any, starts: Any, ends: Any) -> Any:
+    """For each i, the bytes of elements starts[i]:ends[i] of `arr` (nested values included)."""
+    import numpy as np
+    import pyarrow as pa
+
+    typ, count = arr.type, ends - starts
     if pa.types.is_dictionary(typ):
-        lengths = pc.take(pc.binary_length(arr.dictionary), arr.indices)
-        longest = pc.max(lengths).as_py() or 0
-        if longest > cell_cap:
-            raise DataError(f"{name}: a value of {longest:,} bytes, over the {cell_cap:,}-byte cell cap "
-                            "(TORCHLAB_MAX_CELL_BYTES)")
-        return int(pc.sum(lengths).as_py() or 0) + 4 * len(arr) + arr.indices.nbytes
-    if pa.types.is_string(typ) or pa.types.is_binary(typ) or pa.types.is_large_string(typ):
-        longest = pc.max(pc.binary_length(arr)).as_py() or 0
-        if longest > cell_cap:
-            raise DataError(f"{name}: a value of {longest:,} bytes, over the {cell_cap:,}-byte cell cap "
-                            "(TORCHLAB_MAX_CELL_BYTES)")
-        return arr.nbytes
+        arr = arr.cast(typ.value_type) if len(arr) < 1_000_000 else arr.indices  # nested: rare, bounded
+        typ = arr.type
+    if pa.types.is_string(typ) or pa.types.is_large_string(typ) or pa.types.is_binary(typ) \
+            or pa.types.is_large_binary(typ):
+        large = pa.types.is_large_string(typ) or pa.types.is_large_binary(typ)
+        offsets = np.frombuffer(arr.buffers()[1], np.int64 if large else np.int32)[arr.offset:arr.offset + len(arr) + 1]
+        return offsets[ends].astype(np.int64) - offsets[starts] + 4 * count
+    if pa.types.is_list(typ) or pa.types.is_large_list(typ) or pa.types.is_map(typ):
+        offsets = arr.offsets.to_numpy().astype(np.int64)
+        return _span_bytes(arr.values, offsets[starts], offsets[ends]) + 8 * count
+    if pa.types.is_fixed_size_list(typ):
+        return _span_bytes(arr.flatten(), starts * typ.list_size, ends * typ.list_size)
     if pa.types.is_struct(typ):
-        return sum(_expanded(arr.field(i), cell_cap, name) for i in range(typ.num_fields)) + len(arr) // 8
-    if pa.types.is_map(typ):
-        return _expanded(arr.keys, cell_cap, name) + _expanded(arr.items, cell_cap, name) + 4 * len(arr)
-    if hasattr(arr, "values") and hasattr(typ, "value_type"):  # the list kinds
-        return _expanded(arr.values, cell_cap, name) + 8 * len(arr)
-    return arr.nbytes
+        return sum((_span_bytes(child, starts, ends) for child in arr.flatten()), count)
+    try:
+        width = max(1, typ.bit_width // 8)
+    except ValueError:  # a type without a fixed width: count it as 8 bytes a value
+        width = 8
+    return count * width
+
+

@@ -9,6 +9,7 @@ while it is being read (a 300 MB line costs one cap's worth of reading, not 300 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
@@ -89,7 +90,7 @@ class Tally:
         self.rows += 1
         if self.rows > self.limits.rows:
             raise DataError(f"{where}: more than {self.limits.rows:,} rows, over the row cap (TORCHLAB_MAX_ROWS)")
-        if not self.rows & 0xFFF:
+        if not self.rows & 0xFF:
             self.tick(where)
 
     def tick(self, where: str = "") -> None:
@@ -114,30 +115,34 @@ class Tally:
 class BoundedLines:
     """Lines of a text file for `csv.reader` (or a loop), refusing a row longer than the row cap as it is read.
 
-    `record` counts the characters of the row being parsed (a quoted cell may span lines): the reader
-    of the lines calls `next_record()` after each complete row. `chars` counts what was read since the
-    last `take_chars()`, to cut batches by text size. Characters are counted, never fewer than bytes.
+    Each line is read with a limit of what is left of the cap, so a 300 MB line costs one cap's worth
+    of reading. `record` counts the characters of the row being parsed (a quoted cell may span lines):
+    whoever reads the rows sets it to 0 after each one. `chars` counts what was read since the last
+    `take_chars()`, to cut batches by text size. Characters are counted; none is fewer than one byte.
     """
 
     def __init__(self, f: TextIO, cap: int):
-        self.f, self.cap, self.record, self.chars, self.line, self.start = f, cap, 0, 0, 0, 1
+        self.f, self.cap = f, cap
+        self.record, self.chars, self.line, self.start = 0, 0, 0, 1
 
-    def __iter__(self) -> BoundedLines:
-        return self
+    def __iter__(self) -> Iterator[str]:
+        return self._lines()
 
-    def __next__(self) -> str:
-        s = self.f.readline(self.cap + 1 - self.record)
-        if not s:
-            raise StopIteration
-        self.line += 1
-        if not self.record:
-            self.start = self.line  # the row's first line, which the message names
-        self.record += len(s)
-        self.chars += len(s)
-        if self.record > self.cap:
-            raise DataError(f"line {self.start}: a row of more than {self.cap:,} bytes, over the row cap "
-                            "(TORCHLAB_MAX_ROW_BYTES); is this the right file and delimiter?")
-        return s
+    def _lines(self) -> Iterator[str]:
+        readline, cap = self.f.readline, self.cap
+        while s := readline(cap + 1 - self.record):  # never more than the rest of the cap
+            self.line += 1
+            if not self.record:
+                self.start = self.line  # the row's first line, which the message names
+            self.record += len(s)
+            if self.record > cap:
+                self._over()
+            self.chars += len(s)
+            yield s
+
+    def _over(self) -> None:
+        raise DataError(f"line {self.start}: a row of more than {self.cap:,} bytes, over the row cap "
+                        "(TORCHLAB_MAX_ROW_BYTES); is this the right file and delimiter?")
 
     def next_record(self) -> None:
         self.record = 0

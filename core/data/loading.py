@@ -344,7 +344,7 @@ def _show(delim: str) -> str:
 def _records(reader: Any, text: BoundedLines, tally: Tally) -> Iterator[tuple[int, list[str]]]:
     """(line where the record starts, fields), blank lines dropped (but counted as rows read); parse
     errors name their line."""
-    start = 1
+    start, cap = 1, tally.limits.rows
     while True:
         try:
             row = next(reader)
@@ -361,8 +361,11 @@ def _records(reader: Any, text: BoundedLines, tally: Tally) -> Iterator[tuple[in
                 raise DataError(f"line {reader.line_num}: contains a NUL byte — is this a binary file?") from None
             raise DataError(f"line {reader.line_num}: {msg} (a quote inside a quoted field must be doubled: \"\")"
                             ) from None
-        text.next_record()
-        tally.row(f"line {start}")
+        text.record = 0  # (inlined: this runs once per row)
+        tally.rows += 1
+        if tally.rows > cap or not tally.rows & 0xFF:
+            tally.rows -= 1
+            tally.row(f"line {start}")
         if row and not (len(row) == 1 and not row[0].strip()):  # blank and whitespace-only lines are no rows
             yield start, row
         start = reader.line_num + 1

@@ -211,10 +211,11 @@ def test_a_wide_csv_under_the_cap_loads_in_batches_of_bounded_cells(tmp_path):
 def test_a_long_line_is_refused_after_reading_one_cap_of_it_not_the_whole_line():
     text = io.StringIO("a,b\n" + "x" * 5_000_000)
     lines = BoundedLines(text, 1000)
-    assert next(lines) == "a,b\n"
+    it = iter(lines)
+    assert next(it) == "a,b\n"
     lines.next_record()
     with pytest.raises(DataError, match=r"line 2: a row of more than 1,000 bytes"):
-        next(lines)
+        next(it)
     assert text.tell() <= 4 + 1001  # stopped at the cap, not at the end of the 5 MB line
 
 
@@ -348,6 +349,14 @@ def test_parquet_caps_are_checked_from_the_footer_before_any_row_is_read(tmp_pat
     big_row = write_parquet(tmp_path / "list.parquet", pa.table({"v": pa.array([np.zeros(200_000, np.int8)])}),
                             compression="zstd")
     refused(big_row, tmp_path, r"rows of 200,000 bytes or more, over the 100,000-byte row cap", max_row_bytes=100_000)
+    longs = write_parquet(tmp_path / "longs.parquet", pa.table({"v": pa.array([np.zeros(200_000, np.int64)])}),
+                          compression="zstd")  # a 1 KB file: 200,000 int64 are at least 1.6 MB in Arrow
+    refused(longs, tmp_path, r"grows past 1 MB once decompressed", max_dataset_mb=1, max_row_bytes=10**7)
+    offsets = np.arange(10_001, dtype=np.int32)
+    offsets[6:] += 200_000  # row 6 holds 200,001 values, the others one each: the average hides it
+    outlier = pa.ListArray.from_arrays(pa.array(offsets), pa.array(np.zeros(210_000, np.int64)))
+    refused(write_parquet(tmp_path / "outlier.parquet", pa.table({"v": outlier}), compression="zstd"), tmp_path,
+            r"row 6: 1,600,016 bytes, over the 1,000,000-byte row cap", max_row_bytes=1_000_000)
 
 
 def test_a_parquet_dictionary_bomb_is_refused_before_it_is_expanded(tmp_path):
