@@ -255,25 +255,29 @@ def main() -> None:
         if r["outcome"].startswith(("killed", "crashed")):
             w = Worker()
         row = rows.setdefault(case.cls, {"tried": 0, "ran": 0, "refused": 0, "wrong": 0, "leak": 0, "over": 0,
-                                         "s": 0.0, "mb": 0.0, "worst_s": "", "worst_mb": ""})
+                                         "killed": 0, "s": 0.0, "mb": 0.0, "worst_s": "", "worst_mb": ""})
+        row["killed"] += r["outcome"].startswith(("killed", "crashed"))
         row["tried"] += 1
-        kind = r["outcome"].split(":")[0] if r["outcome"] in ("ran", "refused", "leak") else "wrong"
-        row[kind if kind in row else "wrong"] += 1
-        over = r["s"] > budget_s or r["mb"] > budget_mb
+        killed = r["outcome"].startswith(("killed", "crashed"))  # never finished: over budget, no verdict
+        kind = r["outcome"] if r["outcome"] in ("ran", "refused", "leak") else "killed" if killed else "wrong"
+        if kind != "killed":
+            row[kind] += 1
+        over = killed or r["s"] > budget_s or r["mb"] > budget_mb
         row["over"] += over
         if r["s"] > row["s"]:
             row["s"], row["worst_s"] = r["s"], case.label
         if r["mb"] > row["mb"]:
             row["mb"], row["worst_mb"] = r["mb"], case.label
-        if args.verbose or over or kind in ("wrong", "leak"):
+        if args.verbose or over or kind in ("wrong", "leak", "killed"):
             print(f"  [{case.cls}] {case.kind:12} {r['outcome'][:70]:70} {r['s']:6.2f} s {r['mb']:7.1f} MB  "
                   f"{case.label!r}", flush=True)
     w.p.kill()
     print("\n| class | inputs tried | ran within caps | refused cleanly | wrong exception | leaked a secret "
-          "| over budget | worst time (input) | worst peak memory (input) |")
+          "| over budget (killed) | worst time (input) | worst peak memory (input) |")
     print("|---|---|---|---|---|---|---|---|---|")
     for cls, r in rows.items():
-        print(f"| {cls} | {r['tried']} | {r['ran']} | {r['refused']} | {r['wrong']} | {r['leak']} | {r['over']} "
+        print(f"| {cls} | {r['tried']} | {r['ran']} | {r['refused']} | {r['wrong']} | {r['leak']} "
+              f"| {r['over']} ({r['killed']}) "
               f"| {r['s']:.2f} s (`{r['worst_s']}`) | {r['mb']:.0f} MB (`{r['worst_mb']}`) |")
 
 

@@ -169,7 +169,8 @@ class _Interpreter(_Guard):
             if kind not in (ast.Is, ast.IsNot):
                 self.container_compare(node, left, right)
             if kind in (ast.In, ast.NotIn) and _is_tensor(right):  # Tensor.__contains__: (right == left).any()
-                hit = self.truth(node, self.guarded(node, lambda a, b: (b == a).any(), (left, right), "compare"))
+                equal = self.guarded(node, lambda a, b: b == a, (left, right), "compare")  # sized: it broadcasts
+                hit = self.truth(node, self.guarded(node, lambda e: e.any(), (equal,), "any"))
                 result = hit if kind is ast.In else not hit
             else:
                 result = self.guarded(node, _COMPARE[kind], (left, right), "compare")
@@ -279,7 +280,7 @@ class _Interpreter(_Guard):
                 items += run
             self.sized(node, items)
         for v in [*args, *kwargs.values()]:  # a list becomes (at least) one element per item: size it first
-            if not isinstance(v, (list, tuple)):
+            if not isinstance(v, (list, tuple, range)):
                 continue
             if self.budget.items(v) > self.settings.max_tensor_elements:
                 raise self.cap(node, "max_tensor_elements", f"a list of {self.budget.items(v):,} items")

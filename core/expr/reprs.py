@@ -38,13 +38,16 @@ def _pieces(value: Any, top: bool, tick: Callable[[], None], short: bool = False
 
 def bounded_str(value: Any, limit: int, tick: Callable[[], None] = lambda: None) -> str:
     """`str(value)` as Python writes it, or TooLong once it passes `limit` characters; `tick` checks the time."""
-    out, size = [], 0
+    chunks, pieces, size = [], [], 0
     for piece in _pieces(value, True, tick):
         size += len(piece)
         if size > limit:
             raise TooLong(f"str() of more than {limit:,} characters")
-        out.append(piece)
-    return "".join(out)
+        pieces.append(piece)
+        if len(pieces) >= 1024:  # join as we go: 10**5 tiny strings would weigh 20x the text they make
+            chunks.append("".join(pieces))
+            pieces.clear()
+    return "".join(chunks) + "".join(pieces)
 
 
 def short_repr(value: Any, limit: int = 40) -> str:

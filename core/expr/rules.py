@@ -88,9 +88,10 @@ _VALUE_NAMES = (TORCH_ATTRIBUTES | TENSOR_ATTRIBUTES | _DTYPE_ATTRIBUTES | _INFO
 # ops that hand out uninitialised memory (whatever the allocator last held: another user's values) run as their
 # zero-filling twin; UNINITIALISED lists torch's others, none of which may join a whitelist (a test checks)
 ZERO_FILLED = {"empty": "zeros", "empty_like": "zeros_like", "new_empty": "new_zeros"}
-UNINITIALISED = frozenset({*ZERO_FILLED, "empty_strided", "new_empty_strided", "empty_permuted", "resize_",
-                           "resize_as_", "set_", "new", "storage", "untyped_storage", "from_file", "Tensor",
-                           "FloatTensor", "UntypedStorage", "TypedStorage", "empty_quantized"})
+UNINITIALISED = frozenset({*ZERO_FILLED, "empty_strided", "new_empty_strided", "empty_permuted", "resize",
+                           "resize_", "resize_as", "resize_as_", "resize_as_sparse_", "set_", "new", "storage",
+                           "untyped_storage", "from_file", "Tensor", "FloatTensor", "UntypedStorage",
+                           "TypedStorage", "empty_quantized"})
 MAX_DIMS = 64  # a tensor with more dimensions is refused (torch.zeros([1] * 10**5) is legal but pathological)
 MAX_OP_TENSORS = 10_000  # tensors one call may take in a list (torch.cat / stack): its dry run costs ~10 µs each
 # conservative sustained float32 rates for the time estimate (float64 counts double)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import itertools
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -131,7 +132,9 @@ def _b_str(it: _Host, node: ast.AST, *args: Any) -> str:
     if not args:
         return ""
     try:
-        return bounded_str(args[0], it.settings.max_text_chars, it.budget.check_time)
+        out = bounded_str(args[0], it.settings.max_text_chars, it.budget.check_time)
+        it.budget.python_bytes += sys.getsizeof(out)  # the pieces it was joined from, as well as itself
+        return out
     except TooLong:
         raise it.cap(node, "max_text_chars", f"str() of more than {it.settings.max_text_chars:,} characters") from None
 

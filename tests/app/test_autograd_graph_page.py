@@ -57,3 +57,27 @@ def test_dot_escapes_labels_and_colours_by_kind():
     assert 'label="say \\"hi\\""' in dot and "style=dashed" in dot
     assert COLORS["leaf"][0] in dot and COLORS["grad_fn"][0] in dot
     assert '"fn0" [label="1. MulBackward0"' in dot and "penwidth=3" in dot
+
+
+def _column_with(at, key: str):
+    return [c for c in at.columns if any(w.key == key for w in [*c.text_area, *c.text_input])][-1]
+
+
+def test_bad_gradient_and_program_errors_show_beside_their_field(open_page):
+    at = open_page("pages/autograd_graph.py", timeout=180)
+    at.selectbox(key="ag_example").select("Vector output with a gradient").run()
+    for gradient, words in {"'abc'": "a str", "torch.finfo(torch.float32)": "a finfo",
+                            "torch.ones(3).to('meta')": "'meta' device", "torch.empty(3)": None}.items():
+        at.text_input(key="ag_gradient").input(gradient).run()
+        assert not at.exception, gradient
+        beside = [e.value for e in _column_with(at, "ag_gradient").error]
+        if words is None:  # uninitialised memory is zeros: a zero gradient, not an error
+            assert not beside and _metrics(at)["x.grad"].replace("-0", "0") == "[0, 0, 0]"
+        else:
+            assert any(words in e for e in beside), (gradient, beside)
+    at.text_area(key="ag_program").input("a = torch.ones(3, requires_grad=True)\nb = a.exp()\nb[1] = 0.0\n"
+                                          "z = b.sum()").run()
+    at.text_input(key="ag_output").input("z")
+    at.text_input(key="ag_gradient").input("").run()
+    assert not at.exception
+    assert any("changed in place" in e.value for e in _column_with(at, "ag_program").error)

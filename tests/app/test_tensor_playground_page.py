@@ -55,3 +55,33 @@ def test_define_a_tensor_with_the_form_and_broadcast(open_page):
     at.selectbox(key="tp_br").set_value("flat").run()
     assert any("has shape (4, 4)" in s.value for s in at.success)
     assert any("CUDA" in i.value for i in at.info) or torch.cuda.is_available()
+
+
+def _column_with(at, key: str):
+    """The innermost column holding the widget `key`: errors must show beside the widget that caused them."""
+    cols = [c for c in at.columns if any(w.key == key for w in [*c.text_area, *c.text_input, *c.selectbox])]
+    return cols[-1]
+
+
+def test_hostile_programs_and_literals_show_clear_errors_beside_their_widget(open_page):
+    at = open_page("pages/tensor_playground.py")
+    cases = {"a = torch.ones(3).to('meta')": "'meta' device", "a = 2 ** 99999\nb = a ** 2": "integers are capped",
+             "b = [[0] * 10**7] * 10**7 == 0": "max_container_items", "b = torch.zeros(10**4, 1) + torch.zeros(1, 10**4)":
+             "max_tensor_elements", "a = torch.zeros(1000, 1000)\ni = torch.zeros(10**5, 1, dtype=torch.long)\n"
+             "j = torch.zeros(1, 10**5, dtype=torch.long)\na[i, j] = 1.0": "max_tensor_elements"}
+    for program, words in cases.items():
+        at.text_area(key="tp_program").set_value(program).run()
+        assert not at.exception, program
+        beside = [e.value for e in _column_with(at, "tp_program").error]
+        assert any(words in e for e in beside), (program, beside)
+    # uninitialised memory reads as zeros; a hostile literal is refused beside its definition
+    at.text_area(key="tp_program").set_value("b = torch.empty(300, 300)").run()
+    at.selectbox(key="tp_pick").set_value("b").run()
+    assert not at.exception and (at.dataframe[1].value.values == 0).all()
+    at.text_input[0].set_value("big")
+    at.segmented_control[0].set_value("literal")
+    at.text_input[1].set_value("[[0] * 10**4] * 3000")
+    next(b for b in at.button if b.label == "Define tensor").click().run()
+    assert not at.exception
+    left = [c for c in at.columns if any(b.label == "Define tensor" for b in c.button)][-1]
+    assert any("tensor big" in e.value and "max_container_items" in e.value for e in left.error)

@@ -1,14 +1,18 @@
 """Fuzzing the safe expression language: whatever is typed, the only failure is an ExpressionError.
 
-Three generators, from blind to grammar-aware: arbitrary Unicode text; token soup from the language's
-own vocabulary (whitelisted torch functions, tensor methods, dunders, operators, brackets); and
-programs built from a small grammar that mostly parse, so the interpreter (not only the parser) runs.
+Generators, from blind to grammar-aware: arbitrary Unicode text; token soup from the language's own
+vocabulary (whitelisted torch functions, tensor methods, dunders, operators, brackets); programs built
+from a small grammar that mostly parse, so the interpreter (not only the parser) runs; and grammars of
+containers and nested structures (repetition, concatenation, shared sublists that double per line)
+handed to every builtin that walks them. Besides the exception type, each input must finish in time and
+must not grow the process's peak memory by more than a few hundred MB.
 Runs are derandomized so CI is reproducible; TORCHLAB_FUZZ_SCALE=10 tries ten times as many inputs and
 TORCHLAB_FUZZ_RANDOM=1 draws fresh ones on every run (for hunting, not CI).
 """
 from __future__ import annotations
 
 import os
+import resource
 import time
 
 import pytest
@@ -22,7 +26,8 @@ from core.settings import Settings
 
 SCALE = int(os.environ.get("TORCHLAB_FUZZ_SCALE", "1"))
 # small caps: a fuzzed formula may ask for a huge tensor or a long loop; the caps must refuse it quickly
-CAPS = Settings(max_tensor_elements=20_000, max_total_bytes=4 * 2**20, expr_timeout_s=1.0, max_expr_chars=400)
+CAPS = Settings(max_tensor_elements=20_000, max_total_bytes=4 * 2**20, expr_timeout_s=1.0, max_expr_chars=400,
+                max_container_items=50_000)
 RANDOM = os.environ.get("TORCHLAB_FUZZ_RANDOM", "") == "1"
 FUZZ = settings(max_examples=200 * SCALE, deadline=None, derandomize=not RANDOM, database=None,
                 suppress_health_check=list(HealthCheck))
@@ -37,7 +42,7 @@ def names() -> dict:
 def check(source: str, program: bool = False) -> None:
     """Run `source`; pass when it succeeds or raises ExpressionError, fail on anything else or a hang."""
     TRIED["examples"] += 1
-    t0 = time.perf_counter()
+    t0, rss0 = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     try:
         (run if program else evaluate)(source, names(), settings=CAPS)
         TRIED["ran"] += 1
@@ -48,6 +53,8 @@ def check(source: str, program: bool = False) -> None:
         pytest.fail(f"{type(e).__name__} (not ExpressionError) from {source!r}: {e}")
     # the wall-clock cap is 1 s; allow slack for a loaded machine, but never a hang
     assert time.perf_counter() - t0 < 10, f"{source!r} ran {time.perf_counter() - t0:.1f} s"
+    grew = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss0  # KiB; the peak only ever rises
+    assert grew < 300_000, f"{source!r} raised the peak memory by {grew // 1024} MB"
 
 
 # --------------------------------------------------------------------------- vocabularies
@@ -122,6 +129,55 @@ def test_grammar_programs_only_raise_expression_error(lines, no_grad):
     if no_grad:
         body = "with torch.no_grad():\n" + "\n".join("    " + ln for ln in body.splitlines())
     check(body, program=True)
+
+
+# --------------------------------------------------------------------------- containers and nesting
+REPEAT = ["0", "1", "2", "3", "10", "1000", "10**5", "10**9", "n", "-1", "torch.tensor(3)"]
+LEAVES = ["0", "1.5", "'ab'", "None", "x", "v", "s", "n", "True", "2 ** 4000", "torch.ones(2)", "x.shape",
+          "range(5)", "range(10**6)", "'xy' * 5000", "[]", "()"]
+nested = st.recursive(
+    st.sampled_from(LEAVES),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4).map(lambda xs: "[" + ", ".join(xs) + "]"),
+        st.lists(inner, min_size=1, max_size=3).map(lambda xs: "(" + "".join(f"{x}, " for x in xs) + ")"),
+        st.tuples(inner, st.sampled_from(REPEAT)).map(lambda t: f"({t[0]}) * {t[1]}"),
+        st.tuples(inner, inner).map(lambda t: f"({t[0]}) + ({t[1]})"),
+        st.tuples(inner, st.integers(-3, 3)).map(lambda t: f"({t[0]})[{t[1]}]"),
+        st.tuples(inner, st.integers(-3, 3), st.integers(-3, 3)).map(lambda t: f"({t[0]})[{t[1]}:{t[2]}]"),
+    ),
+    max_leaves=10,
+)
+WALKS = ["{0}", "str({0})", "len({0})", "max({0})", "min({0})", "sum({0})", "sum({0}, [])", "sum({0}, ())",
+         "{0} == {1}", "0 in {0}", "{0} < {1}", "torch.tensor({0})", "torch.as_tensor({0}, dtype=torch.float64)",
+         "bool({0})", "len(str({0}))", "torch.cat({0})", "torch.stack({0})", "x[{0}]", "max({0}, {1})",
+         "[{0}] * 10**4 == [{1}] * 10**4", "str([{0}] * 1000)", "x.new_tensor({0})", "{0} * ({1})"]
+
+
+@FUZZ
+@given(nested, nested, st.sampled_from(WALKS))
+def test_container_grammar_only_raises_expression_error(a, b, walk):
+    check(walk.format(a, b))
+
+
+GROW = ["a = [a, a]", "a = (a, a, a)", "a = a + a", "a = a * 2", "a = [a] * 10", "a = [a, b]", "b = a",
+        "b = str(a)", "b = a == b", "b = max(a)", "b = len(a)", "b = sum(a, [])", "b = a[0]", "a = a[::-1]",
+        "b = torch.tensor(a)", "a = (a,) * 1000", "b = str(b) * 2", "a = [x] * 100 + [a]", "b = 0 in a"]
+
+
+@FUZZ
+@given(st.sampled_from(["[0]", "(1, 2)", "[[0] * 100]", "[x, v]", "'ab'", "[]"]),
+       st.lists(st.sampled_from(GROW), min_size=1, max_size=40))
+def test_nested_structure_programs_only_raise_expression_error(start, lines):
+    check(f"a = {start}\nb = a\n" + "\n".join(lines), program=True)
+
+
+def test_the_container_grammars_run_some_inputs():
+    """Not all refused: the grammars reach the builtins with values small enough to walk."""
+    before = dict(TRIED)
+    for source in ["str([[0] * 3] * 2)", "max([(1, 2), (1, 3)])", "sum([[1], [2]], [])", "len([x] * 10)"]:
+        check(source)
+    check("a = [0]\nb = a\na = [a, a]\na = [a, a]\nb = str(a)", program=True)
+    assert TRIED["ran"] - before["ran"] == 5
 
 
 def test_the_fuzzers_reach_the_interpreter_not_only_the_parser():
