@@ -1,6 +1,7 @@
 """Torch Lab entry point: routes every page explicitly and draws the shared sidebar."""
 import streamlit as st
 
+from components import loaders
 from components.sidebar import render_sidebar
 
 st.set_page_config(page_title="Torch Lab", page_icon="🔥", layout="wide")
@@ -24,3 +25,4 @@ PAGES = {
 page = st.navigation(PAGES)
 render_sidebar()
 page.run()
+loaders.start_warm_up()  # after the page: the probes never delay the first page a visitor sees

@@ -5,6 +5,8 @@ Fine-tuning and anything that mutates works on a fresh copy.
 """
 from __future__ import annotations
 
+import threading
+
 import streamlit as st
 
 from core.settings import Settings, get_settings
@@ -15,11 +17,54 @@ def settings() -> Settings:
     return get_settings()
 
 
-@st.cache_resource(show_spinner="Probing the machine…")
-def device_report():
+@st.cache_resource(show_spinner=False)
+def run_store():
+    """The run store, for pages that only show runs (the sidebar): no JobManager, so no torch import."""
+    from core.training.jobs import recover_dead_runs
+    from core.training.store import RunStore
+
+    store = RunStore(settings().runs_db)
+    recover_dead_runs(store)  # after a restart, runs of the dead server show as interrupted at once
+    return store
+
+
+_STARTED = threading.Event()  # per server process: the background probes have been started
+
+
+@st.cache_resource(show_spinner=False)
+def _warm_up() -> dict:
+    """Slow facts started once per server in background threads, so no page waits for them.
+
+    The device probe imports torch (~3 s) and the asset check loads every packaged tokenizer and
+    model (~20 s on a 2-core CPU): done inline they made the first page load take ~22 s.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from core.assets import check_assets
     from core.system import device_report as probe
 
-    return probe(settings().device)
+    pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="torchlab-warmup")
+    return {"device": pool.submit(probe, settings().device), "assets": pool.submit(check_assets, settings())}
+
+
+def start_warm_up() -> None:
+    """Start the background probes (app.py calls this after the first page has drawn: torch's import
+    would otherwise compete with that page's own imports)."""
+    _STARTED.set()
+    _warm_up()
+
+
+def _future(name: str, wait: bool):
+    if not wait and not _STARTED.is_set():
+        return None
+    _STARTED.set()
+    return _warm_up()[name]
+
+
+def device_report(wait: bool = True):
+    """The machine's device report; with wait=False, None until the background probe has finished."""
+    future = _future("device", wait)
+    return future.result() if future is not None and (wait or future.done()) else None
 
 
 @st.cache_resource(show_spinner="Loading tokenizer…", max_entries=16)
@@ -29,9 +74,7 @@ def packaged_tokenizer(name: str):
     return load_tokenizer(name, settings())
 
 
-@st.cache_resource(show_spinner="Checking offline assets…")
-def asset_check() -> dict[str, tuple[bool, str]]:
-    """Each registry asset -> (loads, detail), checked once per server."""
-    from core.assets import check_assets
-
-    return check_assets(settings())
+def asset_check(wait: bool = True) -> dict[str, tuple[bool, str]] | None:
+    """Each registry asset -> (loads, detail), checked once per server in the background."""
+    future = _future("assets", wait)
+    return future.result() if future is not None and (wait or future.done()) else None

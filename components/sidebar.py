@@ -8,20 +8,27 @@ from core.system import human_bytes
 
 
 def render_sidebar() -> None:
-    report = loaders.device_report()
+    poll = loaders.settings().poll_interval_s
     with st.sidebar:
         st.caption("Device")
-        if report.gpus:
-            g = report.gpus[0]
-            st.markdown(f"**{report.device_in_use}** · {g.name} ({human_bytes(g.total_bytes)})")
-        else:
-            st.markdown(f"**{report.device_in_use}** · {report.cpu_cores} cores, no GPU")
+        ready = loaders.device_report(wait=False) is not None
+        st.fragment(_device, run_every=None if ready else poll)()
         st.caption("Training runs")
-        st.fragment(_runs_summary, run_every=loaders.settings().poll_interval_s)()
+        st.fragment(_runs_summary, run_every=poll)()
+
+
+def _device() -> None:
+    """The device line; while the background probe runs (it imports torch), says so and polls."""
+    report = loaders.device_report(wait=False)
+    if report is None:
+        st.markdown("probing the device…")
+    elif report.gpus:
+        g = report.gpus[0]
+        st.markdown(f"**{report.device_in_use}** · {g.name} ({human_bytes(g.total_bytes)})")
+    else:
+        st.markdown(f"**{report.device_in_use}** · {report.cpu_cores} cores, no GPU")
 
 
 def _runs_summary() -> None:
     """What exists in the run store ('3 completed · 1 running'), re-read every poll on every page."""
-    from components.jobs import job_manager
-
-    st.markdown(job_manager().store.snapshot().summary())
+    st.markdown(loaders.run_store().snapshot().summary())

@@ -40,30 +40,45 @@ st.markdown(
 )
 
 st.subheader("Device")
-report = loaders.device_report()
-c1, c2, c3, c4 = st.columns(4)
-c1.metric("CPU cores", report.cpu_cores, help=report.cpu_model)
-c2.metric("RAM", human_bytes(report.ram_total_bytes), help=f"{human_bytes(report.ram_available_bytes)} free")
-c3.metric("CUDA", "available" if report.cuda_available else "not available")
-c4.metric("Device in use", report.device_in_use)
-st.caption(f"CPU: {report.cpu_model} · RAM free: {human_bytes(report.ram_available_bytes)} · Python {report.python}")
-if report.gpus:
-    st.dataframe(pd.DataFrame([{"GPU": g.index, "name": g.name, "memory": human_bytes(g.total_bytes),
-                                "compute capability": g.capability, "bf16": g.bf16} for g in report.gpus]),
-                 hide_index=True)
-else:
-    st.caption("No GPU on this server: training and the timing panels run on the CPU.")
-st.dataframe(pd.DataFrame([{"library": k, "version": v} for k, v in report.versions.items()]),
-             hide_index=True, width=360)
 
-st.subheader("Offline assets")
-checks = loaders.asset_check()
-st.table(
-    pd.DataFrame([{
-        "loads": "✅" if checks[n][0] else "❌",
-        "name": n, "kind": a.kind, "family": a.family, "checked": checks[n][1],
+
+def device_panel() -> None:
+    report = loaders.device_report(wait=False)
+    if report is None:  # the background probe imports torch: the rest of the page does not wait for it
+        st.caption("Probing the device (importing torch)…")
+        return
+    c1, c2, c3, c4 = st.columns(4)
+    c1.metric("CPU cores", report.cpu_cores, help=report.cpu_model)
+    c2.metric("RAM", human_bytes(report.ram_total_bytes), help=f"{human_bytes(report.ram_available_bytes)} free")
+    c3.metric("CUDA", "available" if report.cuda_available else "not available")
+    c4.metric("Device in use", report.device_in_use)
+    st.caption(f"CPU: {report.cpu_model} · RAM free: {human_bytes(report.ram_available_bytes)} · "
+               f"Python {report.python}")
+    if report.gpus:
+        st.dataframe(pd.DataFrame([{"GPU": g.index, "name": g.name, "memory": human_bytes(g.total_bytes),
+                                    "compute capability": g.capability, "bf16": g.bf16} for g in report.gpus]),
+                     hide_index=True)
+    else:
+        st.caption("No GPU on this server: training and the timing panels run on the CPU.")
+    st.dataframe(pd.DataFrame([{"library": k, "version": v} for k, v in report.versions.items()]),
+                 hide_index=True, width=360)
+
+
+def assets_panel() -> None:
+    checks = loaders.asset_check(wait=False)
+    if checks is None:
+        st.caption("Loading each packaged tokenizer and model once to check it (in the background, ~20 s on a "
+                   "2-core CPU)…")
+    st.table(pd.DataFrame([{
+        "loads": ("✅" if checks[n][0] else "❌") if checks else "⏳",
+        "name": n, "kind": a.kind, "family": a.family, "checked": checks[n][1] if checks else "checking…",
         "package": a.package, "provenance": a.provenance, "licence": a.licence,
-    } for n, a in REGISTRY.items()]).set_index("loads"),
-)
+    } for n, a in REGISTRY.items()]).set_index("loads"))
+
+
+poll = loaders.settings().poll_interval_s
+st.fragment(device_panel, run_every=None if loaders.device_report(wait=False) else poll)()
+st.subheader("Offline assets")
+st.fragment(assets_panel, run_every=None if loaders.asset_check(wait=False) else poll)()
 st.caption("Every asset above ships inside a package from the package registry; nothing is downloaded "
            "at run time. Hub ids work only where the network allows (TORCHLAB_OFFLINE=0).")

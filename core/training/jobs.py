@@ -47,6 +47,14 @@ def owner_alive(token: str | None) -> bool:
         return False
 
 
+def recover_dead_runs(store: RunStore) -> None:
+    """Runs left active by a process that has died are marked interrupted (resumable). No torch needed."""
+    for r in store.runs():
+        if r.status in ACTIVE and not owner_alive(r.owner):
+            store.set_status(r.id, "interrupted",
+                             "the server stopped while this run was " + r.status + "; resume it to continue")
+
+
 class ThreadRunner:
     """Runs training in the calling worker thread of this process."""
 
@@ -92,11 +100,7 @@ class JobManager:
         return 1 if resolve_device(self.settings.device) != "cpu" else self.settings.cpu_concurrency
 
     def _recover(self) -> None:
-        """Runs left active by a process that has died are marked interrupted (resumable)."""
-        for r in self.store.runs():
-            if r.status in ACTIVE and not owner_alive(r.owner):
-                self.store.set_status(r.id, "interrupted",
-                                      "the server stopped while this run was " + r.status + "; resume it to continue")
+        recover_dead_runs(self.store)
 
     # --- public API ---
     def submit(self, config: TrainingConfig) -> str:
