@@ -108,7 +108,8 @@ class JobManager:
         from core.training.runner import prepare
 
         p, splits = prepare(config, self.settings)
-        run_id = self.store.create(config.display_name(), _config_dict(config), runner=self.runner.name)
+        name = config.name.strip() or default_run_name(config, {r.name for r in self.store.runs()})
+        run_id = self.store.create(name, _config_dict(config), runner=self.runner.name)
         self.store.update(run_id, owner=self.owner, device=p.device)
         self._enqueue(run_id, resume=False)
         return run_id
@@ -203,6 +204,34 @@ class JobManager:
         folder = self.settings.checkpoints_dir / run_id
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "error.log").write_text(traceback.format_exc(), encoding="utf-8")
+
+
+# what tells runs of one model on one dataset apart, in the order a person compares them
+_NAME_FIELDS = (("learning_rate", "lr {:g}"), ("epochs", "{:g} epochs"), ("max_steps", "{} steps"),
+                ("batch_size", "batch {}"), ("max_length", "len {}"), ("scheduler", "{} schedule"),
+                ("optimizer", "{}"), ("weight_decay", "wd {:g}"), ("grad_accumulation", "accum {}"),
+                ("precision", "{}"), ("seed", "seed {}"), ("max_train_samples", "{} rows"))
+
+
+def default_run_name(config: TrainingConfig, taken: set[str]) -> str:
+    """'minilm-l6 on drug-reviews · lr 0.0005, 1 epochs': the settings that differ from the defaults,
+    and '#2', '#3'… when that name is taken already."""
+    d = TrainingConfig()
+    diffs = []
+    for field, fmt in _NAME_FIELDS:
+        v = getattr(config, field)
+        if v == getattr(d, field) or v is None or (field == "max_steps" and v <= 0):
+            continue
+        if field == "epochs" and config.max_steps > 0:
+            continue  # max steps wins over epochs
+        diffs.append(fmt.format(v))
+    name = config.display_name() + (" · " + ", ".join(diffs) if diffs else "")
+    if name in taken:
+        n = 2
+        while f"{name} #{n}" in taken:
+            n += 1
+        name = f"{name} #{n}"
+    return name
 
 
 def _config_dict(config: TrainingConfig) -> dict:

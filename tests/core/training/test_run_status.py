@@ -128,3 +128,19 @@ def test_restored_state_follows_the_checkpoint_files(tmp_path):
     (ck / "optimizer.pt").write_bytes(b"")
     (ck / "rng_state.pth").write_bytes(b"")
     assert restored_state(ck) == ["weights", "optimizer", "RNG", "data position"]
+
+
+def test_default_run_names_say_what_differs_and_never_repeat():
+    from core.training import TrainingConfig
+    from core.training.jobs import default_run_name
+
+    base = TrainingConfig()
+    assert default_run_name(base, set()) == "minilm-l6 on drug-reviews"
+    assert default_run_name(base, {"minilm-l6 on drug-reviews"}) == "minilm-l6 on drug-reviews #2"
+    assert default_run_name(base, {"minilm-l6 on drug-reviews", "minilm-l6 on drug-reviews #2"}) \
+        == "minilm-l6 on drug-reviews #3"
+    other = TrainingConfig(learning_rate=5e-4, epochs=1.0, batch_size=32)
+    assert default_run_name(other, set()) == "minilm-l6 on drug-reviews · lr 0.0005, 1 epochs, batch 32"
+    steps = TrainingConfig(max_steps=40, epochs=7.0)
+    assert default_run_name(steps, set()) == "minilm-l6 on drug-reviews · 40 steps"
+    assert default_run_name(TrainingConfig(name="mine"), set()) == "mine"
