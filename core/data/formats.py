@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from core.data.limits import BoundedLines, Limits, Tally, arrow_depth, arrow_leaves, json_depth
+from core.data.limits import NAME_CHARS, BoundedLines, Limits, Tally, arrow_depth, arrow_leaves, json_depth
 from core.data.types import BATCH_ROWS, SNIFF_BYTES, DataError, LoadReport, check_text
 
 if TYPE_CHECKING:
@@ -101,6 +101,8 @@ def _json_batches(path: Path, limits: Limits, tally: Tally | None = None) -> Ite
                 raise DataError(f"line {n}: expected a JSON object {{...}} per line, got {type(obj).__name__}")
             if "" in obj:
                 raise DataError(f"line {n}: a key is empty (\"\"); every field needs a name")
+            if obj and max(map(len, obj)) > NAME_CHARS:
+                raise DataError(f"line {n}: a key of {max(map(len, obj)):,} characters; names are at most {NAME_CHARS}")
             top.update(obj)
             if line.count("{") > 1:  # nested objects (or braces in text): their fields are columns too
                 _fields(obj, (), nested, n, limits.columns - len(top))
@@ -119,9 +121,10 @@ def _fields(value: Any, path: tuple, out: set[tuple], line: int, room: int) -> N
     """Add the paths of the fields of nested objects in `value` to `out`; an empty key raises."""
     if isinstance(value, dict):
         for k, v in value.items():
-            if path and not k:
-                raise DataError(f"line {line}: a key inside {'.'.join(path)!r} is empty (\"\"); every field "
-                                "needs a name")
+            if path and not 0 < len(k) <= NAME_CHARS:
+                what = "is empty (\"\"); every field needs a name" if not k else \
+                    f"has {len(k):,} characters; names are at most {NAME_CHARS}"
+                raise DataError(f"line {line}: a key inside {'.'.join(path)[:200]!r} {what}")
             p = (*path, k)
             if path:
                 out.add(p)
@@ -168,7 +171,7 @@ def load_jsonl(path: Path, out: Path, limits: Limits) -> LoadReport:
         if not schema.names:
             raise DataError(f"{path.name}: every object is empty ({{}}): no fields to make columns of")
     except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
-        raise DataError(f"{path.name}: a column changes type between lines ({e})") from None
+        raise DataError(f"{path.name}: a column changes type between lines ({str(e)[:300]})") from None
     except UnicodeDecodeError as e:
         raise DataError(f"{path.name}: not valid UTF-8 ({e.reason}); JSON Lines must be UTF-8") from None
     with pa.OSFile(str(out), "wb") as sink, pa.ipc.new_stream(sink, schema) as writer:
@@ -177,7 +180,7 @@ def load_jsonl(path: Path, out: Path, limits: Limits) -> LoadReport:
             try:
                 writer.write_batch(pa.RecordBatch.from_pylist(batch, schema=schema))
             except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
-                raise DataError(f"{path.name}: values of one column have mixed types ({e})") from None
+                raise DataError(f"{path.name}: values of one column have mixed types ({str(e)[:300]})") from None
     return LoadReport(dataset=None, format="jsonl", delimiter=None)  # type: ignore[arg-type]
 
 
@@ -274,6 +277,8 @@ def _open_parquet(path: Path, limits: Limits) -> tuple[Any, pa.Schema]:
     for i, name in enumerate(schema.names, start=1):
         if not name.strip():
             raise DataError(f"{path.name}: column {i} has an empty name; name it before loading")
+        if len(name) > NAME_CHARS:
+            raise DataError(f"{path.name}: column {i}'s name is {len(name):,} characters; names are at most {NAME_CHARS}")
         if name in seen:
             raise DataError(f"{path.name}: column {i} is named {name!r} like an earlier column; column names "
                             "must be unique (rename one before loading)")

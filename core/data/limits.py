@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 BATCH_CELLS = 1_000_000  # values per Arrow batch: wide files get fewer rows per batch, so memory stays flat
 BATCH_BYTES = 64 * 1024 * 1024  # text buffered per batch, whatever the row count
+NAME_CHARS = 512  # longest column name: a longer "name" is data (a header-less file?), and would flood messages
 
 
 @dataclass(frozen=True)
@@ -60,8 +61,9 @@ class Limits:
                             "(TORCHLAB_MAX_NESTING)")
 
     def check_lines(self, path: Path) -> None:
-        """A text file's rows are at most its lines: count them at C speed (stopping past the cap) before
-        any parsing, so a small file of ten million empty lines is refused in milliseconds, not a minute."""
+        """In a text file the row cap counts lines (a row takes one at least): count them at C speed,
+        stopping past the cap, before any parsing, so a small file of ten million empty lines is refused
+        in milliseconds, not after a minute of parsing."""
         lines = 0
         with path.open("rb") as f:
             if f.read(2) in (b"\xff\xfe", b"\xfe\xff"):  # UTF-16: a 0x0A byte need not be a newline

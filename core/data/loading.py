@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from core.data.store import DatasetRef, DatasetStore
     from core.settings import Settings
 
-from core.data.limits import BATCH_BYTES, BoundedLines, Limits, Tally
+from core.data.limits import BATCH_BYTES, NAME_CHARS, BoundedLines, Limits, Tally
 from core.data.types import (
     BATCH_ROWS,
     DELIMITERS,
@@ -251,6 +251,9 @@ def _column_names(first: list[str], header: bool | str, fix: bool) -> tuple[list
     names, seen = [], {}
     for i, raw in enumerate(first, start=1):
         name = raw.strip()
+        if len(name) > NAME_CHARS:
+            raise DataError(f"line 1: column {i}'s name is {len(name):,} characters; names are at most {NAME_CHARS} "
+                            "(if the first line is data, set the header option to no)")
         if not name:
             if not fix:
                 raise DataError(f"line 1: column {i} has an empty name; name it, or turn on 'fix column names'")

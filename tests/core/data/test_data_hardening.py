@@ -428,3 +428,17 @@ def test_nested_columns_in_browse_and_shape_give_clear_errors(tmp_path):
     assert search(ds, "n", "1") == ([0, 1], 2)  # numbers are searched as shown
     with pytest.raises(DataError, match=r"class_label failed: \w+"):
         apply(datasets.DatasetDict({"train": ds}), Op("class_label", {"column": "tokens"}), scratch=tmp_path)
+
+
+def test_column_names_longer_than_512_characters_are_refused_in_every_format(tmp_path):
+    import pyarrow as pa
+
+    long = "n" * 5000
+    (tmp_path / "h.csv").write_text(f"a,{long}\n1,2\n")
+    assert len(refused(tmp_path / "h.csv", tmp_path, r"line 1: column 2's name is 5,000 characters")) < 400
+    (tmp_path / "k.jsonl").write_text(json.dumps({"a": 1, long: 2}) + "\n")
+    assert len(refused(tmp_path / "k.jsonl", tmp_path, r"line 1: a key of 5,000 characters")) < 400
+    (tmp_path / "n.jsonl").write_text(json.dumps({"a": {long: 2}}) + "\n")
+    refused(tmp_path / "n.jsonl", tmp_path, r"line 1: a key inside 'a' has 5,000 characters; names are at most 512")
+    f = write_parquet(tmp_path / "p.parquet", pa.table({long: [1]}))
+    assert len(refused(f, tmp_path, r"column 1's name is 5,000 characters")) < 400
