@@ -31,20 +31,45 @@ def run_store():
 _STARTED = threading.Event()  # per server process: the background probes have been started
 
 
+_PROBES = {  # each prints one JSON line; run in a child process, see _warm_up
+    "device": "import dataclasses, json, sys; from core.system import device_report; "
+              "print(json.dumps(dataclasses.asdict(device_report(sys.argv[1]))))",
+    "assets": "import json; from core.assets import check_assets; print(json.dumps(check_assets()))",
+}
+
+
+def _probe(name: str, arg: str = ""):
+    """Run one probe in a child Python and decode its JSON line."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    out = subprocess.run([sys.executable, "-c", _PROBES[name], arg], capture_output=True, text=True,
+                         timeout=600, cwd=Path(__file__).resolve().parents[1])
+    if out.returncode != 0:
+        raise RuntimeError(f"the {name} probe failed: {out.stderr.strip().splitlines()[-1:]}")
+    data = json.loads(out.stdout.strip().splitlines()[-1])
+    if name == "device":
+        from core.system import DeviceReport, GpuInfo
+
+        return DeviceReport(**{**data, "gpus": [GpuInfo(**g) for g in data["gpus"]]})
+    return {k: (bool(v[0]), str(v[1])) for k, v in data.items()}
+
+
 @st.cache_resource(show_spinner=False)
 def _warm_up() -> dict:
-    """Slow facts started once per server in background threads, so no page waits for them.
+    """Slow facts started once per server, in child processes, so no page waits for them.
 
     The device probe imports torch (~3 s) and the asset check loads every packaged tokenizer and
-    model (~20 s on a 2-core CPU): done inline they made the first page load take ~22 s.
+    model (~20 s on a 2-core CPU): done inline they made the first page load take ~22 s. Child
+    processes, not threads: a thread importing transformers while a page imports it too can see
+    a half-initialised module ("cannot import name AutoModel"), and the GIL would slow the pages.
     """
     from concurrent.futures import ThreadPoolExecutor
 
-    from core.assets import check_assets
-    from core.system import device_report as probe
-
     pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="torchlab-warmup")
-    return {"device": pool.submit(probe, settings().device), "assets": pool.submit(check_assets, settings())}
+    return {"device": pool.submit(_probe, "device", settings().device), "assets": pool.submit(_probe, "assets")}
 
 
 def start_warm_up() -> None:

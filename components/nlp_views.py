@@ -67,6 +67,11 @@ def qa_picker() -> dict[str, Any]:
         return {"method": method, "granularity": gran}
     spec = st.text_input("Checkpoint folder or hub id", key="qa_spec",
                          placeholder="/path/to/squad-model or distilbert/distilbert-base-cased-distilled-squad")
+    if not spec.strip():
+        st.info("No span-QA checkpoint ships with Torch Lab (none is packaged offline). Give the folder of a "
+                "model fine-tuned for extractive QA (a `save_pretrained` folder, e.g. from the Hugging Face "
+                "course's SQuAD recipe) or a hub id where the network allows; until then the MiniLM "
+                "embeddings method answers offline.", icon=":material/info:")
     kw = {"max_answer_tokens": c[0].number_input("Max answer tokens", 1, 512, 30, key="qa_maxans"),
           "max_length": c[1].number_input("Window tokens", 32, 4096, 384, step=32, key="qa_maxlen"),
           "stride": c[2].number_input("Stride (overlap)", 0, 2048, 128, step=16, key="qa_stride")}
@@ -89,6 +94,10 @@ def summary_picker() -> dict[str, Any]:
         return {"method": method, "kwargs": {"method": rank, "max_sentences": n, "max_words": words or None}}
     spec = st.text_input("Checkpoint folder or hub id", key="sum_spec",
                          placeholder="/path/to/bart-or-t5 or sshleifer/distilbart-cnn-12-6")
+    if not spec.strip():
+        st.info("No summarization checkpoint ships with Torch Lab. Give the folder of a seq2seq model "
+                "(BART, T5, Pegasus: a `save_pretrained` folder) or a hub id where the network allows; "
+                "until then the MiniLM embeddings method summarizes offline.", icon=":material/info:")
     kw = {"num_beams": c[0].number_input("Beams", 1, 16, 4, key="sum_beams"),
           "min_length": c[1].number_input("Min new tokens", 0, 512, 10, key="sum_min"),
           "max_length": c[2].number_input("Max new tokens", 1, 1024, 128, key="sum_max"),

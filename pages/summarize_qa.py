@@ -18,10 +18,22 @@ st.title("Summarize & QA")
 st.caption("Offline, answers and summaries come from the packaged MiniLM sentence embeddings (extractive); "
            "with a checkpoint folder or a hub id, from a span QA model or a seq2seq model (`generate`).")
 
+
+
+def _edited(pick: str) -> None:
+    """A sample's text edited or replaced is the user's own text: the picker, sample questions and gold
+    answers must stop claiming it is the sample."""
+    text = st.session_state.get(f"doc_{pick}", "")
+    if pick in SAMPLES and text.strip() != SAMPLES[pick].document.strip():
+        st.session_state["doc_pick"] = OWN
+        st.session_state[f"doc_{OWN}"] = text
+
+
 pick = st.selectbox("Document", [*SAMPLES, OWN], key="doc_pick")
 sample = SAMPLES.get(pick)
 upload = st.file_uploader("…or upload a text file", type=["txt", "md"], key="doc_file") if not sample else None
-document = st.text_area("Document / context", sample.document if sample else "", height=180, key=f"doc_{pick}")
+document = st.text_area("Document / context", sample.document if sample else "", height=180, key=f"doc_{pick}",
+                        on_change=_edited, args=(pick,))
 if upload is not None:
     document = upload.getvalue().decode("utf-8", errors="replace")
     st.caption(f"Using **{upload.name}** ({len(document):,} characters).")
@@ -35,19 +47,23 @@ with qa_tab:
     question = st.text_input("Question", q_pick or "", key=f"q_{pick}_{q_pick}")
     golds = st.text_input("Gold answers, separated by | (optional)",
                           " | ".join(sample.questions.get(question, ())) if sample else "", key=f"gold_{question}")
-    try:
-        progress, bar = V.progress_bar("Answering")
-        ans = V.memo("qa", (qa_cfg, question, document), lambda: V.run_qa(qa_cfg, question, document, progress))
-        bar.empty()
-        V.show_answer(document, ans)
-        if golds.strip() and ans.found:
-            em, f1 = exact_match_f1(ans.text, [g.strip() for g in golds.split("|")])
-            c = st.columns(2)
-            c[0].metric("Exact match", f"{em:.0f}")
-            c[1].metric("Token F1", f"{f1:.3f}")
-    except (NLPError, OSError) as e:
-        bar.empty()
-        st.error(str(e), icon=":material/error:")
+    if not question.strip():
+        st.info("Type a question about your text.", icon=":material/info:")
+    elif qa_cfg["method"] != V.QA_MODEL or qa_cfg["spec"].strip():  # no checkpoint yet: the picker says what to give
+        try:
+            progress, bar = V.progress_bar("Answering")
+            ans = V.memo("qa", (qa_cfg, question, document),
+                         lambda: V.run_qa(qa_cfg, question, document, progress))
+            bar.empty()
+            V.show_answer(document, ans)
+            if golds.strip() and ans.found:
+                em, f1 = exact_match_f1(ans.text, [g.strip() for g in golds.split("|")])
+                c = st.columns(2)
+                c[0].metric("Exact match", f"{em:.0f}")
+                c[1].metric("Token F1", f"{f1:.3f}")
+        except (NLPError, OSError) as e:
+            bar.empty()
+            st.error(str(e), icon=":material/error:")
 
 with sum_tab:
     sum_cfg = V.summary_picker()
@@ -56,16 +72,17 @@ with sum_tab:
     tok = st.selectbox("ROUGE tokenizer", TOKENIZERS, key="rouge_tok",
                        help="auto: Unicode words, one token per character in scripts written without spaces; "
                             "default: rouge_score's own ([a-z0-9] only: other scripts score zero)")
-    try:
-        progress, bar = V.progress_bar("Summarizing")
-        summ = V.memo("sum", (sum_cfg, document), lambda: V.run_summary(sum_cfg, document, progress))
-        bar.empty()
-        V.show_summary(document, summ)
-        if reference.strip():
-            V.show_rouge(rouge(summ.text, reference, tokenizer=tok))
-    except (NLPError, OSError) as e:
-        bar.empty()
-        st.error(str(e), icon=":material/error:")
+    if sum_cfg["method"] != V.SEQ2SEQ or sum_cfg["spec"].strip():  # no checkpoint yet: the picker says so
+        try:
+            progress, bar = V.progress_bar("Summarizing")
+            summ = V.memo("sum", (sum_cfg, document), lambda: V.run_summary(sum_cfg, document, progress))
+            bar.empty()
+            V.show_summary(document, summ)
+            if reference.strip():
+                V.show_rouge(rouge(summ.text, reference, tokenizer=tok))
+        except (NLPError, OSError) as e:
+            bar.empty()
+            st.error(str(e), icon=":material/error:")
 
 with cls_tab:
     runs = V.finetuned_runs()

@@ -51,7 +51,7 @@ def test_sample_answer_summary_and_scores(open_page):
 def test_bad_input_gets_messages(open_page, bert_qa_dir, tmp_path):
     at = open_page(PAGE, timeout=180)
     at.selectbox(key="doc_pick").set_value("(your own text)").run()
-    assert "the context is empty" in _texts(at) and "the document is empty" in _texts(at)
+    assert "Type a question about your text" in _texts(at) and "the document is empty" in _texts(at)
     at.text_area(key="doc_(your own text)").set_value("Short text.").run()
     at.text_input(key="q_(your own text)_None").set_value("What does this rather long question ask about?").run()
     assert "longer than the context" in _texts(at) and not at.exception
