@@ -1,6 +1,6 @@
 """Hostile data files, server paths and CSV exports (issue 13, round 2), each run alone with its time and memory.
 
-    .venv/bin/python -m bench.bench_hostile_data             # full size (writes ~0.7 GB of files in a temp folder)
+    .venv/bin/python -m bench.bench_hostile_data             # full size (writes ~1 GB of files in a temp folder)
     .venv/bin/python -m bench.bench_hostile_data --small     # the same inputs, scaled down, for a quick look
     .venv/bin/python -m bench.bench_hostile_data -v -k jsonl # one line per input, only names containing 'jsonl'
 
