@@ -60,10 +60,11 @@ class Budget:
         self.settings = settings or get_settings()
         self.deadline = time.perf_counter() + (self.settings.expr_timeout_s if seconds is None else seconds)
         self.python_bytes = 0  # Python values made (cumulative; see the module docstring)
+        self.op_s = 0.0  # seconds spent inside real tensor ops (what a backward pass will roughly repeat)
         self.peak_bytes = 0
         self._storages: dict[int, tuple[Any, int]] = {}  # storage pointer -> (StorageWeakRef, nbytes)
         self._objects: dict[int, Any] = {}  # id -> weak reference of each tensor object seen (drops itself)
-        self._token = f"torchlab-budget-{next(_TOKENS)}"  # marks the grad_fns walked (in their metadata dict)
+        self._token = ""  # marks the grad_fns walked (in their metadata dict); made when first needed
         self._saved_attrs: dict[type, list[str]] = {}
         self._memo: dict[int, tuple[Any, int, bool]] = {}  # id -> (container, items, holds tensors)
 
@@ -175,8 +176,10 @@ class Budget:
             if id(t) not in self._objects:  # (a WeakSet would compare tensors with ==)
                 self._objects[id(t)] = weakref.ref(t, lambda _, k=id(t), d=self._objects: d.pop(k, None))
             self._storage(t)
-            if t.grad_fn is not None and self._token not in t.grad_fn.metadata:
-                self._graph(t.grad_fn)
+            if t.grad_fn is not None:
+                self._token = self._token or f"torchlab-budget-{next(_TOKENS)}"
+                if self._token not in t.grad_fn.metadata:
+                    self._graph(t.grad_fn)
 
     def _storage(self, t: Any) -> None:
         from torch.multiprocessing.reductions import StorageWeakRef

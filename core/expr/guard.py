@@ -64,20 +64,29 @@ class _Guard:
                 meta: Callable[[dict], Any] | None = None, strict: bool = False,
                 count: int = 0, cost: tuple = ([], {}, False)) -> Any:
         """Run `op(*operands)`; for tensors, first on the meta device to check sizes and cost."""
-        plain = all(type(v) in _PLAIN_TYPES for v in operands)  # the per-row filter path: skip tensor checks
+        if not strict and all(map(_PLAIN_TYPES.__contains__, map(type, operands))):  # per-row filters: no tensors
+            try:
+                return self.settle(node, op(*operands))
+            except ExpressionError:
+                raise
+            except Exception as e:
+                raise self.runtime_error(node, e, operands) from None
         try:
             self.budget.check_time()
-            inputs = [] if plain else _distinct(t for v in operands for t in self.budget.tensors_in(v))
+            inputs = _distinct(t for v in operands for t in self.budget.tensors_in(v))
         except OverBudget as e:
             raise self.cap(node, e.field, e.detail) from None
         if inputs or strict:
             self.dry_run(node, op, operands, name, inputs, meta, strict, count, cost)
+        started = time.perf_counter()
         try:
             out = op(*operands)
         except ExpressionError:
             raise
         except Exception as e:
             raise self.runtime_error(node, e, operands) from None
+        finally:
+            self.budget.op_s += time.perf_counter() - started
         return self.settle(node, out)
 
     def dry_run(self, node: ast.AST, op: Callable[..., Any], operands: tuple, name: str, inputs: list,

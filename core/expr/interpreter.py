@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import math
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -30,6 +31,7 @@ from core.expr.values import _allowed, _is_tensor, _meta_arg, _to_meta, _torch
 from core.settings import Settings
 
 _SEQUENCES = (str, list, tuple)
+_PLAIN = frozenset({str, int, float, bool, complex, type(None)})
 
 
 class _Interpreter(_Guard):
@@ -41,7 +43,7 @@ class _Interpreter(_Guard):
         self.budget = budget or Budget(settings)
         try:  # the caller's values count too: their tensors are held while the program runs
             for v in env.values():
-                if not _is_module(v):
+                if type(v) not in _PLAIN and not _is_module(v):
                     self.budget.items(v)
                     self.budget.track(v)
         except OverBudget as e:
@@ -49,8 +51,9 @@ class _Interpreter(_Guard):
 
     # --- evaluation
     def eval(self, node: ast.AST) -> Any:
+        if time.perf_counter() > self.budget.deadline:
+            raise self.cap(node, "expr_timeout_s", "the formula ran past its wall-clock budget")
         try:
-            self.budget.check_time()
             return _DISPATCH[type(node)](self, node)
         except OverBudget as e:
             raise self.cap(node, e.field, e.detail) from None
@@ -166,7 +169,7 @@ class _Interpreter(_Guard):
             if (left is None or right is None) and kind in (ast.Lt, ast.LtE, ast.Gt, ast.GtE):
                 # a missing value fails an ordering test instead of raising, as in SQL filters
                 return False
-            if kind not in (ast.Is, ast.IsNot):
+            if kind not in (ast.Is, ast.IsNot) and (type(left) not in _PLAIN or type(right) not in _PLAIN):
                 self.container_compare(node, left, right)
             if kind in (ast.In, ast.NotIn) and _is_tensor(right):  # Tensor.__contains__: (right == left).any()
                 equal = self.guarded(node, lambda a, b: b == a, (left, right), "compare")  # sized: it broadcasts

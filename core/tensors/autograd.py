@@ -208,9 +208,12 @@ def backprop_fn(run: Callable[[], dict[str, Any]], output: str, retain: Sequence
     """Run `run()` (-> named tensors), backpropagate from `output`, return the graph with values and grads.
 
     `gradient`: None for a scalar output, else a tensor of the output's shape or a callable names -> tensor.
-    `budget`: the core.expr.Budget `run` uses; the gradient check fits in what is left of it.
+    `budget`: the core.expr.Budget `run` uses; backward must fit in what is left of it, and the gradient
+    check gets what remains after that.
     """
+    ops_before = budget.op_s if budget is not None else 0.0
     names, rec, out, grad, run_s = _prepare(run, output, gradient, seed)
+    _backward_fits(budget, budget.op_s - ops_before if budget is not None else 0.0, rec.leaves)
     for name in retain:
         t = _tensor(names, name, "retained tensor")
         if not t.requires_grad:
@@ -231,7 +234,7 @@ def backprop_fn(run: Callable[[], dict[str, Any]], output: str, retain: Sequence
     handles = [fn.register_hook(hook_for(nid)) for fn, nid in fn_ids.items()]
     try:
         out.backward(gradient=grad)
-    except RuntimeError as e:
+    except (RuntimeError, TypeError, NotImplementedError) as e:
         raise AutogradError(plain_reason(str(e)) or str(e)) from None
     finally:
         for h in handles:
@@ -254,6 +257,26 @@ def backprop_fn(run: Callable[[], dict[str, Any]], output: str, retain: Sequence
                                       frozen=[t for _, _, t in rec.cuts.values()], budget=budget, run_s=run_s,
                                       reserve_s=run_s)
     return result
+
+
+def _backward_fits(budget: Any, forward_ops_s: float, leaves: Sequence[Any], passes: int = 1) -> None:
+    """Refuse backward() when it would not fit in what is left of the budget: about twice the time the
+    forward pass spent in tensor ops, and the leaves' gradients (kept per pass) in the memory cap."""
+    if budget is None:
+        return
+    from core.expr import cap_message
+    from core.expr.budget import OverBudget
+
+    need_s, left = 2.0 * forward_ops_s * passes, budget.left()
+    if need_s > left:
+        raise AutogradError(cap_message(budget.settings, "expr_timeout_s",
+                                        f"backward() needs about {need_s:.1f} s (twice the forward pass's tensor "
+                                        f"work), more than the {max(left, 0):.1f} s left"))
+    try:
+        budget.check_bytes(sum(t.numel() * t.element_size() for t in leaves) * (passes + 1))
+    except OverBudget as e:
+        raise AutogradError(cap_message(budget.settings, e.field, f"backward() would add the leaves' gradients: "
+                                                                  f"{e.detail}")) from None
 
 
 def _is_tensor(v: Any) -> bool:
@@ -334,18 +357,20 @@ def accumulation(program: str, output: str, gradient: str | None = None, retain_
 
     budget = _ready_budget(budget)
     grad_of = (lambda names: expr.evaluate(gradient, names, budget=budget)) if gradient and gradient.strip() else None
-    names, _, out, grad, _ = _prepare(lambda: expr.run(program, budget=budget), output, grad_of, seed)
+    ops_before = budget.op_s
+    names, rec, out, grad, _ = _prepare(lambda: expr.run(program, budget=budget), output, grad_of, seed)
+    _backward_fits(budget, budget.op_s - ops_before, rec.leaves, passes=2)
     leaves = _named_leaves(names)
     try:
         out.backward(gradient=grad, retain_graph=retain_graph)
-    except RuntimeError as e:  # e.g. a value backward needs was changed in place
+    except (RuntimeError, TypeError, NotImplementedError) as e:  # e.g. a value backward needs was changed in place
         raise AutogradError(plain_reason(str(e)) or str(e)) from None
     first = {k: None if t.grad is None else t.grad.clone() for k, t in leaves.items()}
     second, error = None, None
     try:
         out.backward(gradient=grad)
         second = {k: None if t.grad is None else t.grad.clone() for k, t in leaves.items()}
-    except RuntimeError as e:
+    except (RuntimeError, TypeError, NotImplementedError) as e:
         error = plain_reason(str(e)) or str(e)
     if leaves:
         torch.optim.SGD(list(leaves.values()), lr=0.0).zero_grad()  # the real call, default set_to_none=True

@@ -73,7 +73,7 @@ def recorder(scope: Callable[[], str] | None = None):
             super().__init__()
             self.fns: dict[Any, int] = {}  # grad_fn -> creation index (program order)
             self.groups: dict[Any, str] = {}  # grad_fn -> scope (module path) it was made in
-            self.outputs: dict[tuple[Any, int], Any] = {}  # (grad_fn, output_nr) -> forward value
+            self.outputs: dict[tuple[Any, int], Any] = {}  # (grad_fn, output_nr) -> (shape, dtype, clipped value)
             self.leaves: list = []  # tensors requiring grad with no grad_fn, in creation order
             self.cuts: dict[int, tuple[str, list, Any]] = {}  # id(tensor) -> (why, sources, tensor)
             self.cut_uses: list[tuple[Any, str, list]] = []  # (consumer grad_fn, why, sources)
@@ -96,7 +96,8 @@ def recorder(scope: Callable[[], str] | None = None):
                         if id(x) in self.cuts:
                             why, sources, _ = self.cuts[id(x)]
                             self.cut_uses.append((fn, why, sources))
-                self.outputs[(fn, r.output_nr)] = r.detach()
+                # shape, dtype and a clipped copy: holding the value itself would keep every temporary alive
+                self.outputs[(fn, r.output_nr)] = (tuple(r.shape), str(r.dtype)[6:], _clip(r))
             elif r.requires_grad:
                 if not any(r is t for t in self.leaves):
                     self.leaves.append(r)
@@ -120,10 +121,11 @@ def _cut_reason(func_name: str, inputs: list) -> str | None:
 
 
 def _clip(t: Any) -> Any:
+    """A small copy for display: a view would keep the whole (possibly huge) storage alive."""
     if t is None:
         return None
     t = t.detach()
-    return (t if t.numel() <= _CLIP else t.flatten()[:_CLIP]).to("cpu")
+    return (t if t.numel() <= _CLIP else t.flatten()[:_CLIP]).to("cpu", copy=True)
 
 
 def _saved(fn: Any) -> tuple[list[SavedTensor], list[tuple[int, int]]]:
@@ -213,9 +215,9 @@ def _build(output: Any, names: dict[str, Any], rec: Any) -> tuple:
         nid, group = ident(fn)
         fn_ids[fn] = f"acc:{leaf_node(fn.variable)}" if label == "AccumulateGrad" else nid
         node = GraphNode(fn_ids[fn], "grad_fn", label, group=group if label != "AccumulateGrad" else "")
-        value = rec.outputs.get((fn, 0)) if rec else None
-        if value is not None:
-            node.shape, node.dtype, node.value = tuple(value.shape), str(value.dtype)[6:], _clip(value)
+        seen = rec.outputs.get((fn, 0)) if rec else None
+        if seen is not None:
+            node.shape, node.dtype, node.value = seen
         nodes[node.id] = node
     for k, t in tensors:  # named non-leaf tensors, in program order
         if t.grad_fn in fn_ids and (t.grad_fn, t.output_nr) not in produced:

@@ -201,6 +201,15 @@ def test_lists_are_sized_before_they_become_tensors(src):
     refused(src, "max_tensor_elements", settings=WIDE)
 
 
+@pytest.mark.parametrize("src", ["torch.ones(10**9)", "torch.zeros(10**5, 10**5)", "torch.full((10**9,), 1.0)",
+                                 "torch.arange(10**10)", "torch.empty(10**9)", "torch.rand(10**9)"])
+def test_creation_from_plain_numbers_is_sized_before_allocating(src):
+    start = time.perf_counter()
+    with pytest.raises(ExpressionError, match="max_tensor_elements"):
+        evaluate(src, settings=CAPS)
+    assert time.perf_counter() - start < 0.5  # 4 GB or more if it ran
+
+
 def test_a_list_of_many_tensors_is_refused_before_its_dry_run():
     refused("b = torch.stack([torch.ones(2)] * 20000)", "at most 10,000", settings=WIDE)
     assert run("b = torch.stack([torch.ones(2)] * 500)", settings=WIDE)["b"].shape == (500, 2)

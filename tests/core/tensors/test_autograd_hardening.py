@@ -4,16 +4,18 @@ from __future__ import annotations
 import time
 
 import pytest
+import torch
 
 from core.expr import Budget, ExpressionError
 from core.settings import Settings
 from core.tensors import AutogradError, Definition, accumulation, backprop, build
-from core.tensors.autograd import _warm_up_expr
+from core.tensors.autograd import _warm_up_expr, gradient_check
 
 FIRST = "x = torch.tensor([1.0, 2.0, 3.0], requires_grad=True)\ny = x * 2"
-# one run is 25 small matmuls: ~0.05-0.2 s; 48 elements x 2 runs would take several seconds
-SLOW = "w = torch.ones(48, requires_grad=True)\nx = torch.rand(80, 80)\n" + \
-       "\n".join("x = (x @ x).tanh()" for _ in range(25)) + "\ny = x.sum() * w.sum()"
+# one run: 20 matmuls of 300x300 (~1 GFLOP), ~0.1 s idle, ~0.5 s on a loaded machine; the 48-element check
+# would re-run it 96 times in float64 (10 s or more), far past a 6 s budget
+SLOW = "w = torch.ones(48, requires_grad=True)\nx = torch.rand(300, 300) / 150\n" + \
+       "\n".join("x = (x @ x).tanh() + 0.1" for _ in range(20)) + "\ny = x.sum() * w.sum()"
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -22,23 +24,31 @@ def warm():
 
 
 def test_the_gradient_check_shares_the_runs_budget_and_says_so():
-    budget = Budget(Settings(expr_timeout_s=1.5))
+    budget = Budget(Settings(expr_timeout_s=6.0))
     start = time.perf_counter()
     r = backprop(SLOW, "y", budget=budget)
     took = time.perf_counter() - start
-    assert took < 1.5 + 0.5, f"run + check took {took:.2f} s on a 1.5 s budget"
+    assert took < 6.0 + 0.7, f"run + check took {took:.2f} s on a 6 s budget"
     assert r.check.checked < r.check.total == 48
     assert "Finite-difference check" in r.check.note and "budget" in r.check.note
     assert r.grads["w"] is not None and r.grads["w"].shape == (48,)
 
 
 def test_a_check_that_cannot_fit_is_skipped_not_run():
-    budget = Budget(Settings(expr_timeout_s=5.0))
-    r = backprop(SLOW, "y", budget=budget, check=False)  # uses part of the budget
-    run_s = 5.0 - budget.left()
-    budget.deadline = time.perf_counter() + run_s * 3  # room for the run, not for it plus a check pair
-    r = backprop(SLOW, "y", budget=budget)
-    assert r.check.skipped and r.check.checked == 0 and r.check.note.startswith("Finite-difference check skipped")
+    calls = []
+
+    def run():
+        calls.append(1)
+        a = torch.tensor([1.0, 2.0], dtype=torch.float64, requires_grad=True)
+        return {"a": a, "y": (a * a).sum()}
+
+    names = run()
+    names["y"].backward()
+    # the forward run is said to take 2 s: a pair of re-runs (~5 s) cannot fit in the 3 s left
+    check = gradient_check(run, "y", [names["a"]], budget=Budget(Settings(expr_timeout_s=3.0)), run_s=2.0)
+    assert check.skipped and check.checked == 0 and len(calls) == 1  # not one re-run
+    assert check.note.startswith("Finite-difference check skipped") and "time budget" in check.note
+    assert gradient_check(run, "y", [names["a"]], budget=Budget(Settings(expr_timeout_s=3.0)), run_s=0.01).ok
 
 
 def test_a_small_program_is_still_fully_checked():
@@ -48,14 +58,14 @@ def test_a_small_program_is_still_fully_checked():
 
 
 def test_the_page_action_shares_one_budget_with_accumulation():
-    budget = Budget(Settings(expr_timeout_s=1.5))
+    budget = Budget(Settings(expr_timeout_s=6.0))
     start = time.perf_counter()
     backprop(SLOW, "y", budget=budget)
     try:
         accumulation(SLOW, "y", budget=budget)
-    except ExpressionError as e:  # refused for lack of time is fine; taking longer is not
-        assert e.rule == "cap"
-    assert time.perf_counter() - start < 1.5 + 0.8
+    except (ExpressionError, AutogradError) as e:  # refused for lack of time is fine; taking longer is not
+        assert "expr_timeout_s" in str(e)
+    assert time.perf_counter() - start < 6.0 + 0.8
 
 
 def test_costly_linear_algebra_in_a_program_is_refused():
