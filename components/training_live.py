@@ -107,16 +107,19 @@ def _rename(jobs, run_id: str) -> None:
 
 
 def controls(jobs, rec) -> None:
+    # every column always holds one element (disabled when it does not apply): a fragment rerun that
+    # left a column empty could keep showing the element an earlier state drew there
     c1, c2, c3 = st.columns([1, 1, 4])
-    if rec.status in ("queued", "running"):
-        c1.button("Stop", key="ft_stop", help="saves a checkpoint", on_click=_act, args=(jobs.stop, rec.id))
     if rec.status in ("stopped", "interrupted", "failed"):
         c1.button("Resume", key="ft_resume", type="primary", on_click=_act, args=(jobs.resume, rec.id))
-    if rec.status not in ACTIVE:
-        c2.button("Delete", key="ft_delete", on_click=_act, args=(_delete, jobs, rec.id))
-        with c3.popover("Rename"):
-            st.text_input("New name", rec.name, key=f"ft_rename_{rec.id}", max_chars=120)
-            st.button("Save name", key=f"ft_rename_btn_{rec.id}", on_click=_act, args=(_rename, jobs, rec.id))
+    else:
+        c1.button("Stop", key="ft_stop", help="saves a checkpoint", on_click=_act, args=(jobs.stop, rec.id),
+                  disabled=rec.status not in ("queued", "running"))
+    c2.button("Delete", key="ft_delete", on_click=_act, args=(_delete, jobs, rec.id), disabled=rec.status in ACTIVE,
+              help="stop the run first" if rec.status in ACTIVE else None)
+    with c3.popover("Rename"):
+        st.text_input("New name", rec.name, key=f"ft_rename_{rec.id}", max_chars=120)
+        st.button("Save name", key=f"ft_rename_btn_{rec.id}", on_click=_act, args=(_rename, jobs, rec.id))
     err = st.session_state.pop("ft_action_error", None)
     if err:
         st.error(err)
