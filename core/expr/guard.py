@@ -18,13 +18,13 @@ from core.expr.budget import TENSOR_OBJECT_BYTES, Budget, OverBudget
 from core.expr.costs import new_bytes, op_flops
 from core.expr.errors import ExpressionError, _error, cap_message
 from core.expr.rules import CPU_FLOPS_PER_S, GPU_FLOPS_PER_S, MAX_DIMS
-from core.expr.values import _describe, _meta_arg, _tensors, _torch
+from core.expr.values import CONCRETE, _describe, _meta_arg, _tensors, _torch
 from core.settings import Settings
 
 # no meta kernel (data-dependent output) or a device move: safe to run unsized, output <= inputs
 _UNSIZED_OK = frozenset({"nonzero", "argwhere", "masked_select", "unique", "equal", "allclose", "isclose", "index",
                          "setitem", "where", "item", "tolist", "to", "cuda", "cpu", "one_hot", "median", "call"})
-_SMALL_INPUTS = 100_000  # below this many input elements a failed dry run is retried for real
+_SMALL_INPUTS = 100_000  # below this many input elements a failed dry run is retried for real (see dry_run)
 _PLAIN_TYPES = frozenset({str, int, float, bool, complex, type(None)})
 _REAL_DEVICES = frozenset({"cpu", "cuda", "mps"})
 _META_READY: list[bool] = []
@@ -92,7 +92,6 @@ class _Guard:
     def dry_run(self, node: ast.AST, op: Callable[..., Any], operands: tuple, name: str, inputs: list,
                 meta: Callable[[dict], Any] | None, strict: bool, count: int, cost: tuple) -> None:
         """Size and cost the op on the meta device; refuse before anything is allocated."""
-        torch = _torch()
         if count:  # split / chunk / unbind: the dry run itself would make that many (meta) tensors
             if count > self.settings.max_container_items:
                 raise self.cap(node, "max_container_items", f"this would return {count:,} tensors")
@@ -101,17 +100,22 @@ class _Guard:
             started = time.perf_counter()
             _warm_meta()
             self.budget.extend(time.perf_counter() - started)  # a one-off library load is not the user's time
-        memo: dict[int, Any] = {}
+        memo: dict[Any, Any] = {}
         try:
-            with torch.no_grad():
-                shaped = meta(memo) if meta is not None else op(*(_meta_arg(v, memo) for v in operands))
+            shaped = _meta_call(op, operands, meta, memo)
         except Exception as e:
-            # only ops whose output is bounded by their inputs may run unsized (boolean masks, unique…);
-            # any other meta failure is the user's error (shape mismatch), reported before running
-            small = sum(t.numel() for t in inputs) <= _SMALL_INPUTS
-            if strict or not (name in _UNSIZED_OK or small):
-                raise self.runtime_error(node, e, operands) from None
-            return  # small inputs: let the real call give torch's own, familiar error
+            try:  # sizes given as small integer tensors (x.tile((t, 2))): again with their values, as the real
+                memo = {CONCRETE: True}  # call reads them
+                shaped = _meta_call(op, operands, meta, memo)
+            except Exception:
+                # only ops whose output is bounded by their inputs may run unsized (boolean masks, unique…);
+                # any other failure is the user's error (a shape mismatch): reported before anything runs,
+                # except that small inputs run for real to get torch's own, familiar message (what made a dry
+                # run fail while the real call would succeed, sizes read from tensors, was tried above)
+                small = sum(t.numel() for t in inputs) <= _SMALL_INPUTS
+                if strict or not (name in _UNSIZED_OK or small):
+                    raise self.runtime_error(node, e, operands) from None
+                return
         outs = _tensors(shaped if isinstance(shaped, (list, tuple)) else [shaped])
         self.check_shapes(node, outs)
         self.check_bytes(node, new_bytes(outs, list(memo.values())))
@@ -168,6 +172,11 @@ class _Guard:
             self.budget.track_tensors(tensors)
         self.check_bytes(node)
         return value
+
+
+def _meta_call(op: Callable[..., Any], operands: tuple, meta: Callable[[dict], Any] | None, memo: dict) -> Any:
+    with _torch().no_grad():
+        return meta(memo) if meta is not None else op(*(_meta_arg(v, memo) for v in operands))
 
 
 def _distinct(tensors: Any) -> list:

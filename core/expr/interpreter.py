@@ -27,7 +27,7 @@ from core.expr.rules import (
     ZERO_FILLED,
 )
 from core.expr.safe_builtins import _BUILTIN_TABLE, _Builtin
-from core.expr.values import _allowed, _is_tensor, _meta_arg, _to_meta, _torch
+from core.expr.values import CONCRETE, _allowed, _is_tensor, _meta_arg, _to_meta, _torch
 from core.settings import Settings
 
 _SEQUENCES = (str, list, tuple)
@@ -259,7 +259,7 @@ class _Interpreter(_Guard):
             meta_kwargs = {k: _meta_arg(v, memo) for k, v in kwargs.items() if k not in {"pin_memory", "device"}}
             if creation:
                 meta_kwargs["device"] = "meta"
-            target = getattr(_to_meta(obj, memo), name) if is_tensor else fn
+            target = getattr(_to_meta(obj, _plain_memo(memo)), name) if is_tensor else fn
             return target(*(_meta_arg(a, memo) for a in args), **meta_kwargs)
 
         operands = (obj, *args, *kwargs.values()) if is_tensor else (*args, *kwargs.values())
@@ -311,7 +311,12 @@ class _Interpreter(_Guard):
 
         # sized like reading base[index]: broadcast index tensors can address far more elements than base holds
         return self.guarded(stmt, write, (base, index, value), "setitem",
-                            meta=lambda memo: _to_meta(base, memo)[_meta_arg(index, memo)])
+                            meta=lambda memo: _to_meta(base, _plain_memo(memo))[_meta_arg(index, memo)])
+
+
+def _plain_memo(memo: dict) -> dict:
+    """The tensor an op is called on stays a tensor even when its arguments are read as values."""
+    return {} if memo.get(CONCRETE) else memo
 
 
 def _is_module(value: Any) -> bool:

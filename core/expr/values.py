@@ -61,10 +61,15 @@ def _allowed(obj: Any, callee: bool) -> frozenset[str]:
     return frozenset()
 
 
-def _to_meta(value: Any, memo: dict[int, Any] | None = None) -> Any:
+CONCRETE = "concrete"  # a memo holding this key turns small integer tensors into their values
+
+
+def _to_meta(value: Any, memo: dict[Any, Any] | None = None) -> Any:
     """Same shape, strides and storage size on the data-less meta device (so view rules still apply).
 
     `memo` keeps sharing: a list holding one tensor 10**5 times becomes a list holding one meta tensor.
+    With `memo[CONCRETE]`, an integer tensor of at most 4096 elements becomes its value (a number or a list),
+    as a real call reading it as sizes would see it.
     """
     torch = _torch()
     memo = {} if memo is None else memo
@@ -73,6 +78,9 @@ def _to_meta(value: Any, memo: dict[int, Any] | None = None) -> Any:
     if isinstance(value, torch.Tensor):
         if value.device.type == "meta":
             return value
+        if memo.get(CONCRETE) and value.numel() <= 4096 and not (value.is_floating_point() or value.is_complex()):
+            memo[id(value)] = value.tolist()
+            return memo[id(value)]
         try:
             size = value.untyped_storage().nbytes() // max(value.element_size(), 1)
             base = torch.empty(size, dtype=value.dtype, device="meta")
@@ -88,14 +96,14 @@ def _to_meta(value: Any, memo: dict[int, Any] | None = None) -> Any:
     return out
 
 
-def _has_tensor(value: Any, memo: dict[int, Any]) -> bool:
+def _has_tensor(value: Any, memo: dict[Any, Any]) -> bool:
     key = ("has", id(value))
     if key not in memo:
         memo[key] = any(_is_tensor(v) or isinstance(v, (list, tuple)) and _has_tensor(v, memo) for v in value)
     return memo[key]
 
 
-def _meta_arg(value: Any, memo: dict[int, Any] | None = None) -> Any:
+def _meta_arg(value: Any, memo: dict[Any, Any] | None = None) -> Any:
     """An argument for the meta dry run: 0-dim tensors become numbers, so `x.repeat(t)` sizes like the real call."""
     if _is_tensor(value) and value.ndim == 0 and value.device.type != "meta" and not value.is_complex():
         return value.item()
