@@ -82,8 +82,11 @@ def storage_map(t: Any, limit: int = MAX_STRIP_CELLS) -> StorageMap:
     shown = min(n, limit)
     flat = t.detach().new_empty(0).set_(t.untyped_storage(), 0, (n,), (1,)) if n else t.detach().reshape(-1)
     values = flat[:shown].cpu().tolist() if t.dtype != torch.bfloat16 else flat[:shown].float().cpu().tolist()
-    index = torch.arange(max(n, 1)).as_strided(t.shape, t.stride(), t.storage_offset()) if n else torch.arange(0)
-    order = index.reshape(-1)[: limit * 4].tolist()
+    k = min(t.numel(), limit * 4) if n else 0  # the first k logical elements only: O(k), not O(storage)
+    coords = torch.unravel_index(torch.arange(k), tuple(t.shape)) if t.ndim else ()
+    offsets = t.storage_offset() + sum((c * s for c, s in zip(coords, t.stride(), strict=True)),
+                                       torch.zeros(k, dtype=torch.long))
+    order = offsets.tolist() if t.ndim else [t.storage_offset()][:k]
     return StorageMap(values, order, n, n > limit, len(set(order)) < len(order))
 
 
