@@ -279,9 +279,8 @@ def make(d: Definition, names: Mapping[str, Any], settings: Settings, budget: Bu
     dtype = getattr(torch, d.dtype)
     if d.kind == "literal":
         data = evaluate(d.text, dict(names), settings=settings, budget=budget)
-        if _is_tensor(data):
-            data = data.detach()  # `torch.tensor(t)` copies a tensor: keep it out of any graph, as before
-        convert = "torch.tensor(data, dtype=dtype, requires_grad=grad)"
+        convert = "data.detach().to(dtype=dtype, copy=True).requires_grad_(grad)" if _is_tensor(data) else \
+            "torch.tensor(data, dtype=dtype, requires_grad=grad)"  # a tensor is copied, as torch.tensor(t) would
         try:
             return evaluate(convert, {"data": data, "dtype": dtype, "grad": d.requires_grad}, settings=settings,
                             budget=budget)
