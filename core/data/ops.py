@@ -7,6 +7,7 @@ workspace's scratch folder, never into a saved version's folder. Exporting is `c
 """
 from __future__ import annotations
 
+import ast
 import html
 import re
 import time
@@ -49,8 +50,37 @@ def _preset(name: str, n: int) -> tuple[Callable[[str], str], str]:
     raise DataError(f"unknown text preset {name!r}; presets: {', '.join(PRESETS)}")
 
 
-def code(op: Op) -> str:
-    """The `datasets` code that does what `apply(…, op)` does (on a DatasetDict `ds`)."""
+def python_formula(formula: str) -> str:
+    """A filter formula as plain Python over a row dict `r` (`len(text) > 5` -> `len(r['text']) > 5`).
+
+    The safe language is a subset of Python expressions (no lambdas, comprehensions or walrus): every
+    name that is not a builtin it admits, `torch` or a constant is a column of the row.
+    """
+    from core.expr import BUILTINS
+
+    class Columns(ast.NodeTransformer):
+        def visit_Name(self, node: ast.Name) -> ast.AST:
+            if node.id in BUILTINS or node.id == "torch":
+                return node
+            return ast.copy_location(ast.Subscript(ast.Name("r", ast.Load()), ast.Constant(node.id), ast.Load()),
+                                     node)
+
+    try:
+        tree = ast.parse(formula.strip(), mode="eval")
+    except SyntaxError as e:
+        raise DataError(f"filter formula: {e.msg}") from None
+    return ast.unparse(ast.fix_missing_locations(Columns().visit(tree)))
+
+
+def _data_path(store: Any, name: str, version: int | None) -> str:
+    if store is None:
+        return f"{name}/v{version}/data"  # relative to the dataset store's folder
+    return str((store.ref(name, version).path / "data").resolve())
+
+
+def code(op: Op, store: Any = None) -> str:
+    """Plain `datasets` code that does what `apply(…, op)` does (on a DatasetDict `ds`); it needs nothing
+    of Torch Lab (`store` turns a concatenated dataset's name into its folder)."""
     a = op.args
     if op.kind == "select_columns":
         return f"ds = ds.select_columns({a['columns']!r})"
@@ -58,8 +88,7 @@ def code(op: Op) -> str:
         return (f"ds = DatasetDict({{k: d.select(range(min({a['start']}, len(d)), min({a['stop']}, len(d)))) "
                 "for k, d in ds.items()})")
     if op.kind == "filter":
-        return (f"f = core.expr.compile_expression({a['formula']!r})\n"
-                "ds = ds.filter(lambda b: [bool(f(dict(zip(b, r)))) for r in zip(*b.values())], batched=True)")
+        return f"ds = ds.filter(lambda r: bool({python_formula(a['formula'])}))  # {' '.join(a['formula'].split())}"
     if op.kind == "map":
         _, expr = _preset(a["preset"], int(a.get("n", 0)))
         cols = a["columns"]
@@ -69,17 +98,25 @@ def code(op: Op) -> str:
         return f"ds = ds.shuffle(seed={a['seed']})"
     if op.kind == "split":
         strat = f", stratify_by_column={a['stratify']!r}" if a.get("stratify") else ""
-        return (f"parts = ds[{a['split']!r}].train_test_split(test_size={a['test_size']}, seed={a['seed']}{strat})\n"
-                f"ds[{a['split']!r}], ds[{a.get('test_name', 'test')!r}] = parts['train'], parts['test']")
+        src, new, size = a["split"], a.get("test_name", "test"), float(a["test_size"])
+        return (f"parts = ds[{src!r}].train_test_split(test_size={int(size) if size >= 1 else size}, "
+                f"seed={a['seed']}{strat})\n"
+                f"order = [k for k in ds if k != {new!r}]\norder.insert(order.index({src!r}) + 1, {new!r})"
+                f"  # the new split right after its source\n"
+                f"ds[{src!r}], ds[{new!r}] = parts['train'], parts['test']\n"
+                "ds = DatasetDict({k: ds[k] for k in order})")
     if op.kind == "concat":
-        return (f"other = store.load({a['name']!r}, {a['version']})\n"
+        return (f"other = load_from_disk({_data_path(store, a['name'], a.get('version'))!r})"
+                f"  # {a['name']} v{a.get('version')}\n"
                 "ds = DatasetDict({k: concatenate_datasets([d, other[k]]) if k in other else d for k, d in ds.items()})")
     if op.kind == "rename":
         return f"ds = ds.rename_column({a['old']!r}, {a['new']!r})"
     if op.kind == "cast":
         return f"ds = ds.cast_column({a['column']!r}, Value({a['dtype']!r}))"
     if op.kind == "class_label":
-        return f"ds = ds.class_encode_column({a['column']!r})"
+        c = a["column"]  # one set of names over all splits, so the ids agree between them
+        return (f"names = sorted({{str(v) for d in ds.values() for v in d.unique({c!r}) if v is not None}})\n"
+                f"ds = ds.cast_column({c!r}, Value('string')).cast_column({c!r}, ClassLabel(names=names))")
     if op.kind == "drop_duplicates":
         return ("def first_seen():  # one memory per split\n"
                 "    seen = set()\n"
@@ -285,11 +322,18 @@ def _not_empty(b: dict) -> list[bool]:
     return [any(v is not None and (not isinstance(v, str) or v.strip()) for v in row) for row in zip(*b.values(), strict=True)]
 
 
-def history_code(ref_name: str, version: int, ops: list[Op]) -> str:
-    """A runnable-looking script: load the version, then every operation's code."""
-    lines = ["import datasets", "from datasets import DatasetDict, Value, concatenate_datasets", "",
-             f"ds = store.load({ref_name!r}, {version})  # core.data.DatasetStore"]
-    return "\n".join(lines + [code(op) for op in ops])
+def history_code(path: str | Path, ops: list[Op], store: Any = None, title: str = "") -> str:
+    """A script for a plain Python with only `datasets` installed: load the saved version at `path`
+    (its `data` folder), then every operation's code; `ds` is the result."""
+    body = [code(op, store) for op in ops]
+    lines = (["import html", "import re", ""] if any("html." in b for b in body) else []) + [
+        "from datasets import (ClassLabel, DatasetDict, Value, concatenate_datasets, disable_caching,",
+        "                      load_from_disk)", "",
+        "disable_caching()  # results go to a temporary folder, never into the saved version",
+        f"ds = load_from_disk({str(path)!r})" + (f"  # {title}" if title else "")]
+    if any("torch." in b for b in body):
+        lines.insert(0, "import torch")
+    return "\n".join(lines + body)
 
 
 def _scratch() -> Path:

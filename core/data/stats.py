@@ -5,6 +5,8 @@ memory it needs is one batch plus the results, not the dataset.
 """
 from __future__ import annotations
 
+import keyword
+import re
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -122,17 +124,6 @@ def _dtype(feat: Any) -> str:
     return str(getattr(feat, "dtype", type(feat).__name__))
 
 
-def guess_label_column(ds: datasets.Dataset) -> str | None:
-    """A ClassLabel column, else one with a usual label name, else None."""
-    import datasets
-
-    for name, feat in ds.features.items():
-        if isinstance(feat, datasets.ClassLabel):
-            return name
-    lower = {n.lower(): n for n in ds.column_names}
-    return next((lower[n] for n in LABEL_NAMES if n in lower), None)
-
-
 def text_columns(ds: datasets.Dataset) -> list[str]:
     """String columns, longest texts first (judged on the first rows)."""
     import datasets
@@ -225,3 +216,169 @@ def load_tokenizer(name: str) -> Any:
     except ImportError:
         from core.assets import load_tokenizer as load
     return load(name)
+
+
+# ------------------------------------------------------------------ guessing columns and default formulas
+# Judged on the data's types and on the first GUESS_ROWS rows, never on column names alone (a name only
+# breaks a tie), so the defaults follow whatever file is in hand.
+GUESS_ROWS = 10_000
+MAX_CLASSES = 100  # a label has at most this many distinct values…
+MAX_CLASS_SHARE = 0.5  # …and at most this share of the rows (else it names rows, not classes)
+LONG_TEXT = 50  # mean characters from which a string column is free text (never a label)
+_ID_NAME = re.compile(r"(^|[_\W])(id|ids|idx|index|uuid|guid|key)$|^(id|idx|uuid)([_\W]|$)|[a-z]Id$", re.I)
+
+
+@dataclass
+class ColumnProfile:
+    """One column as the guesses see it (on the first GUESS_ROWS rows)."""
+
+    name: str
+    kind: str  # "class", "bool", "int", "float", "text" or "other"
+    distinct: int = 0
+    nulls: int = 0
+    mean_len: float = 0.0  # text: characters
+    median: float | None = None  # text: length in characters; numbers: value
+    max: float | None = None  # likewise
+    first: Any = None  # the most common value
+
+
+@dataclass
+class ColumnGuess:
+    """The guessed text and label columns, with why, as the page says it."""
+
+    text: str | None
+    label: str | None
+    text_why: str
+    label_why: str
+    rows: int = 0
+    profiles: dict[str, ColumnProfile] = field(default_factory=dict)
+
+
+def profile_columns(ds: datasets.Dataset, sample: int = GUESS_ROWS) -> dict[str, ColumnProfile]:
+    """Kind, distinct values, nulls, lengths and medians of every column over the first `sample` rows."""
+    import datasets
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    head = ds.select(range(min(len(ds), sample))).with_format("arrow")[:] if len(ds) else None
+    out = {}
+    for name, feat in ds.features.items():
+        typ = ds.features.arrow_schema.field(name).type
+        kind = ("class" if isinstance(feat, datasets.ClassLabel) else "bool" if pa.types.is_boolean(typ)
+                else "int" if pa.types.is_integer(typ) else "float" if pa.types.is_floating(typ)
+                else "text" if pa.types.is_string(typ) or pa.types.is_large_string(typ) else "other")
+        p = out[name] = ColumnProfile(name, kind)
+        if head is None or kind == "other":
+            continue
+        col = head.column(name)
+        p.nulls = col.null_count
+        counts = pc.value_counts(col.drop_null()).to_pylist()
+        p.distinct = len(counts)
+        if counts:
+            p.first = max(counts, key=lambda c: c["counts"])["values"]
+        values = pc.utf8_length(col) if kind == "text" else col
+        nums = values.drop_null().to_numpy(zero_copy_only=False).astype(float) if kind != "bool" else None
+        if nums is not None and len(nums):
+            p.median, p.max = float(np.median(nums)), float(nums.max())
+            if kind == "text":
+                p.mean_len = float(nums.mean())
+    return out
+
+
+def id_like(p: ColumnProfile, rows: int) -> str:
+    """Why the column identifies rows ('an id' by its name, 'unique per row' of more than ten), else ''."""
+    if _ID_NAME.search(p.name):
+        return "an id"
+    return "unique per row" if p.kind in ("int", "text") and rows > 10 and p.distinct >= rows - p.nulls else ""
+
+
+def guess_columns(ds: datasets.Dataset, sample: int = GUESS_ROWS) -> ColumnGuess:
+    """The text column (the longest strings) and the label column (few classes), each with its reason.
+
+    A label is a ClassLabel, else a string, true/false or integer column with 2..MAX_CLASSES distinct
+    values and at most MAX_CLASS_SHARE of the rows, that is neither id-like nor long free text; among
+    those a usual label name wins, then text before true/false before integers, then the fewest classes.
+    """
+    profiles = profile_columns(ds, sample)
+    n = min(len(ds), sample)
+    over = f"over {n:,} rows" if len(ds) <= sample else f"in the first {n:,} rows"
+    label, label_why = _guess_label(profiles, n, over)
+    texts = sorted((p for p in profiles.values() if p.kind == "text" and p.name != label), key=lambda p: -p.mean_len)
+    if texts:
+        t = texts[0]
+        text_why = f"text column: {t.name} — the longest texts ({t.mean_len:,.0f} characters on average)"
+        if len(texts) > 1:
+            text_why += "; " + ", ".join(f"{o.name} averages {o.mean_len:,.0f}" for o in texts[1:4])
+    else:
+        text_why = "no column holds text (strings)"
+    return ColumnGuess(texts[0].name if texts else None, label, text_why, label_why, n, profiles)
+
+
+def _guess_label(profiles: dict[str, ColumnProfile], rows: int, over: str) -> tuple[str | None, str]:
+    classes = [p for p in profiles.values() if p.kind == "class"]
+    if classes:
+        return classes[0].name, f"label column: {classes[0].name} — a ClassLabel column ({classes[0].distinct} classes {over})"
+    cap = min(MAX_CLASSES, max(2, int(rows * MAX_CLASS_SHARE)))
+    ok, not_ok = [], []
+    for p in profiles.values():
+        if p.kind not in ("text", "bool", "int"):
+            continue
+        why = (f"is {id_like(p, rows)}" if id_like(p, rows) else "is free text" if p.kind == "text" and
+               p.mean_len >= LONG_TEXT else "has one value" if p.distinct < 2 else
+               f"has {p.distinct:,}" if p.distinct > cap else "")
+        (not_ok if why else ok).append((p, why))
+    rank = {"text": 0, "bool": 1, "int": 2}
+    ok.sort(key=lambda pw: (pw[0].name.lower() not in LABEL_NAMES, rank[pw[0].kind], pw[0].distinct))
+    alternatives = [(p, f"has {p.distinct:,}") for p, _ in ok[1:]]
+    others = [f"{p.name} {w}" for p, w in sorted(not_ok + alternatives, key=lambda pw: rank[pw[0].kind])[:3]]
+    tail = ("; " + ", ".join(others)) if others else ""
+    if not ok:
+        return None, f"no column looks like a label (2 to {cap:,} distinct text, true/false or integer values){tail}"
+    p = ok[0][0]
+    return p.name, f"label column: {p.name} — {p.distinct:,} classes {over}{tail}"
+
+
+def guess_label_column(ds: datasets.Dataset) -> str | None:
+    """The label column `guess_columns` picks (a ClassLabel, else few classes), or None."""
+    return guess_columns(ds).label
+
+
+def default_formula(ds: datasets.Dataset, guess: ColumnGuess | None = None) -> str:
+    """A filter formula over a real column, chosen by type: a length test on free text, a comparison with
+    the median of a number, a length test on short text, a label equality, a true/false column."""
+    g = guess or guess_columns(ds)
+    usable = {n: p for n, p in g.profiles.items() if n.isidentifier() and not keyword.iskeyword(n) and p.distinct}
+    rows = g.rows
+
+    def guard(p: ColumnProfile, test: str) -> str:
+        return f"{p.name} is not None and {test}" if p.nulls else test
+
+    def above(p: ColumnProfile, value: str) -> str:  # the median, rounded, and never above every row
+        t = _nice(p.median) if p.kind != "text" else int(_nice(p.median))
+        return guard(p, f"{value} {'>' if (p.max or 0) > t else '>='} {t}")
+
+    text = usable.get(g.text) if g.text else None
+    if text is not None and text.mean_len >= LONG_TEXT:
+        return above(text, f"len({text.name})")
+    numbers = sorted((p for p in usable.values() if p.kind in ("float", "int") and p.name != g.label
+                      and not id_like(p, rows) and p.median is not None), key=lambda p: p.kind != "float")
+    if numbers:
+        return above(numbers[0], numbers[0].name)
+    if text is not None:
+        return above(text, f"len({text.name})")
+    for p in sorted(usable.values(), key=lambda p: p.name != g.label):  # one class of the label first
+        if p.kind in ("class", "text", "int") and p.first is not None:
+            return guard(p, f"{p.name} == {p.first!r}")
+        if p.kind == "bool":
+            return f"{p.name} == True"
+    name = next((n for n in usable), None) or next((n for n in ds.column_names if n.isidentifier()), None)
+    return f"{name} is not None" if name else "True"
+
+
+def _nice(x: float | None) -> int | float:
+    """`x` to two significant digits, as an int when whole (a formula a person would type)."""
+    if not x:
+        return 0
+    v = float(f"{x:.2g}")
+    return int(v) if v.is_integer() else v
