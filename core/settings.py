@@ -46,6 +46,10 @@ class Settings:
     max_dataset_mb: int = 2_048
     # wall-clock budget for loading one file, in seconds (a 1 GB CSV takes about 130 s on 2 cores)
     load_timeout_s: float = 600.0
+    # SQL console (DuckDB): time limit for one query, its memory limit in MB (spills to disk past it), threads
+    sql_timeout_s: float = 30.0
+    sql_memory_mb: int = 1_024
+    sql_threads: int = 2
     # largest tensor the expression language may create, in elements
     max_tensor_elements: int = 10_000_000
     # largest total bytes a program may hold at once: tensor storages (each once, including what autograd
