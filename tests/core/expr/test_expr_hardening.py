@@ -31,7 +31,7 @@ from core.expr.rules import UNINITIALISED, ZERO_FILLED
 from core.settings import Settings
 
 CAPS = Settings(max_tensor_elements=300_000, max_total_bytes=8 * 2**20, max_container_items=20_000,
-                expr_timeout_s=2.0, max_text_chars=50_000)
+                expr_timeout_s=5.0, max_text_chars=50_000)
 SECRET = 4242.0
 BITS = struct.unpack("<i", struct.pack("<f", SECRET))[0]
 
