@@ -1,0 +1,152 @@
+"""Every recomputed tensor equals the model's own (MiniLM and a tiny GPT-2), and the pure parts hold."""
+import math
+
+import numpy as np
+import pytest
+
+from core.models import (
+    AnatomyError,
+    attention_mask,
+    compare_masks,
+    head_summaries,
+    inspect_text,
+    load_model,
+    pooled,
+    reproduce_code,
+    walk_head,
+)
+
+TEXT = "Transformers are amazing"
+
+
+@pytest.fixture(scope="module")
+def bert_anatomy(minilm):
+    return inspect_text(minilm, TEXT)
+
+
+def test_minilm_forward_parts(minilm, bert_anatomy):
+    a = bert_anatomy
+    assert a.tokens == ["[CLS]", "transformers", "are", "amazing", "[SEP]"]
+    assert a.kind == "encoder" and (a.num_layers, a.num_heads, a.head_dim) == (6, 12, 32)
+    T = len(a.ids)
+    assert a.hidden_states.shape == (7, T, 384) and a.attentions.shape == (6, 12, T, T)
+    assert a.ffn_outputs.shape == (6, T, 384) and a.residual_norms.shape == (7, T)
+    emb = minilm.base.embeddings
+    np.testing.assert_array_equal(a.token_embeddings[1], emb.word_embeddings.weight[a.ids[1]].detach().numpy())
+    # the embedding sum after LayerNorm and every layer output agree with output_hidden_states
+    assert a.checks and all(c.matched for c in a.checks), a.checks
+    np.testing.assert_allclose(a.attentions.sum(-1), 1.0, atol=1e-5)
+    assert a.next_token_logits is None
+
+
+@pytest.mark.parametrize("layer,head", [(0, 0), (3, 7), (5, 11)])
+def test_minilm_walk_matches_the_model(minilm, bert_anatomy, layer, head):
+    import torch
+
+    w = walk_head(minilm, bert_anatomy, layer, head)
+    names = [c.name for c in w.checks]
+    assert names[:4] == ["Q = X·W_Q + b_Q", "K = X·W_K + b_K", "V = X·W_V + b_V",
+                         "softmax(Q·Kᵀ/√d_k + mask), every head"]
+    assert len(w.checks) == 9 and w.all_matched, [(c.name, c.max_abs_diff) for c in w.checks]
+    # the head's slice, recomputed here independently with nn.Linear on the model's own input
+    att = minilm.base.encoder.layer[layer].attention.self
+    x = torch.from_numpy(bert_anatomy.hidden_states[layer])
+    with torch.no_grad():
+        q = att.query(x)[:, head * 32:(head + 1) * 32]
+        k = att.key(x)[:, head * 32:(head + 1) * 32]
+        ref = torch.softmax(q @ k.T / math.sqrt(32), -1)
+    assert torch.allclose(torch.from_numpy(w.weights), ref, atol=1e-5)
+    assert w.q.shape == (5, 32) and w.w_q.shape == (384, 32) and w.scaling == pytest.approx(32 ** -0.5)
+    assert w.mask.all()  # one sentence, no padding, bidirectional
+
+
+def test_tiny_gpt2_walk_matches_and_is_causal(gpt2):
+    a = inspect_text(gpt2, "the cat sat on the mat")
+    assert a.kind == "decoder" and a.tokens == ["the", "cat", "sat", "on", "the", "mat"]
+    assert all(c.matched for c in a.checks)
+    for layer in range(2):
+        for head in range(4):
+            w = walk_head(gpt2, a, layer, head)
+            assert w.all_matched, [(c.name, c.max_abs_diff) for c in w.checks if not c.matched]
+            assert np.all(np.triu(w.weights, 1) == 0)  # causal: nothing above the diagonal
+    assert np.all(np.triu(a.attentions, 1) == 0)
+    assert a.next_token_logits.shape == (gpt2.config.vocab_size,)
+    # the cached logits are the LM head's on the last position
+    import torch
+
+    with torch.no_grad():
+        logits = gpt2.model(torch.tensor([a.ids])).logits[0, -1].numpy()
+    np.testing.assert_allclose(a.next_token_logits, logits, atol=1e-5)
+
+
+def test_causal_mask_zeros_above_the_diagonal():
+    m = attention_mask(4, causal=True)
+    assert m.tolist() == [[True, False, False, False], [True, True, False, False],
+                          [True, True, True, False], [True, True, True, True]]
+    assert attention_mask(3, causal=False).all()
+    assert attention_mask(3, causal=False, padding=[1, 1, 0])[:, 2].tolist() == [False] * 3
+
+
+def test_mask_comparison_same_scores(minilm, bert_anatomy):
+    w = walk_head(minilm, bert_anatomy, 1, 2)
+    bi, causal = compare_masks(w)
+    np.testing.assert_allclose(bi, w.weights, atol=1e-6)
+    assert np.all(np.triu(causal, 1) == 0) and causal[0, 0] == pytest.approx(1.0)
+    np.testing.assert_allclose(causal.sum(-1), 1.0, atol=1e-6)
+    # row i of the causal map is the softmax of the first i+1 scores only
+    s = w.scores[2, :3].astype(np.float64)
+    np.testing.assert_allclose(causal[2, :3], np.exp(s - s.max()) / np.exp(s - s.max()).sum(), atol=1e-6)
+
+
+def test_head_summaries_against_hand_values():
+    a = np.zeros((1, 2, 3, 3), dtype=np.float32)
+    a[0, 0] = np.eye(3)  # every token on itself: entropy 0, distance 0
+    a[0, 1] = 1 / 3  # uniform: entropy log 3, distance (2+... )/3
+    s = head_summaries(a, top=2)
+    assert s[0].entropy == pytest.approx(0.0, abs=1e-6) and s[0].distance == pytest.approx(0.0)
+    assert s[1].entropy == pytest.approx(math.log(3), rel=1e-5)
+    # |i-j| rows: (0+1+2), (1+0+1), (2+1+0) -> mean over queries of Σ/3 = (3+2+3)/9
+    assert s[1].distance == pytest.approx(8 / 9, rel=1e-5)
+    assert len(s[0].top_links) == 2 and all(i == j and w == 1.0 for i, j, w in s[0].top_links)
+
+
+def test_pooled_block_means():
+    a = np.arange(64, dtype=np.float32).reshape(1, 1, 8, 8)
+    p = pooled(a, side=4)
+    assert p.shape == (1, 1, 4, 4)
+    assert p[0, 0, 0, 0] == pytest.approx(a[0, 0, :2, :2].mean())
+    assert pooled(a, side=16) is a
+
+
+def test_long_input_is_cut_to_512(minilm):
+    a = inspect_text(minilm, "word " * 700)
+    assert a.truncated and len(a.ids) == 512 and a.tokens[-1] == "[SEP]"
+    s = head_summaries(a.attentions)
+    assert len(s) == 72 and all(0 <= h.entropy <= math.log(512) + 1e-4 for h in s)
+    assert pooled(a.attentions).shape == (6, 12, 32, 32)
+
+
+def test_reproduce_code_runs_and_matches(gpt2):
+    a = inspect_text(gpt2, "the cat sat")
+    w = walk_head(gpt2, a, 1, 2)
+    ns: dict = {}
+    exec(reproduce_code(gpt2, "the cat sat", 1, 2), ns)  # noqa: S102  (running the code the page shows is the test)
+    np.testing.assert_allclose(ns["mine"].numpy(), w.weights, atol=1e-6)
+    np.testing.assert_allclose(ns["weights"].numpy(), a.attentions[1, 2], atol=1e-6)
+
+
+def test_reproduce_code_minilm(minilm, bert_anatomy):
+    ns: dict = {}
+    exec(reproduce_code(minilm, TEXT, 4, 1), ns)  # noqa: S102  (running the code the page shows is the test)
+    np.testing.assert_allclose(ns["mine"].numpy(), bert_anatomy.attentions[4, 1], atol=1e-5)
+
+
+def test_errors_are_clear(minilm, bert_anatomy, tmp_path):
+    with pytest.raises(AnatomyError, match="offline"):
+        load_model("gpt2")  # a hub id, offline
+    with pytest.raises(AnatomyError, match="config.json"):
+        load_model(str(tmp_path))
+    with pytest.raises(AnatomyError, match="type a text"):
+        inspect_text(minilm, "   ")
+    with pytest.raises(AnatomyError, match="layer must be"):
+        walk_head(minilm, bert_anatomy, 6, 0)
