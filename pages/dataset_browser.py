@@ -92,7 +92,11 @@ ds = dd[split]
 label_col = D.guess_label_column(ds)
 st.caption(f"{ref.source} · {len(ds):,} rows in {split} · {len(ds.column_names)} columns")
 
-browse, statistics, shape, versions = st.tabs(["Browse", "Statistics", "Shape", "Versions"])
+browse, statistics, shape, sql_tab, versions = st.tabs(["Browse", "Statistics", "Shape", "SQL", "Versions"])
+with sql_tab:  # issue 18: read-only DuckDB over this version, paged, result savable as a version
+    from components.sql_console import sql_console
+
+    sql_console(ref, dd, store, settings)
 with browse:
     c = st.columns([1, 1, 2, 2])
     pages = max(1, -(-len(ds) // D.PAGE_ROWS))
