@@ -5,7 +5,8 @@
 
 Each side runs in its own subprocess, so one's memory can't inflate the other's peak (ru_maxrss).
 "Browse" = 20 pages of 100 rows at random offsets, the label counts and a text search, the work the
-dataset page does. Torch Lab is measured twice: the load (parse + validate + write Arrow), and a
+dataset page does; then a GROUP BY (issue 18): pandas on its loaded frame, DuckDB over the saved Arrow
+file (`core.data.sql_page`, in the fresh browse process, with the same results asserted). Torch Lab is measured twice: the load (parse + validate + write Arrow), and a
 fresh process that opens the saved Arrow file and browses it, as a page does after a restart.
 """
 from __future__ import annotations
@@ -49,6 +50,14 @@ if mode == "pandas":
     mark()
     df["label"].value_counts()
     hits = int(df["text"].str.contains("relief", case=False, regex=False).sum())
+    g0 = time.perf_counter()  # a GROUP BY on the loaded frame (issue 18), beside DuckDB's over the saved Arrow
+    g = df.groupby("label").agg(n=("id", "size"), mean_score=("score", "mean"), max_id=("id", "max"))
+    g1 = time.perf_counter()
+    g2 = df.assign(chars=df["text"].str.len()).groupby("label")["chars"].mean()
+    g3 = time.perf_counter()
+    group = {"group_s": g1 - g0, "group_len_s": g3 - g1,
+             "groups": {k: [int(r.n), round(float(r.mean_score), 6), int(r.max_id), round(float(g2[k]), 6)]
+                        for k, r in g.iterrows()}}
 elif mode == "torchlab-load":
     from core.data import load_file
     ds = load_file(path, cache_dir=arrow)
@@ -69,11 +78,24 @@ else:  # torchlab-browse: a fresh process opening the saved Arrow file
     S.label_counts(ds, "label")
     mark()
     hits = S.search(ds, "text", "relief")[1]
+    import duckdb  # noqa: F401  (imported once per server process, as the page does)
+    from core.data import sql_page
+    dd = datasets.DatasetDict({"train": ds})
+    g0 = time.perf_counter()
+    g = sql_page(dd, "SELECT label, count(*) AS n, avg(score) AS mean_score, max(id) AS max_id FROM data "
+                     "GROUP BY label").rows
+    g1 = time.perf_counter()
+    g2 = sql_page(dd, "SELECT label, avg(length(text)) AS chars FROM data GROUP BY label").rows
+    g3 = time.perf_counter()
+    chars = dict(zip(g2["label"], g2["chars"]))
+    group = {"group_s": g1 - g0, "group_len_s": g3 - g1,
+             "groups": {k: [int(n), round(float(m), 6), int(i), round(float(chars[k]), 6)]
+                        for k, n, m, i in zip(g["label"], g["n"], g["mean_score"], g["max_id"])}}
 t2 = time.perf_counter()
 mark()
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 print(json.dumps({"rows": n, "load_s": t1 - t0, "browse_s": t2 - t1, "peak_rss": peak, "hits": hits,
-                  "base_anon": base, "peak_anon": peak_anon[0]}))
+                  "base_anon": base, "peak_anon": peak_anon[0], **(group if mode != "torchlab-load" else {})}))
 '''
 
 
@@ -128,6 +150,7 @@ def main() -> None:
     browse = child("torchlab-browse", csv, load["arrow_file"])
     print("torchlab browse:", browse, flush=True)
     assert pandas["rows"] == load["rows"] == browse["rows"] and pandas["hits"] == browse["hits"]
+    assert pandas["groups"] == browse["groups"], (pandas["groups"], browse["groups"])
     mb = 1 / 1e6
     print(f"\nrows {load['rows']:,}, file {size * mb:,.0f} MB")
     print("| | pandas.read_csv | Torch Lab | ratio (Torch Lab / pandas) |\n|---|---|---|---|")
@@ -142,6 +165,11 @@ def main() -> None:
           f"{browse['peak_anon'] * mb:,.0f} MB | {browse['peak_anon'] / pandas['peak_anon']:.2f} |")
     print(f"| private memory after imports (baseline) | {pandas['base_anon'] * mb:,.0f} MB | "
           f"{browse['base_anon'] * mb:,.0f} MB | |")
+    print(f"| GROUP BY label (count, mean, max): pandas groupby on the frame vs DuckDB on the saved Arrow "
+          f"(TORCHLAB_SQL_THREADS, in the browse time) | {pandas['group_s']:.2f} s | {browse['group_s']:.2f} s | "
+          f"{browse['group_s'] / pandas['group_s']:.2f} |")
+    print(f"| GROUP BY label, mean text length in characters | {pandas['group_len_s']:.2f} s | "
+          f"{browse['group_len_s']:.2f} s | {browse['group_len_s'] / pandas['group_len_s']:.2f} |")
     print(f"| peak RSS / file size | {pandas['peak_rss'] / size:.2f} | load {load['peak_rss'] / size:.2f}, "
           f"browse {browse['peak_rss'] / size:.2f} | |")
     Path(load["arrow_file"]).unlink(missing_ok=True)

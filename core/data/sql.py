@@ -97,13 +97,23 @@ def sql_example(dd: datasets.DatasetDict) -> str:
 
 def sql_page(dd: datasets.DatasetDict, sql: str, start: int = 0, size: int = SQL_PAGE_ROWS,
              settings: Settings | None = None) -> SqlPage:
-    """Rows start..start+size of the query's result and its row count (the query runs twice: count, page)."""
+    """Rows start..start+size of the query's result and its row count.
+
+    The page is read first; a page that ends the result tells the count, otherwise the query runs once
+    more under count(*) (and a start past the end moves to the last row).
+    """
     t0 = time.perf_counter()
+    size, start = max(1, int(size)), max(0, int(start))
     with _session(dd, settings) as s:
         rel = s.relation(sql)
-        total = s.guard(lambda: int(rel.count("*").fetchall()[0][0]))
-        start = max(0, min(int(start), max(total - 1, 0)))
-        table = s.guard(lambda: rel.limit(int(size), offset=start).to_arrow_table())
+        table = s.guard(lambda: rel.limit(size, offset=start).to_arrow_table())
+        if 0 < table.num_rows < size or (start == 0 and table.num_rows == 0):
+            total = start + table.num_rows
+        else:
+            total = s.guard(lambda: int(rel.count("*").fetchall()[0][0]))
+            if start >= total:
+                start = max(total - 1, 0)
+                table = s.guard(lambda: rel.limit(size, offset=start).to_arrow_table())
     df = table.to_pandas()
     df.index = range(start, start + len(df))
     return SqlPage(sql=sql, rows=df, total=total, start=start, seconds=time.perf_counter() - t0)
