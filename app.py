@@ -19,6 +19,7 @@ PAGES = {
         st.Page("pages/dataset_browser.py", title="Datasets", icon=":material/table:"),
         st.Page("pages/fine_tuning.py", title="Fine-tuning", icon=":material/model_training:"),
         st.Page("pages/summarize_qa.py", title="Summarize & QA", icon=":material/question_answer:"),
+        st.Page("pages/transformer_anatomy.py", title="Transformer anatomy", icon=":material/neurology:"),
     ],
 }
 

@@ -1,0 +1,143 @@
+"""Transformer anatomy: open a real Transformer and watch attention work, token by token."""
+import streamlit as st
+
+from components import anatomy_views as V
+from core.models import (
+    ATOL,
+    CAUSAL_HINT,
+    AnatomyError,
+    choose_token,
+    compare_masks,
+    encode,
+    next_token_probs,
+    pooled,
+    position_tables,
+    reproduce_code,
+    top_tokens,
+    walk_head,
+)
+
+SAMPLE = "The cat sat on the mat because it was tired."
+STEPS = ["1 · Q, K, V", "2 · scores", "3 · mask", "4 · softmax", "5 · weights·V", "6 · concat & project"]
+EXPLAIN = [
+    "Each token's vector **X** is projected three ways with the layer's own weights: a query (what it looks for), "
+    "a key (what it offers) and a value (what it passes on). One head uses its own d_k columns of each matrix.",
+    "Every query is compared with every key: the dot product, scaled by 1/√d_k so the softmax stays soft.",
+    "Blocked pairs get −∞ before the softmax: padding keys always; for a decoder also every later token.",
+    "Softmax turns each row into weights that sum to 1: where this token looks.",
+    "Each token's output is the weighted average of the values it looks at.",
+    "All heads' outputs are laid side by side and projected by W_O; BERT adds the input back and normalises.",
+]
+
+st.title("Transformer anatomy")
+st.caption("Every number here is recomputed from the model's weights and checked against the model's own output "
+           f"(`torch.allclose`, atol {ATOL:g}, float32).")
+
+
+def _probs(logits):
+    """The distribution the sliders describe, read from their keys (a callback sees the newest values)."""
+    ss = st.session_state
+    return next_token_probs(logits, ss.get("anat_temp", 1.0), int(ss.get("anat_topk", 0)), ss.get("anat_topp", 1.0))
+
+
+def _add_token(logits, greedy: bool) -> None:
+    """Button callback: append the chosen next token (it runs before the rerun, so the click is never lost)."""
+    gen = st.session_state.setdefault("anat_gen", [])
+    probs = _probs(logits)
+    choice = choose_token(probs, greedy=greedy, seed=len(gen))
+    gen.append((choice.token_id, choice.probability, greedy))
+
+
+def next_token_panel(lm, anatomy, layer: int, head: int) -> None:
+    if lm.kind != "decoder" or anatomy.next_token_logits is None:
+        st.info(f"{lm.name} is an encoder: it sees the whole sentence at once and does not predict a next token. "
+                + CAUSAL_HINT, icon=":material/info:")
+        return
+    c = st.columns(3)
+    c[0].slider("Temperature (0 = greedy)", 0.0, 2.0, 1.0, 0.05, key="anat_temp")
+    c[1].number_input("Top-k (0 = off)", 0, 1000, 0, key="anat_topk")
+    c[2].slider("Top-p", 0.05, 1.0, 1.0, 0.05, key="anat_topp")
+    logits = anatomy.next_token_logits
+    probs = _probs(logits)  # cached logits: a slider reruns only this, no model call
+    top = top_tokens(probs, 15)
+    names = lm.tokenizer.convert_ids_to_tokens([i for i, _ in top])
+    st.plotly_chart(V.next_token_bars(list(zip(names, [p for _, p in top], strict=True)),
+                                      f"Next token after '{anatomy.tokens[-1]}' · {int((probs > 0).sum()):,} "
+                                      "tokens can be drawn"), key="anat_bars")
+    b = st.columns(3)
+    b[0].button("Greedy next token", on_click=_add_token, args=(logits, True), key="anat_greedy")
+    b[1].button("Sample next token", on_click=_add_token, args=(logits, False), key="anat_sample")
+    b[2].button("Reset", on_click=lambda: st.session_state.update(anat_gen=[]), key="anat_reset")
+    gen = st.session_state.get("anat_gen", [])
+    if gen:
+        toks = lm.tokenizer.convert_ids_to_tokens([g[0] for g in gen])
+        st.markdown("Generated: " + " ".join(f"`{t}` ({p:.3f}, {'greedy' if g else 'sampled'})"
+                                             for t, (_, p, g) in zip(toks, gen, strict=True)))
+        st.plotly_chart(V.row_bars(anatomy.tokens, anatomy.attentions[layer, head, -1],
+                                   f"Where the new token '{anatomy.tokens[-1]}' looks (layer {layer}, head {head})"),
+                        key="anat_newrow")
+
+
+def main() -> None:
+    options = V.model_options()
+    left, right = st.columns([1, 2])
+    pick = left.selectbox("Model", list(options), key="anat_model")
+    spec = options[pick] or left.text_input("Folder on the server, or a hub id", key="anat_spec")
+    text = right.text_area("Text", SAMPLE, height=100, key="anat_text")
+    if not spec.strip():
+        st.info("Give the folder of a model saved with `save_pretrained` (BERT-family or GPT-2-style), or a hub id "
+                "where the network allows.", icon=":material/info:")
+        return
+    try:
+        lm = V.model(spec)
+        ids, truncated = encode(lm, text)
+    except (AnatomyError, OSError) as e:
+        st.error(str(e), icon=":material/error:")
+        return
+    if st.session_state.get("anat_gen_for") != (spec, text):  # new model or text: start generation afresh
+        st.session_state.update(anat_gen_for=(spec, text), anat_gen=[])
+    anatomy, heads = V.forward(spec, ids + [g[0] for g in st.session_state["anat_gen"]], truncated)
+    L, nH, T = anatomy.num_layers, anatomy.num_heads, anatomy.seq_len
+    st.caption(f"{lm.family} {anatomy.kind} · {L} layers × {nH} heads · d_k = {anatomy.head_dim} · {T} tokens"
+               + (f" (cut to the model's {lm.max_tokens})" if truncated else ""))
+    c = st.columns(2)
+    layer = c[0].selectbox("Layer", range(L), key="anat_layer")
+    head = c[1].selectbox("Head", range(nH), key="anat_head")
+    walk = walk_head(lm, anatomy, layer, head)
+
+    views, steps, embed, masks, nxt, every = st.tabs(
+        ["Model & head view", "Step by step", "Embeddings & positions", "Encoder vs decoder", "Next token",
+         "Every head"])
+    with views:
+        a, b = st.columns([3, 2])
+        a.plotly_chart(V.model_view(pooled(anatomy.attentions), layer, head), key="anat_model_view")
+        b.plotly_chart(V.head_view(anatomy, walk.weights, layer, head), key="anat_head_view")
+        st.plotly_chart(V.residual(anatomy), key="anat_residual")
+    with steps:
+        step = STEPS.index(st.radio("Step", STEPS, horizontal=True, key="anat_step"))
+        st.markdown(EXPLAIN[step])
+        for i, fig in enumerate(V.step_figures(walk, anatomy.tokens, step)):
+            st.plotly_chart(fig, key=f"anat_step_fig{i}")
+        checks = anatomy.checks + walk.checks
+        ok = sum(ch.matched for ch in checks)
+        (st.success if ok == len(checks) else st.error)(
+            f"{ok} of {len(checks)} recomputed tensors match the model's own (atol {ATOL:g})")
+        st.dataframe(V.checks_table(checks), hide_index=True, key="anat_checks")
+    with embed:
+        st.markdown("Layer 0's input is the sum of a token's row, its position's row"
+                    + (" and its segment's row, then LayerNorm." if anatomy.token_type_embeddings is not None
+                       else "."))
+        st.plotly_chart(V.positions(position_tables(lm, max(T, 64)), T), key="anat_positions")
+    with masks:
+        st.caption(f"Layer {layer}, head {head}: the same scores Q·Kᵀ/√d_k under each mask.")
+        st.plotly_chart(V.masks(*compare_masks(walk), anatomy.tokens), key="anat_masks")
+    with nxt:
+        next_token_panel(lm, anatomy, layer, head)
+    with every:
+        st.plotly_chart(V.summaries(heads, L, nH), key="anat_summary")
+        st.dataframe(V.links_table(heads, anatomy.tokens), hide_index=True, key="anat_links")
+    with st.expander("Show code"):
+        st.code(reproduce_code(lm, text, layer, head, st.session_state.get("anat_temp", 1.0)), language="python")
+
+
+main()
