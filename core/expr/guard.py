@@ -24,6 +24,7 @@ from core.settings import Settings
 # no meta kernel (data-dependent output) or a device move: safe to run unsized, output <= inputs
 _UNSIZED_OK = frozenset({"nonzero", "argwhere", "masked_select", "unique", "equal", "allclose", "isclose", "index",
                          "setitem", "where", "item", "tolist", "to", "cuda", "cpu", "one_hot", "median", "call"})
+_SECONDS_PER_OUTPUT = 50e-6  # one tensor of a split: dry run, real op and the ledger (20-50 µs measured, 2 cores)
 _SMALL_INPUTS = 100_000  # below this many input elements a failed dry run is retried for real (see dry_run)
 _PLAIN_TYPES = frozenset({str, int, float, bool, complex, type(None)})
 _REAL_DEVICES = frozenset({"cpu", "cuda", "mps"})
@@ -95,6 +96,10 @@ class _Guard:
         if count:  # split / chunk / unbind: the dry run itself would make that many (meta) tensors
             if count > self.settings.max_container_items:
                 raise self.cap(node, "max_container_items", f"this would return {count:,} tensors")
+            if count * _SECONDS_PER_OUTPUT > self.budget.left():
+                raise self.cap(node, "expr_timeout_s", f"this would return {count:,} tensors, about "
+                                                       f"{count * _SECONDS_PER_OUTPUT:.1f} s to make and count, "
+                                                       f"more than the {max(self.budget.left(), 0):.1f} s left")
             self.check_bytes(node, count * TENSOR_OBJECT_BYTES)
         if not _META_READY:
             started = time.perf_counter()

@@ -181,6 +181,10 @@ def test_views_are_counted_once_and_tensor_objects_count():
     out = run("a = torch.ones(100000)\nb = a.split(10)\nc = a.view(100, 1000)\nd = a[::3]", settings=CAPS)
     assert len(out["b"]) == 10_000 and out["b"][9999].tolist() == [1.0] * 10
     assert out["d"].untyped_storage().data_ptr() == out["a"].untyped_storage().data_ptr()
+    many = Settings(max_tensor_elements=10**6, max_container_items=10**6, max_total_bytes=2**30, expr_timeout_s=2.0)
+    start = time.perf_counter()  # within the item and memory caps, but too many objects to make in 2 s
+    refused("a = torch.zeros(10**6)\nb = torch.split(a, [2] * 500000)", "500,000 tensors", settings=many)
+    assert time.perf_counter() - start < 1.0  # refused before the dry run makes them
     for src in ["a = torch.zeros(200000)\nb = a.split(1)", "a = torch.zeros(200000)\nb = a.unbind()",
                 "a = torch.zeros(200000)\nb = a.chunk(10**9)", "a = torch.zeros(200000)\nb = torch.split(a, 2)"]:
         refused(src, "tensors")
