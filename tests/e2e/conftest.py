@@ -91,12 +91,13 @@ def wait_for_app(page, timeout_ms: int = 90_000):
 PAGES = {  # url path -> the page's title, as st.navigation routes them in app.py
     "": "Torch Lab", "tensor_playground": "Tensor playground", "autograd_graph": "Autograd graph",
     "tokenizer_lab": "Tokenizers", "dataset_browser": "Datasets", "fine_tuning": "Fine-tuning",
-    "summarize_qa": "Summarize & QA",
+    "summarize_qa": "Summarize & QA", "transformer_anatomy": "Transformer anatomy",
 }
 ERRORS = "[data-testid=stException], [data-testid=stAlertContentError]"
-# plotly keeps its traces on the chart's DOM node: the number of x values of one named trace
-POINTS_JS = """(name) => { const g = document.querySelector('.js-plotly-plot');
-  if (!g || !g.data) return -1; const t = g.data.find(d => d.name === name); return t ? t.x.length : -1; }"""
+# plotly keeps its traces on the chart's DOM node: the number of points of the first trace named `name`
+# (`_fullData[i]._length`: traces are sent as packed float32 arrays, so `data[i].x` has no length)
+POINTS_JS = """(name) => { for (const g of document.querySelectorAll('.js-plotly-plot')) {
+  const t = (g._fullData || []).find(d => d.name === name); if (t) return t._length; } return -1; }"""
 
 
 def settle(page, timeout_ms: int = 90_000) -> None:
