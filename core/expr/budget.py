@@ -101,11 +101,13 @@ class Budget:
         self.items(value)
         return self._memo[id(value)][2]
 
-    def note(self, value: Any, items: int, tensors: bool) -> None:
-        """Record a container the interpreter built from parts it knows (no walk); refuses past the cap."""
+    def note(self, value: Any, items: int, tensors: bool, nbytes: int | None = None) -> None:
+        """Record a container the interpreter built from parts it knows (no walk); refuses past the cap.
+
+        `nbytes`: what it holds in new Python objects, when more than its own slots (x.tolist()'s floats)."""
         self._limit(items)
         self._memo[id(value)] = (value, items, tensors)
-        self.python_bytes += sys.getsizeof(value)
+        self.python_bytes += sys.getsizeof(value) if nbytes is None else nbytes
 
     def _limit(self, items: int) -> None:
         cap = self.settings.max_container_items
@@ -121,13 +123,13 @@ class Budget:
             if id(node) in memo:
                 continue
             kids = _children(node)
+            steps += len(kids)
+            if steps > 1 << 14:
+                steps = 0
+                self.check_time()
             if not done:
                 stack.append((node, True))
                 stack.extend((k, False) for k in kids if isinstance(k, _CONTAINERS) and id(k) not in memo)
-                steps += len(kids)
-                if steps > 1 << 14:
-                    steps = 0
-                    self.check_time()
                 continue
             total, tensors, extra = len(node), False, 0
             for k in kids:

@@ -22,6 +22,7 @@ from core.expr.rules import (
     _COMPARE,
     _UNARY,
     CREATION_FUNCTIONS,
+    MAX_DIMS,
     MAX_INT_BITS,
     MAX_OP_TENSORS,
     ZERO_FILLED,
@@ -262,6 +263,15 @@ class _Interpreter(_Guard):
             target = getattr(_to_meta(obj, _plain_memo(memo)), name) if is_tensor else fn
             return target(*(_meta_arg(a, memo) for a in args), **meta_kwargs)
 
+        if name == "tolist" and is_tensor:  # its size is known from the shape: recorded without a walk
+            def listed() -> Any:
+                out = obj.tolist()
+                if isinstance(out, list):
+                    items = _nested_items(obj.shape)
+                    self.budget.note(out, items, False, 32 * obj.numel() + 8 * items + 56 * (items - obj.numel() + 1))
+                return out
+
+            return self.guarded(node, lambda *_: listed(), (obj,), name, meta=lambda memo: None)
         operands = (obj, *args, *kwargs.values()) if is_tensor else (*args, *kwargs.values())
         tensor, rest = (obj, list(args)) if is_tensor else (args[0] if args else None, list(args[1:]))
         cost = (rest, kwargs, not is_tensor and obj is _torch().linalg)
@@ -276,12 +286,11 @@ class _Interpreter(_Guard):
                 raise self.fail(node, "F.one_hot needs num_classes=N here (else the size depends on the data)", "cap")
             if args and _is_tensor(args[0]) and args[0].numel() * classes > self.settings.max_tensor_elements:
                 raise self.cap(node, "max_tensor_elements", f"one_hot result of {args[0].numel() * classes:,} elements")
+        if name == "meshgrid" and args and isinstance(args[0], (list, tuple)) and len(args[0]) > MAX_DIMS:
+            raise self.fail(node, f"meshgrid of {len(args[0]):,} tensors would make tensors of as many dimensions "
+                                  f"(at most {MAX_DIMS} here)", "cap")
         if name == "tolist" and _is_tensor(obj):
-            shape, items, run = tuple(obj.shape), 0, 1
-            for n in shape:
-                run *= n
-                items += run
-            self.sized(node, items)
+            self.sized(node, _nested_items(obj.shape))
         for v in [*args, *kwargs.values()]:  # a list becomes (at least) one element per item: size it first
             if not isinstance(v, (list, tuple, range)):
                 continue
@@ -312,6 +321,15 @@ class _Interpreter(_Guard):
         # sized like reading base[index]: broadcast index tensors can address far more elements than base holds
         return self.guarded(stmt, write, (base, index, value), "setitem",
                             meta=lambda memo: _to_meta(base, _plain_memo(memo))[_meta_arg(index, memo)])
+
+
+def _nested_items(shape: Any) -> int:
+    """Slots of the nested lists x.tolist() makes for this shape (every level's lists, and the numbers)."""
+    items, run = 0, 1
+    for n in shape:
+        run *= n
+        items += run
+    return items
 
 
 def _plain_memo(memo: dict) -> dict:

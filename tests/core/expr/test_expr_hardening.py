@@ -140,6 +140,8 @@ def test_containers_are_sized_before_every_walk(src):
     ("sum(range(1000))", 499500), ("sum([0.5] * 8000, 1)", 4001.0), ("[[0] * 3] * 2 == [[0, 0, 0]] * 2", True),
     ("2 in [1, [2], 3]", False), ("len(str([[0] * 100] * 100))", len(str([[0] * 100] * 100))),
     ("max([], default=5)", 5), ("str(2 ** 200)", str(2**200)),
+    ("torch.arange(6).reshape(2, 3).tolist()", [[0, 1, 2], [3, 4, 5]]), ("torch.tensor(2.5).tolist()", 2.5),
+    ("len(str(torch.arange(1000).tolist()))", len(str(list(range(1000))))),
 ])
 def test_container_builtins_still_answer_like_python(src, expected):
     assert evaluate(src, settings=CAPS) == expected
@@ -234,6 +236,7 @@ def test_sizes_read_from_tensors_are_checked_before_allocating(src):
 
 def test_a_list_of_many_tensors_is_refused_before_its_dry_run():
     refused("b = torch.stack([torch.ones(2)] * 20000)", "at most 10,000", settings=WIDE)
+    refused("b = torch.meshgrid([torch.ones(1)] * 5000)", "dimensions", settings=WIDE)  # 5000 x 5000 sizes
     assert run("b = torch.stack([torch.ones(2)] * 500)", settings=WIDE)["b"].shape == (500, 2)
 
 
@@ -285,7 +288,7 @@ def test_every_linalg_function_has_a_cost_estimate():
     "torch.linalg.norm(a, 'nuc')", "torch.norm(a, p='nuc')", "a.norm('nuc')", "torch.linalg.matrix_norm(a, ord=2)",
     "torch.linalg.norm(a, ord=-2)", "torch.linalg.matrix_rank(a)", "torch.linalg.pinv(a)", "torch.linalg.svdvals(a)",
     "torch.linalg.eigvalsh(a)", "torch.linalg.qr(a)", "torch.linalg.solve(a, a)", "torch.linalg.inv(a)",
-    "torch.det(a)", "torch.linalg.norm(a, dim=(0, 1), ord=2)",
+    "torch.det(a)", "torch.linalg.norm(a, dim=(0, 1), ord=2)", "a.flatten().sort()", "torch.unique(a)",
 ])
 def test_costly_linear_algebra_is_refused_before_running(src):
     names = {"a": torch.rand(900, 900)}
