@@ -120,6 +120,7 @@ class _Guard:
                 small = sum(t.numel() for t in inputs) <= _SMALL_INPUTS
                 if strict or not (name in _UNSIZED_OK or small):
                     raise self.runtime_error(node, e, operands) from None
+                self.check_cost(node, name, inputs, None, *cost)  # unique: no shape, but a cost from its input
                 return
         outs = _tensors(shaped if isinstance(shaped, (list, tuple)) else [shaped])
         self.check_shapes(node, outs)
