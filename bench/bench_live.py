@@ -58,28 +58,32 @@ def main() -> None:
           "| live: bytes | live total |")
     print("|---|---|---|---|---|---|---|---|")
     for n in map(int, a.steps.split(",")):
-        store = RunStore(Path(tempfile.mkdtemp()) / "runs.db")
-        rid = store.create("bench", {})
-        fill(store, rid, n)
-        t_read, rows = timed(lambda: (store.metrics(rid, "train"), store.metrics(rid, "eval")))
-        t_fig_full, fig = timed(lambda: live_figure_full(*rows), repeat=1)
-        bytes_full = len(fig.to_json())
-        f = MetricsFollower(store, rid)
-        f.refresh()  # once per session and run: the page then reads only what is new
-        step = n
+        print(measure(n))
 
-        def refresh():
-            nonlocal step
-            step += 1
-            store.log(rid, {"loss": 0.1, "learning_rate": 1e-5, "grad_norm": 1.0}, step)
-            return f.refresh()
 
-        t_inc, _ = timed(refresh)
-        t_fig, fig2 = timed(lambda: live_figure(f.rows["train"], f.rows["eval"], 0.8, series=f.series))
-        bytes_live = len(fig2.to_json())
-        print(f"| {n:,} | {t_read * 1e3:.0f} ms | {t_fig_full * 1e3:.0f} ms | {bytes_full / 1e3:,.0f} KB "
-              f"| {t_inc * 1e3:.1f} ms | {t_fig * 1e3:.0f} ms | {bytes_live / 1e3:,.0f} KB "
-              f"| {(t_inc + t_fig) * 1e3:.0f} ms |")
+def measure(n: int) -> str:
+    """One table row: the before / now cost of a refresh at `n` logged steps."""
+    store = RunStore(Path(tempfile.mkdtemp()) / "runs.db")
+    rid = store.create("bench", {})
+    fill(store, rid, n)
+    t_read, rows = timed(lambda: (store.metrics(rid, "train"), store.metrics(rid, "eval")))
+    t_fig_full, fig = timed(lambda: live_figure_full(*rows), repeat=1)
+    bytes_full = len(fig.to_json())
+    f = MetricsFollower(store, rid)
+    f.refresh()  # once per session and run: the page then reads only what is new
+    step = [n]
+
+    def refresh():
+        step[0] += 1
+        store.log(rid, {"loss": 0.1, "learning_rate": 1e-5, "grad_norm": 1.0}, step[0])
+        return f.refresh()
+
+    t_inc, _ = timed(refresh)
+    t_fig, fig2 = timed(lambda: live_figure(f.rows["train"], f.rows["eval"], 0.8, series=f.series))
+    bytes_live = len(fig2.to_json())
+    return (f"| {n:,} | {t_read * 1e3:.0f} ms | {t_fig_full * 1e3:.0f} ms | {bytes_full / 1e3:,.0f} KB "
+            f"| {t_inc * 1e3:.1f} ms | {t_fig * 1e3:.0f} ms | {bytes_live / 1e3:,.0f} KB "
+            f"| {(t_inc + t_fig) * 1e3:.0f} ms |")
 
 
 def live_figure_full(train, evals):

@@ -3,7 +3,6 @@ import pytest
 
 from tests.core.training.training_fixtures import NEGATIVE, POSITIVE
 from tests.e2e.conftest import (
-    choose,
     errors_on,
     fill_launch_form,
     open_page,
