@@ -93,10 +93,11 @@ def model_view(pooled: np.ndarray, layer: int, head: int) -> go.Figure:
     fig = go.Figure(go.Heatmap(z=grid, colorscale=SCALE, showscale=False, hoverinfo="skip"))
     x0, y0 = head * (s + gap) - 0.5, layer * (s + gap) - 0.5
     fig.add_shape(type="rect", x0=x0, y0=y0, x1=x0 + s, y1=y0 + s, line={"color": "red", "width": 3})
-    fig.update_xaxes(tickvals=[h * (s + gap) + s / 2 for h in range(nH)], ticktext=[f"head {h}" for h in range(nH)])
+    fig.update_xaxes(tickvals=[h * (s + gap) + s / 2 for h in range(nH)], ticktext=[f"h{h}" for h in range(nH)],
+                     tickangle=0, side="top")
     fig.update_yaxes(tickvals=[li * (s + gap) + s / 2 for li in range(L)], ticktext=[f"layer {li}" for li in range(L)],
-                     autorange="reversed", scaleanchor="x")
-    return _layout(fig, 90 + 75 * L, title=f"Model view: {L} layers × {nH} heads (layer {layer}, head {head} framed)")
+                     autorange="reversed")
+    return _layout(fig, 90 + 60 * L, title=f"Model view: {L} layers × {nH} heads (layer {layer}, head {head} framed)")
 
 
 def head_view(anatomy: Anatomy, weights: np.ndarray, layer: int, head: int) -> go.Figure:
@@ -132,7 +133,7 @@ def head_view(anatomy: Anatomy, weights: np.ndarray, layer: int, head: int) -> g
                                  marker={"size": 8, "color": "#1f77b4"}, name="queries" if x == 0 else "keys"))
     fig.update_xaxes(visible=False, range=[-0.6, 1.6])
     fig.update_yaxes(visible=False, autorange="reversed")
-    return _layout(fig, 80 + 26 * T, title=f"Head view: layer {layer}, head {head} (left attends to right)")
+    return _layout(fig, 80 + 26 * T, title=f"Head view: layer {layer}, head {head}")
 
 
 def matrix(m: np.ndarray, title: str, rows: list[str] | None = None, cols: list[str] | None = None,

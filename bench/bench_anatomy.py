@@ -1,0 +1,88 @@
+"""Transformer anatomy (#15): page-ready data for 512 tokens vs a plain forward, and the slider redraw.
+
+    .venv/bin/python -m bench.bench_anatomy [--rounds 5]
+
+1. MiniLM-L6, 512 tokens, all 6 layers × 12 heads. Side by side, alternating in one run:
+   the floor, a plain `model(ids, output_attentions=True)` forward, against what the page needs before
+   it can draw: `run_anatomy` (forward with hidden states and hooks) + `head_summaries` (entropy,
+   distance, top links of 72 heads) + `pooled` (the model view) + `walk_head` (one head recomputed and
+   checked). Best and median of the rounds.
+2. The next-token panel's redraw when a slider moves: `next_token_probs` + `top_tokens` + the bar figure
+   serialised to JSON, on cached logits of a 50,257-token vocabulary (GPT-2's size). No model call.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import numpy as np
+
+
+def _timed(fn) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rounds", type=int, default=5)
+    a = ap.parse_args()
+    import torch
+
+    from core.models import (
+        encode,
+        head_summaries,
+        load_model,
+        next_token_probs,
+        pooled,
+        run_anatomy,
+        top_tokens,
+        walk_head,
+    )
+
+    lm = load_model("minilm-l6")
+    ids, _ = encode(lm, " ".join(f"word{i}" for i in range(600)))
+    x = torch.tensor([ids])
+    print(f"threads {torch.get_num_threads()}; {len(ids)} tokens, {len(lm.layers)} layers × {lm.num_heads} heads")
+
+    def plain():
+        with torch.inference_mode():
+            lm.model(input_ids=x, output_attentions=True)
+
+    def page_ready():
+        anatomy = run_anatomy(lm, ids)
+        head_summaries(anatomy.attentions)
+        pooled(anatomy.attentions)
+        w = walk_head(lm, anatomy, 2, 5)
+        assert w.all_matched
+
+    plain(), page_ready()  # warm-up
+    floor, ready = [], []
+    for _ in range(a.rounds):
+        floor.append(_timed(plain))
+        ready.append(_timed(page_ready))
+    f_best, r_best = min(floor), min(ready)
+    print(f"plain forward (output_attentions=True): best {f_best:.3f} s, median {statistics.median(floor):.3f} s")
+    print(f"page-ready data:                        best {r_best:.3f} s, median {statistics.median(ready):.3f} s")
+    print(f"ratio (best / best): {r_best / f_best:.2f}x; ratio (median / median): "
+          f"{statistics.median(ready) / statistics.median(floor):.2f}x")
+
+    from components.anatomy_views import next_token_bars
+
+    logits = np.random.default_rng(0).normal(size=50_257).astype(np.float32)
+
+    def redraw(t=0.8, k=40, p=0.9):
+        probs = next_token_probs(logits, t, k, p)
+        top = top_tokens(probs, 15)
+        next_token_bars([(str(i), q) for i, q in top], "next token").to_json()
+
+    redraw()
+    times = [_timed(lambda i=i: redraw(0.5 + 0.1 * (i % 10), i % 50, 0.5 + 0.05 * (i % 10))) for i in range(50)]
+    print(f"slider redraw (probs + top 15 + figure JSON, 50,257 logits): median {statistics.median(times) * 1e3:.1f} ms,"
+          f" max {max(times) * 1e3:.1f} ms")
+
+
+if __name__ == "__main__":
+    main()
