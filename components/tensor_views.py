@@ -37,6 +37,9 @@ def tensor_values(t: Any, key: str) -> None:
     """A table (or heatmap) of a ≤2-D tensor; a slice picker first for higher dims."""
     import pandas as pd
 
+    if t.numel() == 0:  # no element to show (and no index range to pick one from)
+        st.caption(f"empty tensor of shape {tuple(t.shape)}: nothing to show")
+        return
     view, index = slice_2d(t.detach().cpu(), key)
     if index:
         st.caption(f"showing slice `{index}` of shape {tuple(view.shape)}")

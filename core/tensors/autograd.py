@@ -327,8 +327,11 @@ def backprop(program: str, output: str, retain: Sequence[str] = (), gradient: st
 
     budget = _ready_budget(budget)
     grad = (lambda names: expr.evaluate(gradient, names, budget=budget)) if gradient and gradient.strip() else None
-    result = backprop_fn(lambda: expr.run(program, budget=budget), output, retain, grad, check=check, seed=seed,
-                         program=program, budget=budget)
+    try:
+        result = backprop_fn(lambda: expr.run(program, budget=budget), output, retain, grad, check=check,
+                             seed=seed, program=program, budget=budget)
+    except (RuntimeError, TypeError, NotImplementedError, IndexError) as e:  # never a raw torch error on the page
+        raise AutogradError(plain_reason(str(e)) or f"autograd could not run this: {str(e)[:300]}") from None
     result.code = python_code(program, output, retain, gradient if grad else None)
     return result
 

@@ -85,3 +85,13 @@ def test_hostile_programs_and_literals_show_clear_errors_beside_their_widget(ope
     assert not at.exception
     left = [c for c in at.columns if any(b.label == "Define tensor" for b in c.button)][-1]
     assert any("tensor big" in e.value and "max_container_items" in e.value for e in left.error)
+
+
+def test_empty_and_many_dimensional_tensors_render(open_page):
+    at = open_page("pages/tensor_playground.py")
+    at.text_area(key="tp_program").set_value("h = torch.zeros(0, 2, 3)\ng = torch.ones([1] * 12)").run()
+    for pick in ("h", "g"):
+        at.selectbox(key="tp_pick").set_value(pick).run()
+        assert not at.exception, pick
+    at.selectbox(key="tp_pick").set_value("h").run()
+    assert any("empty tensor of shape (0, 2, 3)" in c.value for c in at.caption)
