@@ -1,6 +1,7 @@
 """A real Streamlit server on a free localhost port and Debian's chromium driven by playwright."""
 import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -33,9 +34,14 @@ class Server:
         self.proc.wait(timeout=10)
 
     def stop(self):
+        """Terminate; a server still busy after 60 s (a loaded machine, a training thread) is killed."""
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()
-            self.proc.wait(timeout=20)
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=30)
 
 
 @pytest.fixture(scope="session")

@@ -54,7 +54,7 @@ def test_journey_1_every_page_from_the_navigation(server, page):
         assert errors_on(page) == [], f"{title}: {errors_on(page)}"
         shot(page, f"journey1-{path or 'home'}")
         seen.append(title)
-    assert len(seen) == 7
+    assert len(seen) == len(PAGES)
 
 
 def test_journey_2_upload_a_csv_see_rows_labels_and_token_lengths(server, page, tmp_path):
