@@ -48,7 +48,7 @@ def worker(mb: float, families: list[str], threads: int) -> dict:
     """Runs in a child process whose RAYON_NUM_THREADS is already set."""
     from tokenizers import Tokenizer
 
-    from core.tokenizers import compare as T
+    from core.tokenizers import library as T
 
     texts = corpus(mb)
     nbytes = sum(len(t.encode()) for t in texts)
