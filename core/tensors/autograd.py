@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from core.tensors.backward_line import OUTPUT_FIELD, assigned_names, split_backward
 from core.tensors.gradcheck import FD_MAX_ELEMENTS as FD_MAX_ELEMENTS  # re-exported: the page and tests
 from core.tensors.gradcheck import GradCheck, _seeded, gradient_check
 from core.tensors.graph import GraphEdge, GraphNode, _build, _clip, recorder
@@ -71,6 +72,7 @@ class AutogradResult:
     saved_bytes: int  # bytes of distinct storages the grad_fns kept alive for backward
     check: GradCheck | None = None
     code: str = ""
+    call: str = ""  # the backward call as a tutorial writes it: `d.backward()`, `z.backward(gradient=…)`
 
     def node(self, node_id: str) -> GraphNode:
         return next(n for n in self.nodes if n.id == node_id)
@@ -185,6 +187,9 @@ def _tensor(names: dict[str, Any], name: str, role: str) -> Any:
 
     field = "output" if role == "output" else "retain"
 
+    if not name:
+        raise AutogradError(f"Name the tensor to call .backward() on in the '{OUTPUT_FIELD}' field, or end the "
+                            "program with a line like `loss.backward()`.", field)
     if name not in names:
         known = ", ".join(k for k, v in names.items() if isinstance(v, torch.Tensor)) or "none"
         raise AutogradError(f"The {role} `{name}` is not a variable of the program (tensors: {known}).", field)
@@ -320,19 +325,24 @@ def backprop(program: str, output: str, retain: Sequence[str] = (), gradient: st
              *, check: bool = True, seed: int = 0, budget: Any = None) -> AutogradResult:
     """Run a program of the expression language, backpropagate from `output`; raises ExpressionError / AutogradError.
 
-    The run, the gradient= field and the finite-difference check share one `budget` (a core.expr.Budget;
+    A final `X.backward(g)` line of the program (see `split_backward`) decides the output and gradient,
+    whatever `output` and `gradient` say. The run, the gradient= field and the finite-difference check share one `budget` (a core.expr.Budget;
     a fresh one with the default caps if not given): the whole action fits in one time and memory budget.
     """
     from core import expr
 
+    line = split_backward(program)
+    run, output, gradient = (line.program, line.output, line.gradient) if line else (program, output, gradient)
     budget = _ready_budget(budget)
     grad = (lambda names: expr.evaluate(gradient, names, budget=budget)) if gradient and gradient.strip() else None
     try:
-        result = backprop_fn(lambda: expr.run(program, budget=budget), output, retain, grad, check=check,
+        result = backprop_fn(lambda: expr.run(run, budget=budget), output, retain, grad, check=check,
                              seed=seed, program=program, budget=budget)
     except (RuntimeError, TypeError, NotImplementedError, IndexError) as e:  # never a raw torch error on the page
         raise AutogradError(plain_reason(str(e)) or f"autograd could not run this: {str(e)[:300]}") from None
-    result.code = python_code(program, output, retain, gradient if grad else None)
+    result.code = python_code(line.rest if line else program, output, retain, gradient if grad else None,
+                              call=line.source if line else None)
+    result.call = line.source if line else f"{output}.backward({'gradient=' + gradient if grad else ''})"
     return result
 
 
@@ -358,6 +368,9 @@ def accumulation(program: str, output: str, gradient: str | None = None, retain_
 
     from core import expr
 
+    line = split_backward(program)
+    if line:
+        program, output, gradient = line.program, line.output, line.gradient
     budget = _ready_budget(budget)
     grad_of = (lambda names: expr.evaluate(gradient, names, budget=budget)) if gradient and gradient.strip() else None
     ops_before = budget.op_s
@@ -386,10 +399,78 @@ def accumulation(program: str, output: str, gradient: str | None = None, retain_
     return AccumulationResult(first, second, error, after_zero, code)
 
 
-def python_code(program: str, output: str, retain: Sequence[str] = (), gradient: str | None = None) -> str:
-    """The plain PyTorch script that does what the page does."""
+def python_code(program: str, output: str, retain: Sequence[str] = (), gradient: str | None = None,
+                call: str | None = None) -> str:
+    """The plain PyTorch script that does what the page does; `call`: the program's own backward line."""
     lines = ["import torch", "", program.rstrip(), ""]
     lines += [f"{r}.retain_grad()  # keep the gradient of a non-leaf tensor" for r in retain]
-    lines.append(f"{output}.backward({'gradient=' + gradient if gradient else ''})")
+    lines.append(call or f"{output}.backward({'gradient=' + gradient if gradient else ''})")
     lines.append("")
     return "\n".join(lines)
+
+
+@dataclass
+class Fields:
+    """The output / retain_grad / gradient= fields, fitted to a program; `notes` say what was changed and why."""
+
+    output: str
+    retain: list[str]
+    gradient: str
+    notes: list[str]
+
+
+def fit_fields(program: str, output: str | None, retain: Sequence[str], gradient: str = "", *,
+               budget: Any = None) -> Fields:
+    """Fields that name variables the program does not assign are reset to valid defaults.
+
+    A stale retain_grad name is dropped. A stale (or empty) output becomes the last assigned tensor that
+    requires grad (running the program once to know), with gradient= cleared for a scalar and kept or set to
+    `torch.ones_like(...)` for a tensor. `output=None`: the program's own backward line decides it, leave it.
+    A program that does not parse or run is left to backprop to report.
+    """
+    from core import expr
+
+    names_in = assigned_names(program)
+    fields = Fields(output or "", list(retain), gradient or "", [])
+    if names_in is None:
+        return fields
+    dropped = [r for r in retain if r not in names_in]
+    if dropped:
+        fields.retain = [r for r in retain if r in names_in]
+        fields.notes.append(f"retain_grad: dropped {', '.join(f'`{r}`' for r in dropped)} (not in this program).")
+    if output is None or output in names_in:
+        return fields
+    budget = _ready_budget(budget)
+    try:
+        names, steps = expr.trace(program, budget=budget)
+    except (ValueError, RuntimeError, TypeError, NotImplementedError, IndexError):
+        return fields
+    picked = next((s.target for s in reversed(steps) if s.target and _is_tensor(names.get(s.target))
+                   and names[s.target].requires_grad), None)
+    why = f"`{output}` is not in this program" if output else "no output was named"
+    if picked is None:
+        fields.output = ""
+        fields.notes.append(f"Backward has nothing to run on ({why}, and no tensor of it requires grad): give a "
+                            "leaf `requires_grad=True`.")
+        return fields
+    fields.output, out = picked, names[picked]
+    text = f"Backward now runs on `{picked}`, the last tensor assigned that requires grad ({why})."
+    if out.numel() == 1:
+        fields.gradient = ""
+    elif not _gradient_fits(fields.gradient, names, out, budget):
+        fields.gradient = f"torch.ones_like({picked})"
+        text += f" `{picked}` has shape {tuple(out.shape)}, so gradient= is `torch.ones_like({picked})`."
+    fields.notes.insert(0, text)
+    return fields
+
+
+def _gradient_fits(gradient: str, names: dict[str, Any], out: Any, budget: Any) -> bool:
+    from core import expr
+
+    if not gradient.strip():
+        return False
+    try:
+        g = expr.evaluate(gradient, names, budget=budget)
+    except (ValueError, RuntimeError, TypeError, NotImplementedError, IndexError):
+        return False
+    return _is_tensor(g) and tuple(g.shape) == tuple(out.shape)
