@@ -41,6 +41,49 @@ def short(t: Any) -> str:
     return f"tensor {tuple(t.shape)}"
 
 
+def _number(v: Any) -> str:
+    return f"{v:.4g}"
+
+
+def _nested(x: Any) -> str:
+    return "[" + ", ".join(_nested(v) for v in x) + "]" if isinstance(x, list) else _number(x)
+
+
+def values_text(t: Any, limit: int = 24, few: int = 6) -> str:
+    """A gradient's values as text: every value of a small tensor (one row a line), or, for a large one,
+    its shape, its first few values and min / mean / max."""
+    if t is None:
+        return "None"
+    t = t.detach().cpu()
+    if t.numel() <= limit:
+        if t.dim() == 0:
+            return _number(t.item())
+        rows = t.tolist()
+        return _nested(rows) if t.dim() == 1 else "[" + ",\n ".join(_nested(r) for r in rows) + "]"
+    flat = t.reshape(-1)
+    head = ", ".join(_number(v) for v in flat[:few].tolist())
+    text = f"shape {tuple(t.shape)}, {t.numel():,} values\nfirst: {head}, …"
+    if not t.is_complex():
+        f = flat.double()
+        text += f"\nmin {_number(f.min().item())} · mean {_number(f.mean().item())} · max {_number(f.max().item())}"
+    return text
+
+
+def grad_headline(call: str, grads: dict[str, Any], per_row: int = 4, limit: int = 24) -> None:
+    """What backward gave: each leaf's (and retained tensor's) .grad with its values, not just its shape."""
+    st.markdown(f"After `{call}`, the gradients:" if grads else f"After `{call}`: no leaf requires grad.")
+    items = list(grads.items())
+    for start in range(0, len(items), per_row):
+        row = items[start:start + per_row]
+        for col, (name, g) in zip(st.columns(per_row if len(items) > per_row else len(row)), row, strict=False):
+            if g is None or g.numel() == 1 or (g.dim() == 1 and g.numel() <= 4):
+                col.metric(f"{name}.grad", short(g))
+            else:
+                small = g.numel() <= limit  # a large one's summary starts with its shape
+                col.markdown(f"**{name}.grad**" + (f" · shape `{tuple(g.shape)}`" if small else ""))
+                col.code(values_text(g, limit), language=None)
+
+
 def _quote(text: str) -> str:
     """A DOT double-quoted string; user text (variable names) cannot break out of it."""
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'

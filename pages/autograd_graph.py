@@ -23,6 +23,8 @@ from core.tensors import (
     plain_reason,
     train_step,
 )
+from core.tensors.autograd import fit_fields
+from core.tensors.backward_line import OUTPUT_FIELD, split_backward
 
 st.title("Autograd graph")
 st.caption("What `backward()` really does: the real `grad_fn` graph of your program, with the value and the "
@@ -35,20 +37,48 @@ def load_example() -> None:
                             ag_gradient=ex.gradient or "")
 
 
+def names_list(text: str) -> list[str]:
+    return [r.strip() for r in text.split(",") if r.strip()]
+
+
 if "ag_program" not in st.session_state:
     st.session_state.ag_example = DEFAULT_EXAMPLE
     load_example()
 
+# the fields follow the program, before their widgets are drawn: its own last line `X.backward(g)` sets the
+# output and gradient; when it changes, fields naming variables it no longer has are reset (and said so)
+ss = st.session_state
+try:
+    line = split_backward(ss.ag_program)
+except ExpressionError:  # shown with a caret beside the program when it runs
+    line = None
+if line is not None:
+    ss.ag_output, ss.ag_gradient = line.target, line.gradient or ""
+picked: list[str] = []
+if ss.get("ag_ran") != ss.ag_program:
+    fit = fit_fields(ss.ag_program, None if line else ss.ag_output.strip(), names_list(ss.ag_retain),
+                     ss.ag_gradient)
+    if line is None:
+        ss.ag_output, ss.ag_gradient = fit.output, fit.gradient
+    if fit.retain != names_list(ss.ag_retain):
+        ss.ag_retain = ", ".join(fit.retain)
+    picked, ss.ag_ran = fit.notes, ss.ag_program
+
 code_col, opts_col = st.columns([3, 2])
 with opts_col:
     st.selectbox("Example", list(EXAMPLES), key="ag_example", on_change=load_example)
-    output = st.text_input("Call `.backward()` on", key="ag_output")
-    retain = [r.strip() for r in st.text_input("`retain_grad()` on (comma-separated)", key="ag_retain").split(",")
-              if r.strip()]
+    by_line = f"Set by the program's last line `{line.source}`: edit the program to change it." if line else None
+    output = st.text_input(OUTPUT_FIELD, key="ag_output", disabled=line is not None, help=by_line)
+    retain = names_list(st.text_input("`retain_grad()` on (comma-separated)", key="ag_retain"))
     gradient = st.text_input("`gradient=` (only for a non-scalar output)", key="ag_gradient",
-                             placeholder="torch.ones(3)").strip() or None
+                             placeholder="torch.ones(3)", disabled=line is not None, help=by_line).strip() or None
+    if by_line:
+        st.caption(by_line)
+    for note in picked:
+        st.info(note, icon=":material/auto_fix_high:")
 with code_col:
-    program = st.text_area("Program: one `name = expression` per line; `with torch.no_grad():` allowed",
+    program = st.text_area("Program: one `name = expression` per line; `with torch.no_grad():` allowed; it may "
+                           "end with `loss.backward()`",
                            key="ag_program", height=190)
 
 # one budget for this action: the run, the gradient= field, the finite-difference check and the
@@ -67,10 +97,8 @@ with graph_tab:
     if result is None:
         st.info("Fix the program above to see its graph.")
     else:
+        gv.grad_headline(result.call, result.grads)
         gv.check_line(result.check)
-        cols = st.columns(max(len(result.grads), 1))
-        for col, (name, g) in zip(cols, result.grads.items(), strict=False):
-            col.metric(f"{name}.grad", gv.short(g))
         fold = st.toggle("Fold each statement's operations into one box", key="ag_fold")
         nodes, edges, note = (collapse(result.nodes, result.edges, keep_tensors=True) if fold
                               else (result.nodes, result.edges, ""))

@@ -31,7 +31,8 @@ st.subheader("How to use it")
 st.markdown(
     "1. Start in the **Tensor playground**: type `x = torch.tensor([[1, 2], [3, 4]])`, then `x.T` and see why "
     "a transpose copies nothing.\n"
-    "2. Open **Autograd graph** and press *Backward* on `d = a * b + a` to see each gradient arrive.\n"
+    "2. Open **Autograd graph**: its first example, `d = a * b + a`, is backpropagated as it loads (the "
+    "gradients head the *Graph* tab); open the *Backward step by step* tab to see each gradient arrive.\n"
     "3. Compare how four tokenizer families split *unaffable* on **Tokenizers**.\n"
     "4. Load the drug-review sample on **Datasets**, then fine-tune MiniLM on it on **Fine-tuning** and watch "
     "it beat the majority-class baseline.\n\n"

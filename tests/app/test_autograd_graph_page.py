@@ -81,3 +81,45 @@ def test_bad_gradient_and_program_errors_show_beside_their_field(open_page):
     at.text_input(key="ag_gradient").input("").run()
     assert not at.exception
     assert any("changed in place" in e.value for e in _column_with(at, "ag_program").error)
+
+
+BLITZ = "x = torch.ones(2, 2, requires_grad=True)\ny = x + 2\nz = y * y * 3\nout = z.mean()"
+
+
+def test_backward_line_stale_fields_and_the_values_headline(open_page):
+    """#14: `out.backward()` in the program sets the output field; stale fields reset; 2-D grads shown as values."""
+    at = open_page("pages/autograd_graph.py", timeout=180)
+    at.text_area(key="ag_program").input(BLITZ + "\nout.backward()").run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    out_field = at.text_input(key="ag_output")
+    assert out_field.value == "out" and out_field.disabled
+    assert at.text_input(key="ag_retain").value == ""  # `c` is not in this program: dropped, and said so
+    assert any("`c`" in i.value for i in at.info)
+    assert "[[4.5, 4.5],\n [4.5, 4.5]]" in [c.value for c in at.code]
+    assert any("After `out.backward()`" in md.value for md in at.markdown)
+    # the backward line taken away: the field keeps `out` and comes back to life
+    at.text_area(key="ag_program").input(BLITZ).run()
+    assert not at.error and not at.text_input(key="ag_output").disabled
+    # a program without `out`: the output resets to its last tensor that requires grad, no error
+    at.text_area(key="ag_program").input("p = torch.tensor([1.0, 2.0], requires_grad=True)\nq = p * p\n"
+                                          "loss = q.sum()").run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert at.text_input(key="ag_output").value == "loss"
+    assert any("Backward now runs on `loss`" in i.value for i in at.info)
+    assert _metrics(at)["p.grad"] == "[2, 4]"
+    # backward in the middle: one message, beside the program
+    at.text_area(key="ag_program").input("a = torch.ones(2, requires_grad=True)\nd = a.sum()\nd.backward()\n"
+                                          "e = d * 2").run()
+    assert [e.value for e in at.error if "last line" in e.value]
+
+
+def test_values_text_prints_small_tensors_and_summarises_large_ones():
+    import torch
+
+    from components.graph_view import values_text
+
+    assert values_text(torch.tensor(2.5)) == "2.5"
+    assert values_text(torch.full((2, 2), 4.5)) == "[[4.5, 4.5],\n [4.5, 4.5]]"
+    big = values_text(torch.arange(600.0).reshape(20, 30))
+    assert big.startswith("shape (20, 30), 600 values\nfirst: 0, 1, 2, 3, 4, 5, …")
+    assert big.endswith("min 0 · mean 299.5 · max 599")
