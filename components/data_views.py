@@ -1,12 +1,27 @@
 """Streamlit pieces of the dataset browser: cached store access, load options, operation forms, charts."""
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import streamlit as st
 
 from components import loaders
-from core.data import CAST_TYPES, PRESETS, DatasetRef, DatasetStore, Op
+from core.data import (
+    CAST_TYPES,
+    PRESETS,
+    ColumnGuess,
+    DataError,
+    DatasetRef,
+    DatasetStore,
+    Op,
+    apply,
+    code,
+    import_file,
+    import_server_file,
+    load_hub,
+    save_upload,
+)
 
 OP_LABELS = {
     "filter": "Filter rows with a formula", "select_columns": "Select columns", "select_rows": "Select a row range",
@@ -39,6 +54,14 @@ def stats(name: str, version: int, split: str) -> list:
     return column_stats(opened(name, version)[split])
 
 
+@st.cache_data(show_spinner=False, max_entries=32)
+def guess(name: str, version: int, split: str) -> ColumnGuess:
+    """The text and label columns of a saved split, guessed from its values (with the reasons)."""
+    from core.data import guess_columns
+
+    return guess_columns(opened(name, version)[split])
+
+
 @st.cache_resource(show_spinner="Loading tokenizer…", max_entries=4)
 def tokenizer(name: str) -> Any:
     from core.data import load_tokenizer
@@ -46,27 +69,44 @@ def tokenizer(name: str) -> Any:
     return load_tokenizer(name)
 
 
-def load_options(key: str) -> dict[str, Any]:
-    """The parsing options as `load_file` keyword arguments."""
+def load_options(key: str) -> None:
+    """The parsing options' widgets (`options_from_state` reads them)."""
     c = st.columns(6)
-    delim = c[0].selectbox("Delimiter", list(DELIMS), key=f"{key}_delim")
-    header = c[1].selectbox("Header row", ["detect", "yes", "no"], key=f"{key}_header")
-    enc = c[2].selectbox("Encoding", ["detect", "utf-8", "latin-1", "cp1252", "utf-16"], key=f"{key}_enc")
-    bad = c[3].selectbox("Malformed lines", ["stop", "skip"], key=f"{key}_bad",
-                         help="a line with the wrong number of fields: stop with its line number, or skip it")
-    fix = c[4].checkbox("Fix column names", key=f"{key}_fix", help="rename empty / duplicate names")
-    infer = c[5].checkbox("Infer types", True, key=f"{key}_infer", help="numbers and booleans, not only text")
+    c[0].selectbox("Delimiter", list(DELIMS), key=f"{key}_delim")
+    c[1].selectbox("Header row", ["detect", "yes", "no"], key=f"{key}_header")
+    c[2].selectbox("Encoding", ["detect", "utf-8", "latin-1", "cp1252", "utf-16"], key=f"{key}_enc")
+    c[3].selectbox("Malformed lines", ["stop", "skip"], key=f"{key}_bad",
+                   help="a line with the wrong number of fields: stop with its line number, or skip it")
+    c[4].checkbox("Fix column names", key=f"{key}_fix", help="rename empty / duplicate names")
+    c[5].checkbox("Infer types", True, key=f"{key}_infer", help="numbers and booleans, not only text")
+
+
+def options_from_state(state: Any, key: str) -> dict[str, Any]:
+    """The parsing options as `load_file` keyword arguments, read by widget key (in a run or a callback)."""
+    delim, header = state.get(f"{key}_delim") or "detect", state.get(f"{key}_header") or "detect"
+    enc, bad = state.get(f"{key}_enc") or "detect", state.get(f"{key}_bad") or "stop"
     return {"delimiter": DELIMS[delim], "header": {"detect": "auto", "yes": True, "no": False}[header],
             "encoding": "auto" if enc == "detect" else enc, "on_bad_lines": "error" if bad == "stop" else "skip",
-            "fix_names": fix, "infer_types": infer}
+            "fix_names": bool(state.get(f"{key}_fix", False)), "infer_types": bool(state.get(f"{key}_infer", True))}
 
 
-def op_form(columns: list[str], splits: list[str], refs: list[DatasetRef], label_col: str | None) -> Op | None:
-    """Widgets for one operation; the Op when its Apply button is pressed."""
+def follow(key: str, default: Any, basis: Any) -> None:
+    """A widget's default that follows the data: reset to `default` when `basis` (the data in hand) changes,
+    kept as the user set it while it does not. Call before the widget, which then takes no `value`."""
+    ss = st.session_state
+    if key not in ss or ss.get(f"{key}__basis") != basis:
+        ss[key], ss[f"{key}__basis"] = default, basis
+
+
+def op_form(columns: list[str], splits: list[str], refs: list[DatasetRef], g: ColumnGuess, formula: str,
+            basis: Any) -> None:
+    """Widgets for one operation, defaults following the data (`basis`); Apply acts in `apply_action`."""
     kind = st.selectbox("Operation", list(OP_LABELS), format_func=OP_LABELS.get, key="op_kind")
+    label_col = g.label
     a: dict[str, Any] = {}
     if kind == "filter":
-        a["formula"] = st.text_input("Formula over the columns", "len(text) > 100", key="op_formula",
+        follow("op_formula", formula, basis)
+        a["formula"] = st.text_input("Formula over the columns", key="op_formula",
                                      help="the safe expression language: column names, comparisons, and / or, "
                                           "len(), str methods — never Python eval")
     elif kind == "select_columns":
@@ -78,7 +118,8 @@ def op_form(columns: list[str], splits: list[str], refs: list[DatasetRef], label
     elif kind == "map":
         c = st.columns(3)
         a["preset"] = c[0].selectbox("Preset", PRESETS, key="op_preset")
-        a["columns"] = c[1].multiselect("Text columns", columns, columns[:1], key="op_mcols")
+        follow("op_mcols", [g.text] if g.text in columns else columns[:1], basis)
+        a["columns"] = c[1].multiselect("Text columns", columns, key="op_mcols")
         a["n"] = c[2].number_input("Truncate to characters", 1, value=512, key="op_n",
                                    disabled=a["preset"] != "truncate")
     elif kind == "shuffle":
@@ -104,19 +145,143 @@ def op_form(columns: list[str], splits: list[str], refs: list[DatasetRef], label
         a["column"] = c[0].selectbox("Column", columns, key="op_ccol")
         a["dtype"] = c[1].selectbox("Type", CAST_TYPES, key="op_dtype")
     elif kind == "class_label":
-        a["column"] = st.selectbox("Column", columns, index=columns.index(label_col) if label_col in columns else 0,
-                                   key="op_lcol")
-    return Op(kind, a) if st.button("Apply", type="primary", key="op_apply") else None
+        follow("op_lcol", label_col if label_col in columns else columns[0], basis)
+        a["column"] = st.selectbox("Column", columns, key="op_lcol")
+
+
+def op_from_state(state: Any, label_col: str | None) -> Op:
+    """The operation the form's widgets hold, read by key (the Apply callback's view of the form)."""
+    kind = state.get("op_kind") or next(iter(OP_LABELS))
+    keys = {"filter": {"formula": "op_formula"}, "select_columns": {"columns": "op_cols"},
+            "select_rows": {"start": "op_start", "stop": "op_stop"},
+            "map": {"preset": "op_preset", "columns": "op_mcols", "n": "op_n"}, "shuffle": {"seed": "op_seed"},
+            "split": {"split": "op_src", "test_size": "op_size", "test_name": "op_tname", "seed": "op_sseed"},
+            "rename": {"old": "op_old", "new": "op_new"}, "cast": {"column": "op_ccol", "dtype": "op_dtype"},
+            "class_label": {"column": "op_lcol"}}.get(kind, {})
+    a = {arg: state.get(key) for arg, key in keys.items()}
+    if kind == "split":
+        a["stratify"] = label_col if label_col and state.get("op_strat") else None
+    if kind == "concat" and state.get("op_other") is not None:
+        a["name"], a["version"] = state["op_other"].name, state["op_other"].version
+    return Op(kind, a)
+
+
+# ------------------------------------------------------------------ actions: each runs in its button's on_click
+# A callback runs before the rerun its click causes, so no rerun that starts the script over (an
+# auto-refresh, another widget) can swallow the click. It reads the widgets by key and leaves its
+# result in session state as a note, which the run shows beside the button.
+
+def note(key: str, kind: str, text: str, where: str = "") -> None:
+    st.session_state[f"note_{key}"] = {"kind": kind, "text": text, "where": where, "bound": False, "basis": None}
+
+
+def show_note(key: str, basis: Any, where: str = "", box: Any = None) -> None:
+    """Show the note left by `key`'s action while the page's `basis` stays what it was when first shown."""
+    n = st.session_state.get(f"note_{key}")
+    if not n or n["where"] != where:
+        return
+    if not n["bound"]:
+        n["bound"], n["basis"] = True, basis
+    if n["basis"] == basis:
+        box = box or st
+        (box.success if n["kind"] == "success" else box.error)(
+            n["text"], icon=":material/check_circle:" if n["kind"] == "success" else ":material/error:")
+
+
+def load_action(settings: Any, store: DatasetStore, shown_file: Any = None) -> None:
+    """Load and save: the chosen source, read by widget key; the new version is picked on the run.
+
+    `shown_file` is the upload the clicked run showed: in a callback the uploader's state can still
+    be empty while its file is on screen."""
+    ss = st.session_state
+    source = ss.get("load_src") or "upload"
+    try:
+        if source == "upload":
+            upload = ss.get("up_file") or shown_file
+            if upload is None:
+                raise DataError("choose a file to upload first")
+            upload.seek(0)
+            tmp = save_upload(upload.name, upload, settings.workspace / "uploads")
+            try:
+                ref, report = import_file(tmp, ss.get("up_name") or Path(upload.name).stem, f"upload: {upload.name}",
+                                          store, **options_from_state(ss, "up"))
+            finally:
+                tmp.unlink(missing_ok=True)
+        elif source == "server path":
+            path = ss.get("path_input") or ""
+            ref, report = import_server_file(path, ss.get("path_name") or Path(path.strip()).stem, store,
+                                             **options_from_state(ss, "path"))
+        else:
+            hub_id = (ss.get("hub_id") or "").strip()
+            ref, report = store.save(load_hub(hub_id), hub_id.replace("/", "-"), f"hub: {hub_id}"), None
+        ss.ds_next = ref.label
+        note("load", "success", f"Saved {ref.label}." + "".join(f"\n- {n}" for n in (report.notes if report else [])),
+             "button")
+    except DataError as e:  # shown under the input that caused it
+        note("load", "error", str(e), source)
+
+
+def apply_action(store: DatasetStore, label_col: str | None) -> None:
+    ss = st.session_state
+    work, op = ss.get("work"), op_from_state(ss, label_col)
+    if not work:
+        return
+    try:
+        work["dd"] = apply(work["dd"], op, store=store)
+        work["ops"].append(op)
+        work.pop("guess", None)
+        note("shape", "success", f"{OP_LABELS[op.kind]}: done.")
+    except DataError as e:
+        note("shape", "error", str(e))
+
+
+def save_action(store: DatasetStore, ref: DatasetRef) -> None:
+    ss = st.session_state
+    work = ss.get("work")
+    if not work or not work["ops"]:
+        return
+    try:
+        saved = store.save(work["dd"], ss.get("sh_name") or ref.name, f"derived from {ref.name} v{ref.version}",
+                           ref.history + [code(o, store) for o in work["ops"]])
+        ss.work, ss.ds_next = None, saved.label
+        note("save", "success", f"Saved {saved.label}.")
+    except DataError as e:
+        note("save", "error", str(e))
+
+
+def undo_action(ref: DatasetRef) -> None:
+    work = st.session_state.get("work")
+    n = len(work["ops"]) if work else 0
+    st.session_state.work = None
+    note("save", "success", f"Undid {n} operation{'s' * (n != 1)}: back to {ref.name} v{ref.version}.")
+
+
+def delete_action(store: DatasetStore, ref: DatasetRef) -> None:
+    try:
+        store.delete(ref.name, ref.version)
+        st.session_state.ds_next = None
+        note("versions", "success", f"Deleted {ref.name} v{ref.version}.")
+    except DataError as e:
+        note("versions", "error", str(e))
 
 
 def stats_table(stats: list) -> None:
     import pandas as pd
 
-    rows = [{"column": s.name, "type": s.dtype, "nulls": s.nulls,
+    rows = [{"column": s.name, "type": s.dtype, "nulls": f"{s.nulls:,}",
              "distinct": f">{s.distinct:,}" if s.distinct_capped else f"{s.distinct:,}",
-             "min": s.min, "max": s.max, "mean": None if s.mean is None else round(s.mean, 3),
-             "of": "length (chars)" if s.lengths else ("value" if s.mean is not None else "")} for s in stats]
-    st.dataframe(pd.DataFrame(rows), hide_index=True)
+             "min": number(s.min), "max": number(s.max), "mean": number(s.mean),
+             "of": "length (chars)" if s.lengths else ("value" if s.mean is not None else "—")} for s in stats]
+    st.dataframe(pd.DataFrame(rows, dtype=str), hide_index=True)
+
+
+def number(x: float | None) -> str:
+    """A statistic as text: '—' where there is none (a label, a list column), never 'None' or 'nan'."""
+    if x is None or x != x:
+        return "—"
+    if float(x).is_integer():
+        return f"{int(x):,}"
+    return f"{x:,.3f}".rstrip("0").rstrip(".")
 
 
 def bar(counts: dict[str, int], title: str) -> None:

@@ -10,15 +10,11 @@ from core.data import (
     CSV_NOTE,
     DataError,
     allowed_dirs,
-    apply,
     check_export,
-    code,
+    default_formula,
     export,
+    guess_columns,
     history_code,
-    import_file,
-    import_server_file,
-    load_hub,
-    save_upload,
 )
 
 settings = loaders.settings()
@@ -41,8 +37,8 @@ with st.expander("Load a dataset", expanded=not store.list()):
         upload = st.file_uploader("File", type=["csv", "tsv", "txt", "jsonl", "ndjson", "json", "parquet"],
                                   max_upload_size=settings.max_upload_mb, key="up_file")
         up_msg = st.empty()
-        up_opts = V.load_options("up")
-        up_name = st.text_input("Save as", key="up_name", placeholder=Path(upload.name).stem if upload else "name")
+        V.load_options("up")
+        st.text_input("Save as", key="up_name", placeholder=Path(upload.name).stem if upload else "name")
     with path_tab:
         folders = allowed_dirs(settings)
         st.caption("Only files inside " + ", ".join(f"`{f}`" for f in folders) + " can be read (symlinks are "
@@ -51,33 +47,20 @@ with st.expander("Load a dataset", expanded=not store.list()):
         server_path = st.text_input("File path on the server", placeholder=f"{folders[0]}/reviews.csv",
                                     key="path_input")
         path_msg = st.empty()
-        path_opts = V.load_options("path")
-        path_name = st.text_input("Save as", key="path_name", placeholder=Path(server_path).stem or "name")
+        V.load_options("path")
+        st.text_input("Save as", key="path_name", placeholder=Path(server_path).stem or "name")
     with hub_tab:
-        hub_id = st.text_input("Dataset id", placeholder="imdb  or  owner/name")
+        st.text_input("Dataset id", placeholder="imdb  or  owner/name", key="hub_id")
         hub_msg = st.empty()
-    source = st.radio("Load from", ["upload", "server path", "hub"], horizontal=True, key="load_src")
-    if st.button("Load and save", type="primary", key="load_btn"):
-        try:
-            with st.spinner("Reading, checking and saving…"):
-                if source == "upload":
-                    if upload is None:
-                        raise DataError("choose a file to upload first")
-                    tmp = save_upload(upload.name, upload, settings.workspace / "uploads")
-                    try:
-                        ref, report = import_file(tmp, up_name or Path(upload.name).stem, f"upload: {upload.name}", store,
-                                                  **up_opts)
-                    finally:
-                        tmp.unlink(missing_ok=True)
-                elif source == "server path":
-                    ref, report = import_server_file(server_path, path_name or Path(server_path.strip()).stem,
-                                                     store, **path_opts)
-                else:
-                    ref, report = store.save(load_hub(hub_id), hub_id.replace("/", "-"), f"hub: {hub_id}"), None
-            ss.ds_pick = ref.label
-            st.success(f"Saved {ref.label}." + "".join(f"\n- {n}" for n in (report.notes if report else [])))
-        except DataError as e:  # shown under the input that caused it
-            {"upload": up_msg, "server path": path_msg, "hub": hub_msg}[source].error(str(e), icon=":material/error:")
+    st.radio("Load from", ["upload", "server path", "hub"], horizontal=True, key="load_src")
+    # the action runs in on_click (before the rerun the click causes: no rerun can swallow it); its note
+    # shows while the form holds what it held when the note was first shown
+    st.button("Load and save", type="primary", key="load_btn", on_click=V.load_action,
+              args=(settings, store, upload))
+    form = (getattr(upload, "file_id", None), *(ss.get(k) for k in ("load_src", "up_name", "path_input", "path_name",
+                                                                     "hub_id")))
+    for where, box in {"upload": up_msg, "server path": path_msg, "hub": hub_msg, "button": st}.items():
+        V.show_note("load", form, where, box)
 
 refs = store.list()
 labels = {r.label: r for r in refs}
@@ -89,7 +72,8 @@ ref = labels[st.selectbox("Dataset", list(labels), key="ds_pick")]
 dd = V.opened(ref.name, ref.version)
 split = st.radio("Split", list(dd), horizontal=True, key="ds_split")
 ds = dd[split]
-label_col = D.guess_label_column(ds)
+guess = V.guess(ref.name, ref.version, split)  # text and label columns from types and values, with why
+label_col = guess.label
 st.caption(f"{ref.source} · {len(ds):,} rows in {split} · {len(ds.column_names)} columns")
 
 browse, statistics, shape, sql_tab, versions = st.tabs(["Browse", "Statistics", "Shape", "SQL", "Versions"])
@@ -128,14 +112,17 @@ with statistics:
     V.stats_table(V.stats(ref.name, ref.version, split))
     c = st.columns(2)
     with c[0]:
-        lcol = st.selectbox("Label column", ds.column_names,
-                            index=ds.column_names.index(label_col) if label_col else 0, key="st_label")
+        V.follow("st_label", label_col or ds.column_names[0], (ref.label, split))
+        lcol = st.selectbox("Label column", ds.column_names, key="st_label")
+        st.caption(guess.label_why)
         try:
             V.bar(D.label_counts(ds, lcol), f"{lcol}: distribution")
         except DataError as e:  # a column of lists or structs has no distribution to draw
             st.info(str(e), icon=":material/info:")
     with c[1]:
+        V.follow("st_text", guess.text or (text_cols or ds.column_names)[0], (ref.label, split))
         tcol = st.selectbox("Text column", text_cols or ds.column_names, key="st_text")
+        st.caption(guess.text_why)
         lengths = next((s.lengths for s in V.stats(ref.name, ref.version, split) if s.name == tcol), [])
         V.histogram(lengths, f"{tcol}: length in characters", "characters")
     tok_name = st.selectbox("Tokenizer for token lengths", D.tokenizer_names(), key="st_tok")
@@ -146,31 +133,24 @@ with shape:
     work = ss.get("work")
     if not work or work["base"] != (ref.name, ref.version):
         work = ss.work = {"base": (ref.name, ref.version), "ops": [], "dd": dd}
-    cols, splits = list(next(iter(work["dd"].values())).column_names), list(work["dd"])
-    op = V.op_form(cols, splits, refs, D.guess_label_column(next(iter(work["dd"].values()))))
-    if op is not None:
-        try:
-            with st.spinner(f"{op.kind}…"):
-                work["dd"] = apply(work["dd"], op, store=store)
-            work["ops"].append(op)
-        except DataError as e:
-            st.error(str(e), icon=":material/error:")
+    first = next(iter(work["dd"].values()))
+    cols, splits = list(first.column_names), list(work["dd"])
+    if "guess" not in work:  # the defaults follow the data as shaped so far
+        work["guess"] = guess_columns(first)
+        work["formula"] = default_formula(first, work["guess"])
+    V.op_form(cols, splits, refs, work["guess"], work["formula"], (ref.label, tuple(cols)))
+    st.button("Apply", type="primary", key="op_apply", on_click=V.apply_action, args=(store, work["guess"].label))
+    V.show_note("shape", (ref.label, len(work["ops"]), ss.get("op_kind")))
     st.markdown(f"**Result** · {', '.join(f'{k} {len(v):,}' for k, v in work['dd'].items())} rows")
     st.dataframe(D.page(next(iter(work["dd"].values())), 0, 20), height=250)
-    st.code(history_code(ref.name, ref.version, work["ops"]), language="python")
+    st.caption("The same steps in plain Python (only `datasets` needed):")
+    st.code(history_code(ref.path / "data", work["ops"], store, ref.label), language="python")
     c = st.columns([2, 1, 1], vertical_alignment="bottom")
-    new_name = c[0].text_input("Save as", key="sh_name", placeholder=ref.name) or ref.name
-    if c[1].button("Save as a new version", disabled=not work["ops"]):
-        try:
-            saved = store.save(work["dd"], new_name, f"derived from {ref.name} v{ref.version}",
-                               ref.history + [code(o) for o in work["ops"]])
-            ss.work, ss.ds_next = None, saved.label
-            st.rerun()
-        except DataError as e:
-            st.error(str(e))
-    if c[2].button("Undo all", disabled=not work["ops"]):
-        ss.work = None
-        st.rerun()
+    c[0].text_input("Save as", key="sh_name", placeholder=ref.name)
+    c[1].button("Save as a new version", disabled=not work["ops"], key="sh_save", on_click=V.save_action,
+                args=(store, ref))
+    c[2].button("Undo all", disabled=not work["ops"], key="sh_undo", on_click=V.undo_action, args=(ref,))
+    V.show_note("save", ref.label)
     c = st.columns([1, 1, 2], vertical_alignment="bottom")
     fmt = c[0].selectbox("Export format", ["csv", "parquet"], key="ex_fmt")
     ex_split = c[1].selectbox("Split", splits, key="ex_split")
@@ -190,7 +170,6 @@ with versions:
     st.dataframe([{"name": r.name, "version": r.version, "rows": r.rows, "splits": r.splits, "source": r.source}
                   for r in refs], hide_index=True)
     st.code("\n".join(ref.history) or "# no recorded operations", language="python")
-    if ref.name != "drug-reviews" and st.button(f"Delete {ref.name} v{ref.version}"):
-        store.delete(ref.name, ref.version)
-        ss.ds_next = None
-        st.rerun()
+    if ref.name != "drug-reviews":
+        st.button(f"Delete {ref.name} v{ref.version}", key="vs_delete", on_click=V.delete_action, args=(store, ref))
+    V.show_note("versions", ref.label)
