@@ -10,6 +10,7 @@ from core.tensors import (
     EXAMPLES,
     LOSSES,
     OPTIMIZERS,
+    OUTPUT_FIELD,
     AutogradError,
     ModelSpec,
     accumulation,
@@ -17,14 +18,14 @@ from core.tensors import (
     build_model,
     cap_graph,
     collapse,
+    fit_fields,
     forward_graph,
     module_tree,
     parse_sizes,
     plain_reason,
+    split_backward,
     train_step,
 )
-from core.tensors.autograd import fit_fields
-from core.tensors.backward_line import OUTPUT_FIELD, split_backward
 
 st.title("Autograd graph")
 st.caption("What `backward()` really does: the real `grad_fn` graph of your program, with the value and the "
