@@ -65,8 +65,10 @@ class StoreCallback(TrainerCallback):
                                                        f"checkpoint-{state.global_step}…")
 
     def on_prediction_step(self, args, state, control, **kwargs):
-        # Stop pressed during an evaluation: the Trainer only checks between steps, so say what it waits for
-        if not self.stopped and not self._eval_noted and state.is_world_process_zero and self.should_stop():
+        # Stop pressed during an evaluation: the Trainer only checks between steps, so say what it waits for.
+        # One process only: under torchrun should_stop() is a collective (all ranks must call it together).
+        if (args.world_size == 1 and not self.stopped and not self._eval_noted and state.is_world_process_zero
+                and self.should_stop()):
             self._eval_noted = True
             self.store.update(self.run_id, message=f"finishing the evaluation at step {state.global_step}, "
                                                    "then saving a checkpoint…")

@@ -199,6 +199,8 @@ def test_pages_show_hostile_text_as_text(server, page, path):
         choose(page, "Document", "(your own text)")
         page.wait_for_function(f"() => document.querySelectorAll('[aria-label=\"{label}\"]').length === 1")
         fill(page, "Question", "What helped?")
+    if how == "document":  # the question's rerun may briefly redraw the sample's text area: wait it out
+        page.wait_for_function(f"() => document.querySelectorAll('[aria-label=\"{label}\"]').length === 1")
     box = (page.get_by_label(label, exact=True) if how in ("label", "document")
            else page.locator("[data-testid=stTextArea] textarea").first)
     box.fill(text)
