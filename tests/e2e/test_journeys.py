@@ -183,6 +183,7 @@ def test_journey_4_watch_stop_reload_resume(server, page, tiny_bert):
 def test_journey_5_autograd_default_example(server, page):
     open_page(page, server, "autograd_graph")
     assert page.get_by_role("combobox", name="Example", exact=True).input_value() == "First lesson: d = a*b + a"
+    page.locator("[data-testid=stMetricLabel]", has_text="a.grad").first.wait_for(timeout=60_000)
     m = metrics(page)
     # d = a*b + a at a=2, b=3: dd/da = b + 1 = 4, dd/db = a = 2
     assert m["a.grad"] == "4" and m["b.grad"] == "2", m
