@@ -66,6 +66,8 @@ def test_journey_2_upload_a_csv_see_rows_labels_and_token_lengths(server, page, 
     page.get_by_text("Load a dataset", exact=True).click()
     page.locator("[data-testid=stFileUploaderDropzoneInput]").first.set_input_files(str(csv))
     page.get_by_text("journey-reviews.csv").first.wait_for(timeout=30_000)
+    # the server has the file once a run names it: "Save as" offers the file's stem
+    page.locator(f"input[placeholder='{csv.stem}']").wait_for(timeout=60_000)
     settle(page)
     page.get_by_role("button", name="Load and save").click()
     page.get_by_text("Saved journey-reviews v", exact=False).wait_for(timeout=60_000)
