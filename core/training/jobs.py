@@ -155,10 +155,6 @@ class JobManager:
                 raise TimeoutError(f"run {run_id} still {s} after {timeout:.0f} s")
             time.sleep(poll)
 
-    def counts(self) -> dict[str, int]:
-        """State -> number of runs, for every state that has one (one read of the store)."""
-        return self.store.snapshot().counts
-
     def shutdown(self, timeout: float = 60) -> None:
         """Stop running jobs gracefully and end the workers (tests and server exit)."""
         for flag in list(self._stop_flags.values()):
