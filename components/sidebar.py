@@ -4,6 +4,7 @@ from __future__ import annotations
 import streamlit as st
 
 from components import loaders
+from components.fragments import live_fragment
 from core.system import human_bytes
 
 
@@ -12,9 +13,9 @@ def render_sidebar() -> None:
     with st.sidebar:
         st.caption("Device")
         ready = loaders.device_report(wait=False) is not None
-        st.fragment(_device, run_every=None if ready else poll)()
+        live_fragment(_device, None if ready else poll)
         st.caption("Training runs")
-        st.fragment(_runs_summary, run_every=poll)()
+        live_fragment(_runs_summary, poll)
 
 
 def _device() -> None:

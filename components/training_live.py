@@ -12,6 +12,7 @@ import hashlib
 import pandas as pd
 import streamlit as st
 
+from components.fragments import live_fragment
 from components.training_views import duration, live_figure
 from core.training.curves import overfitting, progress
 from core.training.store import ACTIVE, MetricsFollower, Snapshot
@@ -61,29 +62,33 @@ def results_target(snap: Snapshot) -> str | None:
 def runs_panel(jobs, settings) -> None:
     """The live Runs tab (a fragment polling the store)."""
 
-    @st.fragment(run_every=settings.poll_interval_s)
     def panel() -> None:
         snap = jobs.store.snapshot()  # the one read every status below comes from
         if not snap.runs:
             st.info("No runs yet. Start one on the **Launch** tab.")
             return
-        st.caption(queue_line(snap, jobs.concurrency))
-        st.dataframe(runs_table(snap.runs), hide_index=True, height=min(38 + 35 * len(snap.runs), 250))
         ids = [r.id for r in snap.runs]
         labels = [run_label(r) for r in snap.runs]
         # The browser keeps showing an option's old label when only labels change (a status moved on),
         # so the picker is keyed by its labels: a new status draws a new picker, on the same run.
         key = "ft_run_" + hashlib.sha1("\n".join(labels).encode()).hexdigest()[:12]
-        run_id = st.selectbox("Run", ids, index=ids.index(selected_run(snap)), key=key,
-                              format_func=lambda i: labels[ids.index(i)])
+        picked = st.session_state.get(key)
+        run_id = picked if picked in ids else selected_run(snap)
         st.session_state["ft_selected"] = run_id
         rec = snap.get(run_id)
+        # Everything is read before anything is drawn: the elements below then reach the browser
+        # back to back, so the picker and the progress line are never a slow read apart on screen.
+        view = _live_view(jobs, rec, snap)
+        st.caption(queue_line(snap, jobs.concurrency))
+        st.dataframe(runs_table(snap.runs), hide_index=True, height=min(38 + 35 * len(snap.runs), 250))
+        st.selectbox("Run", ids, index=ids.index(run_id), key=key, format_func=lambda i: labels[ids.index(i)])
+        _progress_line(rec, view)
         controls(jobs, rec)
-        live(jobs, rec, snap)
+        live(rec, view)
         if results_target(snap) != st.session_state.get(RESULTS_KEY):
             st.rerun(scope="app")  # a run completed or another was picked: draw its results below
 
-    panel()
+    live_fragment(panel, settings.poll_interval_s)
 
 
 def _act(action, *args) -> None:
@@ -143,17 +148,27 @@ def _status_text(rec, step: int) -> str:
     return rec.message or ""
 
 
-def live(jobs, rec, snap: Snapshot) -> None:
+def _live_view(jobs, rec, snap: Snapshot) -> dict:
+    """What the live panel shows for one run, read from the store before anything is drawn."""
     f = _follower(jobs, rec.id)
     f.refresh()
-    train, evals, resumes = f.rows["train"], f.rows["eval"], f.rows["resume"]
+    train = f.rows["train"]
     finished = rec.finished if rec.status not in ACTIVE else None
     pr = progress(train, rec.total_steps, rec.started if rec.status in ("running", "stopping") else None,
                   finished, before_s=rec.train_seconds, now=snap.taken)
     if rec.status == "queued":
         pr.remaining_s = None
+    return {"follower": f, "train": train, "evals": f.rows["eval"], "resumes": f.rows["resume"], "progress": pr}
+
+
+def _progress_line(rec, view: dict) -> None:
+    pr = view["progress"]
     st.progress(pr.fraction, text=f"{BADGE.get(rec.status, '')} {rec.status} · step {pr.step} / {pr.total or '?'}"
                 f" · elapsed {duration(pr.elapsed_s)} · remaining {duration(pr.remaining_s)}")
+
+
+def live(rec, view: dict) -> None:
+    f, train, evals, resumes, pr = (view[k] for k in ("follower", "train", "evals", "resumes", "progress"))
     note = _status_text(rec, pr.step)
     if note:
         (st.error if rec.status == "failed" else st.info)(note)

@@ -3,6 +3,7 @@ import pandas as pd
 import streamlit as st
 
 from components import loaders
+from components.fragments import live_fragment
 from core.assets import REGISTRY
 from core.system import human_bytes
 
@@ -78,8 +79,8 @@ def assets_panel() -> None:
 
 
 poll = loaders.settings().poll_interval_s
-st.fragment(device_panel, run_every=None if loaders.device_report(wait=False) else poll)()
+live_fragment(device_panel, None if loaders.device_report(wait=False) else poll)
 st.subheader("Offline assets")
-st.fragment(assets_panel, run_every=None if loaders.asset_check(wait=False) else poll)()
+live_fragment(assets_panel, None if loaders.asset_check(wait=False) else poll)
 st.caption("Every asset above ships inside a package from the package registry; nothing is downloaded "
            "at run time. Hub ids work only where the network allows (TORCHLAB_OFFLINE=0).")

@@ -18,6 +18,7 @@ from tests.e2e.conftest import (
     settle,
     shot,
     wait_progress,
+    watch_frontend,
 )
 
 pytestmark = pytest.mark.e2e
@@ -30,7 +31,10 @@ SCREEN_JS = """() => {
       .find(e => e.innerText.trim() === 'Run');
   const input = picker ? picker.querySelector('input') : null;
   const sidebar = document.querySelector('[data-testid=stSidebar]');
-  return {queue, picker: input ? input.value : '',
+  const bar = document.querySelector('[data-testid=stProgress]');
+  // Streamlit marks an element the running rerun has not redrawn yet as stale (data-stale)
+  const stale = [picker, bar].some(e => e && e.closest('[data-stale=true]'));
+  return {queue, picker: input ? input.value : '', stale,
           progress: text('[data-testid=stProgress]')[0] || '',
           sidebar: sidebar ? sidebar.innerText : ''};
 }"""
@@ -73,6 +77,7 @@ def test_every_status_agrees_while_a_run_goes_and_after_it_ends(server, browser,
 
     a = browser.new_context(viewport={"width": 1400, "height": 2000}).new_page()
     b = browser.new_context(viewport={"width": 1400, "height": 2000}).new_page()
+    crashes_a, crashes_b = watch_frontend(a), watch_frontend(b)
     try:
         open_page(a, server, "fine_tuning")
         open_page(b, server, "fine_tuning")
@@ -90,7 +95,7 @@ def test_every_status_agrees_while_a_run_goes_and_after_it_ends(server, browser,
         samples, deadline = [], time.monotonic() + 300
         while time.monotonic() < deadline:
             s = screen(a)
-            if s["progress"] and s["picker"]:
+            if s["progress"] and s["picker"] and not s["stale"]:
                 samples.append(s)
                 picked, shown = status_in(s["picker"]), status_in(s["progress"])
                 assert picked == shown, s  # one read of the store: never two answers
@@ -114,6 +119,7 @@ def test_every_status_agrees_while_a_run_goes_and_after_it_ends(server, browser,
         # and the second browser's run picker lists it with its final status
         assert any(o.startswith(f"✅ completed · truth-run · {run_id}") for o in run_options(b)), run_options(b)
         shot(b, "truth-second-browser")
+        assert not crashes_a + crashes_b, crashes_a + crashes_b
     except Exception:
         shot(a, "FAILED-truth-browser-a")
         shot(b, "FAILED-truth-browser-b")
