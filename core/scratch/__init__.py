@@ -1,0 +1,20 @@
+"""Build your own networks: MLP, CNN, RNN/LSTM/GRU, Transformer encoder, nn.Transformer seq2seq and a tiny GPT,
+each a transformers PreTrainedModel the job engine's Trainer runs like any fine-tune (task "scratch").
+
+    from core.scratch import check, default_architecture, layer_table, setup
+    arch = default_architecture("cnn")               # {"kind": "cnn", "image_shape": [1, 8, 8], "layers": [...]}
+    layer_table(arch, (1, 8, 8), num_classes=10)     # shapes, params, bytes: propagated on `meta`
+    config = TrainingConfig(task="scratch", dataset="sklearn:digits", architecture=arch)
+    check(config, settings)                          # ConfigError("architecture.layers[3]", ...) before launch
+    task = setup(config, settings, out_dir)          # model, datasets, collator, metrics, baseline
+"""
+from core.scratch.architectures import KINDS, MAX_PARAM_BYTES, default_architecture, layer_table
+from core.scratch.data import BUILTIN, SKLEARN, TOY
+from core.scratch.inference import model_kind, predict
+from core.scratch.layers import LAYER_PARAMS, LAYER_TYPES
+from core.scratch.task import TaskSetup, check, setup
+
+__all__ = [
+    "BUILTIN", "KINDS", "LAYER_PARAMS", "LAYER_TYPES", "MAX_PARAM_BYTES", "SKLEARN", "TOY", "TaskSetup", "check",
+    "default_architecture", "layer_table", "model_kind", "predict", "setup",
+]

@@ -1,0 +1,207 @@
+"""Data for from-scratch runs: scikit-learn's bundled tables and digits, workspace datasets (numbers or text),
+the toy reverse task, and tokenizers (an offline one by name, or a byte-level BPE trained on the training text)."""
+from __future__ import annotations
+
+import random
+from collections import Counter
+from dataclasses import dataclass, field, replace
+
+from core.settings import Settings
+from core.training.config import ConfigError, TrainingConfig
+
+SKLEARN = {"sklearn:digits": "load_digits", "sklearn:iris": "load_iris", "sklearn:wine": "load_wine",
+           "sklearn:breast_cancer": "load_breast_cancer"}
+TOY = ("toy:reverse",)
+BUILTIN = (*SKLEARN, *TOY)
+TRAIN_TOKENIZER = "train"  # architecture["tokenizer"]: train a byte-level BPE on the training text
+EOS = "<|endoftext|>"
+
+
+@dataclass
+class Splits:
+    train: object  # datasets.Dataset
+    eval: object
+    label_names: list[str] = field(default_factory=list)
+    majority_baseline: float = 0.0
+    features: list[str] = field(default_factory=list)  # the numeric columns (MLP / CNN)
+
+
+def _cap(ds, n):
+    return ds.select(range(min(n, len(ds)))) if n else ds
+
+
+def _majority(train_labels, eval_labels) -> float:
+    top = Counter(train_labels).most_common(1)[0][0]
+    return sum(1 for y in eval_labels if y == top) / max(1, len(eval_labels))
+
+
+def _finish(config: TrainingConfig, train, ev, names: list[str], features: list[str]) -> Splits:
+    train, ev = _cap(train, config.max_train_samples), _cap(ev, config.max_eval_samples)
+    if len(set(train["labels"])) < 2:
+        raise ConfigError("label_column", f"the training rows have a single class ({names[train['labels'][0]]!r}): "
+                          "a classifier needs at least two")
+    return Splits(train, ev, names, _majority(train["labels"], ev["labels"]), features)
+
+
+def sklearn_splits(config: TrainingConfig) -> Splits:
+    """A scikit-learn bundled dataset (no download) as `inputs` (numbers) + `labels`, split stratified."""
+    import datasets
+    import numpy as np
+    import sklearn.datasets
+    from sklearn.model_selection import train_test_split
+
+    bunch = getattr(sklearn.datasets, SKLEARN[config.dataset])()
+    x, y = np.asarray(bunch.data, dtype=np.float32), np.asarray(bunch.target)
+    names = [str(n) for n in bunch.target_names]
+    xt, xe, yt, ye = train_test_split(x, y, test_size=config.eval_fraction, random_state=config.seed, stratify=y)
+    label = datasets.ClassLabel(names=names)
+    feats = datasets.Features({"inputs": datasets.Sequence(datasets.Value("float32")), "labels": label})
+
+    def ds(a, b):
+        return datasets.Dataset.from_dict({"inputs": a.tolist(), "labels": b.tolist()}, features=feats)
+
+    return _finish(config, ds(xt, yt), ds(xe, ye), names, [str(f) for f in bunch.feature_names])
+
+
+def store_splits(config: TrainingConfig, settings: Settings, numeric: bool, feature_columns=None) -> Splits:
+    """A workspace dataset through the fine-tuning loader (label checks, split, caps); numeric models get
+    `inputs` built from the feature columns."""
+    from core.training.data import load_splits
+
+    cfg = replace(config, text_pair_column=None)
+    if numeric:
+        cfg = replace(cfg, text_column=config.label_column)  # the loader checks that column exists
+    s = load_splits(cfg, settings)
+    if not numeric:
+        return Splits(s.train, s.eval, s.label_names, s.majority_baseline)
+    cols = [c for c in s.train.column_names if c not in (config.label_column, "labels")]
+    fld = "architecture.feature_columns"
+    if feature_columns is None:
+        feature_columns = [c for c in cols if _is_number(s.train.features[c])]
+        if not feature_columns:
+            raise ConfigError(fld, f"{config.dataset} has no numeric column (columns: {', '.join(cols)}); "
+                              "text goes to an RNN, Transformer or GPT, not an MLP / CNN")
+    if not isinstance(feature_columns, list) or not all(isinstance(c, str) for c in feature_columns):
+        raise ConfigError(fld, "must be a list of column names")
+    for c in feature_columns:
+        if c not in s.train.column_names:
+            raise ConfigError(fld, f"no column {c!r} in {config.dataset}; columns: {', '.join(cols)}")
+        if not _is_number(s.train.features[c]):
+            raise ConfigError(fld, f"column {c!r} holds {s.train.features[c]}, not numbers: a text column goes to "
+                              "an RNN, Transformer or GPT, not an MLP / CNN")
+
+    def to_inputs(batch):
+        rows = zip(*(batch[c] for c in feature_columns), strict=True)
+        return {"inputs": [[float("nan") if v is None else float(v) for v in r] for r in rows]}
+
+    keep = ["inputs", "labels"]
+    train = s.train.map(to_inputs, batched=True, keep_in_memory=True)
+    ev = s.eval.map(to_inputs, batched=True, keep_in_memory=True)
+    train = train.remove_columns([c for c in train.column_names if c not in keep])
+    ev = ev.remove_columns([c for c in ev.column_names if c not in keep])
+    import numpy as np
+
+    if np.isnan(np.asarray(train["inputs"], dtype=np.float64)).any():
+        raise ConfigError(fld, "some feature cells are empty; fill or drop them on the Datasets page first")
+    return Splits(train, ev, s.label_names, s.majority_baseline, list(feature_columns))
+
+
+def _is_number(feature) -> bool:
+    dtype = getattr(feature, "dtype", "")
+    return isinstance(dtype, str) and dtype.startswith(("int", "uint", "float", "bool"))
+
+
+def lm_texts(config: TrainingConfig, settings: Settings) -> tuple[list[str], list[str]]:
+    """Training / held-out texts of one column for a causal LM (no labels needed)."""
+    from core.data.store import DatasetStore
+
+    store = DatasetStore(settings.datasets_dir)
+    if config.dataset == "drug-reviews":
+        store.ensure_sample()
+    try:
+        dd = store.load(config.dataset, config.dataset_version)
+    except Exception as e:
+        raise ConfigError("dataset", f"can't open {config.dataset!r}: {e}") from None
+    train_name = "train" if "train" in dd else next(iter(dd))
+    train = dd[train_name]
+    if config.text_column not in train.column_names:
+        raise ConfigError("text_column", f"no column {config.text_column!r} in {config.dataset}; "
+                          f"columns: {', '.join(train.column_names)}")
+    texts = [t for t in train[config.text_column] if isinstance(t, str) and t.strip()]
+    eval_name = next((s for s in ("validation", "test", "eval") if s in dd and s != train_name), None)
+    if eval_name:
+        held = [t for t in dd[eval_name][config.text_column] if isinstance(t, str) and t.strip()]
+    else:
+        rng = random.Random(config.seed)
+        rng.shuffle(texts)
+        n = max(1, round(len(texts) * config.eval_fraction))
+        texts, held = texts[n:], texts[:n]
+    if not texts or not held:
+        raise ConfigError("text_column", f"{config.text_column!r} has too little text to train and evaluate on")
+    if config.max_train_samples:
+        texts = texts[: config.max_train_samples]
+    if config.max_eval_samples:
+        held = held[: config.max_eval_samples]
+    return texts, held
+
+
+def reverse_task(arch: dict, seed: int) -> tuple[object, object]:
+    """The toy reverse task (PyTorch-tutorial style): a random symbol sequence -> the same reversed, then eos.
+    Ids: 0 pad, 1 bos, 2 eos, 3.. the symbols."""
+    import datasets
+
+    rng = random.Random(seed)
+    symbols, lo, hi = arch["symbols"], arch["min_len"], arch["max_len"]
+
+    def rows(n):
+        src = [[rng.randrange(3, 3 + symbols) for _ in range(rng.randint(lo, hi))] for _ in range(n)]
+        return datasets.Dataset.from_dict({"input_ids": src, "labels": [s[::-1] + [2] for s in src]})
+
+    return rows(arch["train_size"]), rows(arch["eval_size"])
+
+
+def train_bpe(texts: list[str], vocab_size: int):
+    """A byte-level BPE (GPT-2 style) trained with the `tokenizers` library on `texts`."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=[EOS], show_progress=False,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator(texts, trainer)
+    return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token=EOS, bos_token=EOS, unk_token=EOS, pad_token=EOS)
+
+
+def tokenizer_for(arch: dict, texts: list[str], settings: Settings):
+    """architecture["tokenizer"]: "train" (a BPE of architecture["vocab_size"] on the training text) or any
+    name core.tokenizers loads (packaged, trained:NAME from the Tokenizers page, a folder)."""
+    from core.assets import AssetError
+
+    name = arch.get("tokenizer", TRAIN_TOKENIZER)
+    if name == TRAIN_TOKENIZER:
+        v = arch.get("vocab_size", 2000)
+        if isinstance(v, bool) or not isinstance(v, int) or not 300 <= v <= 100_000:
+            raise ConfigError("architecture.vocab_size", f"a trained BPE needs 300 to 100,000 tokens, got {v!r}")
+        return train_bpe(texts, v)
+    from core.tokenizers import load
+
+    try:
+        tok = load(name, settings)
+    except AssetError as e:
+        raise ConfigError("architecture.tokenizer", str(e)) from None
+    if tok.pad_token_id is None:
+        raise ConfigError("architecture.tokenizer", f"{name!r} has no padding or end-of-text token")
+    return tok
+
+
+def tokenize_texts(ds, tokenizer, column: str, max_length: int):
+    """input_ids (truncated, unpadded) + labels: the collator pads per batch."""
+    def enc(batch):
+        texts = [t if isinstance(t, str) else "" for t in batch[column]]
+        return {"input_ids": tokenizer(texts, truncation=True, max_length=max_length,
+                                       add_special_tokens=True)["input_ids"]}
+
+    out = ds.map(enc, batched=True, keep_in_memory=True)
+    return out.remove_columns([c for c in out.column_names if c not in ("input_ids", "labels")])

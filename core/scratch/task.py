@@ -1,0 +1,204 @@
+"""The "scratch" training task: from a TrainingConfig (dataset, columns, sizes) and its `architecture` to the
+model, datasets, collator and metrics the job engine hands to the Hugging Face Trainer."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from core.scratch import architectures as A
+from core.scratch import data as D
+from core.scratch.metrics import (
+    bigram_perplexity,
+    classification_metrics,
+    lm_metrics,
+    token_accuracy_metrics,
+)
+from core.settings import Settings
+from core.training.config import ConfigError, TrainingConfig
+from core.training.tasks import TaskSetup
+
+
+@dataclass
+class Prepared:
+    arch: dict
+    splits: D.Splits
+    shape: tuple
+    tokenizer: Any = None
+    rows: list = field(default_factory=list)  # the layer table
+
+
+def _architecture(config: TrainingConfig) -> dict:
+    return A.full_architecture(getattr(config, "architecture", None) or {"kind": "mlp"})
+
+
+def _prepare(config: TrainingConfig, settings: Settings) -> Prepared:
+    config.validate()
+    arch = _architecture(config)
+    kind, name = arch["kind"], config.dataset
+    if kind == "seq2seq":
+        if name not in D.TOY:
+            raise ConfigError("dataset", f"the encoder–decoder trains on {', '.join(D.TOY)}, got {name!r}")
+        train, ev = D.reverse_task(arch, config.seed)
+        splits = D.Splits(D._cap(train, config.max_train_samples), D._cap(ev, config.max_eval_samples))
+        shape = A.input_shape(arch)
+        rows = A.layer_table(arch, shape)
+        return Prepared(arch, splits, shape, rows=rows)
+    if name in D.TOY:
+        raise ConfigError("dataset", f"{name} is the sequence-to-sequence toy task: pick kind seq2seq")
+    if name in D.SKLEARN and kind not in ("mlp", "cnn"):
+        raise ConfigError("dataset", f"{name} holds numbers, not text: a {kind} needs a text column "
+                          "(drug-reviews, or a workspace dataset)")
+    if kind == "gpt":
+        texts, held = D.lm_texts(config, settings)
+        tok = D.tokenizer_for(arch, texts, settings)
+        arch = _match_vocab(arch, len(tok))
+        import datasets
+
+        splits = D.Splits(datasets.Dataset.from_dict({"text": texts}), datasets.Dataset.from_dict({"text": held}))
+        shape = (config.max_length,)
+        return Prepared(arch, splits, shape, tok, A.layer_table(arch, shape))
+    if kind in ("mlp", "cnn"):
+        splits = (D.sklearn_splits(config) if name in D.SKLEARN
+                  else D.store_splits(config, settings, True, arch.get("feature_columns")))
+        n = len(splits.features)
+        shape = A.input_shape(arch, n)
+        if kind == "cnn" and n != (want := _prod(shape)):
+            raise ConfigError("architecture.image_shape", f"{shape} needs {want} numbers per image, but "
+                              f"{name} gives {n} feature columns")
+        rows = A.layer_table(arch, shape, len(splits.label_names))
+        return Prepared(arch, splits, shape, rows=rows)
+    splits = D.store_splits(config, settings, False)
+    tok = D.tokenizer_for(arch, list(splits.train[config.text_column]), settings)
+    arch = A.with_vocab(arch, len(tok))
+    shape = (config.max_length,)
+    return Prepared(arch, splits, shape, tok, A.layer_table(arch, shape, len(splits.label_names)))
+
+
+def _prod(shape) -> int:
+    out = 1
+    for s in shape:
+        out *= s
+    return out
+
+
+def _match_vocab(arch: dict, vocab: int) -> dict:
+    if arch.get("tokenizer", D.TRAIN_TOKENIZER) != D.TRAIN_TOKENIZER and arch.get("vocab_size") not in (None, vocab):
+        raise ConfigError("architecture.vocab_size", f"{arch['vocab_size']:,} does not match the tokenizer's "
+                          f"vocabulary of {vocab:,} tokens: leave it empty or set {vocab}")
+    return {**arch, "vocab_size": vocab}
+
+
+def check(config: TrainingConfig, settings: Settings) -> dict:
+    """Every check before launch (config, data, tokenizer, shapes, memory); ConfigError names the field.
+    Returns rows, classes and parameter count."""
+    p = _prepare(config, settings)
+    return _info(p)
+
+
+def _info(p: Prepared) -> dict:
+    return {"kind": p.arch["kind"], "train_rows": len(p.splits.train), "eval_rows": len(p.splits.eval),
+            "labels": list(p.splits.label_names), "classes": len(p.splits.label_names),
+            "input_shape": list(p.shape), "params": sum(r["params"] for r in p.rows), "layers": p.rows,
+            "architecture": p.arch}
+
+
+def setup(config: TrainingConfig, settings: Settings, out_dir: str | Path) -> TaskSetup:
+    """Model, tokenized datasets, collator, metrics and baseline of one run. The saved model's config.json is
+    all `predict` needs to reload it; `out_dir` is the run's folder (unused for now: everything fits in memory)."""
+    import torch
+
+    torch.manual_seed(config.seed)
+    p = _prepare(config, settings)
+    kind = p.arch["kind"]
+    info = _info(p)
+    if kind == "seq2seq":
+        model = A.build_model(p.arch)
+        setup_ = TaskSetup(model, p.splits.train, p.splits.eval, seq2seq_collator, token_accuracy_metrics, info=info)
+    elif kind == "gpt":
+        model = A.build_model(p.arch, vocab=len(p.tokenizer), max_length=config.max_length,
+                              bos_token_id=p.tokenizer.eos_token_id, eos_token_id=p.tokenizer.eos_token_id,
+                              pad_token_id=p.tokenizer.pad_token_id)
+        train, ev = (_lm_tokens(ds, p.tokenizer, config.max_length) for ds in (p.splits.train, p.splits.eval))
+        baseline = {"bigram_perplexity": bigram_perplexity(train["input_ids"], ev["input_ids"], len(p.tokenizer))}
+        setup_ = TaskSetup(model, train, ev, PadCollator(p.tokenizer.pad_token_id, lm=True), lm_metrics,
+                           p.tokenizer, info, baseline)
+    else:
+        setup_ = _classifier(config, p, info)
+    return setup_
+
+
+def _classifier(config: TrainingConfig, p: Prepared, info: dict) -> TaskSetup:
+    import numpy as np
+
+    from core.scratch.models import ScratchClassifier, ScratchConfig
+
+    names = p.splits.label_names
+    common = {"num_labels": len(names), "id2label": dict(enumerate(names)),
+              "label2id": {n: i for i, n in enumerate(names)}}
+    baseline = {"majority_baseline": p.splits.majority_baseline}
+    if p.tokenizer is None:
+        x = np.asarray(p.splits.train["inputs"], dtype=np.float64)
+        mean, std = x.mean(0), x.std(0)
+        std[std < 1e-6] = 1.0  # a constant feature (a blank pixel) stays 0 after centring
+        cfg = ScratchConfig(p.arch, list(p.shape), "float", mean.tolist(), std.tolist(), **common)
+        train = p.splits.train.with_format("torch")
+        ev = p.splits.eval.with_format("torch")
+        return TaskSetup(ScratchClassifier(cfg), train, ev, None, classification_metrics, info=info,
+                         baseline=baseline)
+    tok = p.tokenizer
+    cfg = ScratchConfig(p.arch, list(p.shape), "long", pad_token_id=tok.pad_token_id, **common)
+    train = D.tokenize_texts(p.splits.train, tok, config.text_column, config.max_length)
+    ev = D.tokenize_texts(p.splits.eval, tok, config.text_column, config.max_length)
+    return TaskSetup(ScratchClassifier(cfg), train, ev, PadCollator(tok.pad_token_id), classification_metrics,
+                     tok, info, baseline)
+
+
+def _lm_tokens(ds, tokenizer, max_length: int):
+    """Each text + end-of-text, truncated to max_length (one example per text, padded per batch)."""
+    eos = tokenizer.eos_token_id
+
+    def enc(batch):
+        ids = tokenizer(batch["text"], add_special_tokens=False)["input_ids"]
+        return {"input_ids": [(x + [eos])[:max_length] for x in ids]}
+
+    return ds.map(enc, batched=True, remove_columns=["text"], keep_in_memory=True)
+
+
+class PadCollator:
+    """Pads input_ids per batch and adds attention_mask; `lm` makes labels the inputs (padding -> -100),
+    otherwise keeps the class labels."""
+
+    def __init__(self, pad_id: int, lm: bool = False):
+        self.pad_id, self.lm = pad_id, lm
+
+    def __call__(self, rows: list[dict]) -> dict:
+        import torch
+
+        n = max(1, max(len(r["input_ids"]) for r in rows))
+        ids = torch.full((len(rows), n), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(rows), n), dtype=torch.long)
+        for i, r in enumerate(rows):
+            x = list(r["input_ids"])
+            ids[i, : len(x)] = torch.tensor(x, dtype=torch.long)
+            mask[i, : len(x)] = 1
+        out = {"input_ids": ids, "attention_mask": mask}
+        if self.lm:
+            out["labels"] = ids.masked_fill(mask == 0, -100)
+        else:
+            out["labels"] = torch.tensor([int(r["labels"]) for r in rows], dtype=torch.long)
+        return out
+
+
+def seq2seq_collator(rows: list[dict]) -> dict:
+    """Source ids padded with 0 (+ attention_mask); target labels padded with -100."""
+    import torch
+
+    n = max(len(r["input_ids"]) for r in rows)
+    m = max(len(r["labels"]) for r in rows)
+    ids = torch.zeros((len(rows), n), dtype=torch.long)
+    labels = torch.full((len(rows), m), -100, dtype=torch.long)
+    for i, r in enumerate(rows):
+        ids[i, : len(r["input_ids"])] = torch.tensor(list(r["input_ids"]))
+        labels[i, : len(r["labels"])] = torch.tensor(list(r["labels"]))
+    return {"input_ids": ids, "attention_mask": (ids != 0).long(), "labels": labels}
