@@ -21,55 +21,124 @@ JSON_BATCH_CHARS = 8 * 1024 * 1024  # JSON text per batch: parsed objects take ~
 FOOTER_MAX = 64 * 1024 * 1024  # a Parquet footer (schema + row-group index) larger than this is refused unread
 
 
-def type_columns(raw: Path, out: Path, infer: bool, tally: Tally | None = None) -> None:
-    """Give each string column the narrowest type all its non-empty cells cast to (int, float, bool).
+def type_columns(raw: Path, out: Path, infer: bool, tally: Tally | None = None, drop_blank: tuple = ()) -> ColumnTyper:
+    """Give each string column of the Arrow stream `raw` its type (see `ColumnTyper`) and write it to `out`.
 
-    Columns with leading zeros ("08123") stay text: they are codes, not numbers. Empty cells of a
-    typed column become nulls. Both passes go batch by batch over the memory-mapped file.
+    Both passes go batch by batch over the file; `drop_blank` names columns left out if no cell holds text.
     """
     import pyarrow as pa
-    import pyarrow.compute as pc
-
-    def trimmed(arr: pa.Array) -> pa.Array:
-        s = pc.utf8_trim_whitespace(arr)
-        return pc.if_else(pc.equal(s, ""), None, s)
-
-    def batches() -> Iterator[pa.RecordBatch]:
-        # plain reads, not a memory map: pages of a map stay resident, these are freed batch by batch
-        with pa.OSFile(str(raw), "rb") as src:
-            yield from pa.ipc.open_stream(src)
 
     with pa.OSFile(str(raw), "rb") as src:
         names = pa.ipc.open_stream(src).schema.names
-    candidates = {n: [pa.int64(), pa.float64(), pa.bool_()] if infer else [] for n in names}
-    seen = dict.fromkeys(names, False)  # any non-empty cell at all
-    for batch in batches() if infer else ():
-        if tally:
-            tally.tick()
-        for name, arr in zip(names, batch.columns, strict=True):
-            if not candidates[name]:
+    typer = ColumnTyper(names, infer, drop_blank)
+    typer.scan(raw, tally)
+    write_typed(raw, out, typer, tally)
+    return typer
+
+
+class ColumnTyper:
+    """The narrowest type all non-empty cells of each string column cast to (int, float, bool), seen batch by batch.
+
+    Columns with leading zeros ("08123") stay text: they are codes, not numbers. Empty cells of a typed
+    column become nulls. The result does not depend on where batches are cut, so every reader agrees.
+    """
+
+    def __init__(self, names: list[str], infer: bool, drop_blank: tuple = ()):
+        import pyarrow as pa
+
+        self.names, self.infer = list(names), infer
+        self.candidates = {n: [pa.int64(), pa.float64(), pa.bool_()] if infer else [] for n in names}
+        self.seen = dict.fromkeys(names, False)  # any non-empty cell at all
+        self.blank = set(drop_blank)  # columns to drop if they stay blank
+        self.last: dict[str, pa.Array] = {}  # the last batch's columns cast to their first candidate type
+
+    def see(self, batch: pa.RecordBatch) -> None:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        self.last = {}
+        for name, arr in zip(self.names, batch.columns, strict=True):
+            if not self.candidates[name] and name not in self.blank:
                 continue
-            vals = trimmed(arr).drop_null()
+            vals = _trimmed(arr).drop_null()
             if len(vals) == 0:
                 continue
-            seen[name] = True
+            self.seen[name] = True
+            self.blank.discard(name)
+            if not self.candidates[name]:
+                continue
             if pc.any(pc.match_substring_regex(vals, r"^[+-]?0\d")).as_py():
-                candidates[name] = []
+                self.candidates[name] = []
                 continue
             ok = []
-            for typ in candidates[name]:
+            for typ in self.candidates[name]:
                 try:
-                    pc.cast(vals, typ)
+                    cast = pc.cast(vals, typ)
                     ok.append(typ)
+                    if not ok[1:] and len(vals) == len(arr):  # the batch's column as typed, for a one-pass writer
+                        self.last[name] = cast
                 except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
                     pass
-            candidates[name] = ok
-    types = {n: c[0] for n, c in candidates.items() if c and seen[n]}
-    schema = pa.schema([(n, types.get(n, pa.string())) for n in names])
+            self.candidates[name] = ok
+
+    def scan(self, raw: Path, tally: Tally | None = None) -> None:
+        """See every batch of the Arrow stream file `raw`."""
+        for batch in _stream(raw) if self.infer or self.blank else ():
+            if tally:
+                tally.tick()
+            self.see(batch)
+
+    def types(self) -> dict:
+        return {n: c[0] for n, c in self.candidates.items() if c and self.seen[n]}
+
+    def typed(self, batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
+        """The batch last seen, with the columns of `schema` only, cast to its types."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        cols = dict(zip(self.names, batch.columns, strict=True))
+        out = []
+        for f in schema:
+            done = self.last.get(f.name)
+            out.append(cols[f.name] if pa.types.is_string(f.type) else done if done is not None and done.type == f.type
+                       else pc.cast(_trimmed(cols[f.name]), f.type))
+        return pa.record_batch(out, schema=schema)
+
+
+def _trimmed(arr: pa.Array) -> pa.Array:
+    import pyarrow.compute as pc
+
+    s = pc.utf8_trim_whitespace(arr)
+    return pc.if_else(pc.equal(s, ""), None, s)
+
+
+def _stream(raw: Path) -> Iterator[pa.RecordBatch]:
+    import pyarrow as pa
+
+    # plain reads, not a memory map: pages of a map stay resident, these are freed batch by batch
+    with pa.OSFile(str(raw), "rb") as src:
+        yield from pa.ipc.open_stream(src)
+
+
+def write_typed(raw: Path, out: Path, typer: ColumnTyper, tally: Tally | None = None, rename: list | None = None) -> None:
+    """Write `raw` to `out` with the typer's types, its blank columns dropped and the columns renamed; when
+    nothing changes, the file is moved, not rewritten."""
+    import os
+
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    types, names = typer.types(), rename or typer.names
+    keep = [i for i, n in enumerate(typer.names) if n not in typer.blank]
+    if not types and len(keep) == len(names) and names == typer.names:
+        os.replace(raw, out)
+        return
+    schema = pa.schema([(names[i], types.get(typer.names[i], pa.string())) for i in keep])
     with pa.OSFile(str(out), "wb") as sink, pa.ipc.new_stream(sink, schema) as writer:
-        for batch in batches():
-            arrays = [pc.cast(trimmed(a), types[n]) if n in types else a
-                      for n, a in zip(names, batch.columns, strict=True)]
+        for batch in _stream(raw):
+            cols = batch.columns
+            arrays = [pc.cast(_trimmed(cols[i]), types[typer.names[i]]) if typer.names[i] in types else cols[i]
+                      for i in keep]
             typed = pa.record_batch(arrays, schema=schema)
             if tally:
                 tally.add(0, typed.nbytes)
@@ -138,11 +207,8 @@ def _fields(value: Any, path: tuple, out: set[tuple], line: int, room: int) -> N
                 _fields(v, (*path, "[]"), out, line, room)
 
 
-def load_jsonl(path: Path, out: Path, limits: Limits) -> LoadReport:
-    """Two passes: find one schema all lines agree on (every cap checked here), then write every batch cast to it."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
+def check_jsonl_head(path: Path) -> None:
+    """Refuse a binary file, or one whose first 64 KB are not UTF-8, before any parsing."""
     with path.open("rb") as f:
         head = f.read(SNIFF_BYTES)
     check_text(path, head)
@@ -152,6 +218,14 @@ def load_jsonl(path: Path, out: Path, limits: Limits) -> LoadReport:
         if e.start < len(head) - 4:  # not just a character cut by the sample's end
             line = head[: e.start].count(b"\n") + 1
             raise DataError(f"line {line}: not valid UTF-8 (JSON Lines must be UTF-8)") from None
+
+
+def load_jsonl(path: Path, out: Path, limits: Limits) -> LoadReport:
+    """Two passes: find one schema all lines agree on (every cap checked here), then write every batch cast to it."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    check_jsonl_head(path)
     schemas = []
     tally = Tally(limits, path.name)
     try:

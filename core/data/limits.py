@@ -60,14 +60,14 @@ class Limits:
             raise DataError(f"{where}: values nested {depth:,} levels deep, over the {self.nesting}-level cap "
                             "(TORCHLAB_MAX_NESTING)")
 
-    def check_lines(self, path: Path) -> None:
+    def check_lines(self, path: Path) -> int | None:
         """In a text file the row cap counts lines (a row takes one at least): count them at C speed,
         stopping past the cap, before any parsing, so a small file of ten million empty lines is refused
         in milliseconds, not after a minute of parsing."""
         lines = 0
         with path.open("rb") as f:
             if f.read(2) in (b"\xff\xfe", b"\xfe\xff"):  # UTF-16: a 0x0A byte need not be a newline
-                return
+                return None
             f.seek(0)
             while lines <= self.rows and (chunk := f.read(1 << 22)):
                 lines += chunk.count(b"\n")

@@ -1,9 +1,12 @@
 """Files -> `datasets.Dataset`, validated, streamed to Arrow on disk (memory-mapped, never whole in RAM).
 
-A CSV is read once with Python's `csv` module (exact line numbers for every message) into
-string columns in an Arrow file; a second, vectorised pass gives each column its type. A load
-that fails deletes its staging file, so nothing partial is left. Saved datasets and their
-versions live in `core.data.store`; operations and statistics in `core.data.ops`.
+A CSV's dialect (encoding, delimiter) and column names come from Python's `csv` module reading the
+first record; the rows are read by Arrow's multi-threaded reader (`core.data.fastpath`), typed batch by
+batch as they stream. Files Arrow could read differently from Python's strict `csv` (quotes out of
+place), and any file Arrow objects to, are read again row by row with Python's `csv` module, which
+names the exact line of every problem. A load that fails deletes its staging file, so nothing partial
+is left. Saved datasets and their versions live in `core.data.store`; operations and statistics in
+`core.data.ops`.
 """
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ if TYPE_CHECKING:
     import datasets
     import pyarrow as pa
 
+    from core.data.fastpath import Progress
     from core.data.store import DatasetRef, DatasetStore
     from core.settings import Settings
 
@@ -52,10 +56,13 @@ def load_file(path: str | os.PathLike, **options: Any) -> datasets.Dataset:
 def load_file_report(path: str | os.PathLike, *, format: str = "auto", encoding: str = "auto",
                      delimiter: str = "auto", header: bool | str = "auto", on_bad_lines: str = "error",
                      infer_types: bool = True, fix_names: bool = False, max_cell_bytes: int | None = None,
-                     cache_dir: str | os.PathLike | None = None, settings: Settings | None = None) -> LoadReport:
+                     cache_dir: str | os.PathLike | None = None, settings: Settings | None = None,
+                     progress: Progress | None = None) -> LoadReport:
     """`load_file`, returning what was detected (encoding, delimiter, header, skipped lines) too.
 
     Every cap is checked as the file streams; whatever a bad file provokes leaves as a DataError.
+    `progress(bytes_read, file_size, rows)` is called after each batch of a CSV read by Arrow (from this
+    thread; it may raise to stop the load).
     """
     from core.settings import get_settings
 
@@ -70,9 +77,10 @@ def load_file_report(path: str | os.PathLike, *, format: str = "auto", encoding:
     size = path.stat().st_size
     if size == 0:  # also every /proc and /sys file, whatever reading it would give
         raise DataError(f"{path.name} is empty (0 bytes): nothing to load")
+    lines = None
     if fmt != "parquet":
         limits.check_size(path.name, size)
-        limits.check_lines(path)
+        lines = limits.check_lines(path)
     staging = Path(cache_dir) if cache_dir else settings.workspace / "cache" / "loads"
     staging.mkdir(parents=True, exist_ok=True)
     _sweep(staging)
@@ -84,10 +92,10 @@ def load_file_report(path: str | os.PathLike, *, format: str = "auto", encoding:
         if fmt == "parquet":
             report = dataformats.load_parquet(path, final, limits)
         elif fmt == "jsonl":
-            report = dataformats.load_jsonl(path, final, limits)
+            report = _load_jsonl(path, raw, final, limits)
         else:
-            report = _load_csv(path, raw, fmt, encoding, delimiter, header, on_bad_lines, limits, fix_names)
-            dataformats.type_columns(raw, final, infer_types, Tally(limits, path.name))
+            report = _load_csv(path, raw, final, fmt, encoding, delimiter, header, on_bad_lines, limits, fix_names,
+                               infer_types, progress, lines)
         import datasets
 
         report.dataset = datasets.Dataset.from_file(str(final))
@@ -103,6 +111,19 @@ def load_file_report(path: str | os.PathLike, *, format: str = "auto", encoding:
         raise DataError(f"{path.name}: could not be read ({type(e).__name__}: {_short(e)})") from e
     finally:
         raw.unlink(missing_ok=True)
+
+
+def _load_jsonl(path: Path, raw: Path, final: Path, limits: Limits) -> LoadReport:
+    """JSON Lines with Arrow's reader where it reads as the Python reader would, else with the Python reader."""
+    from core.data.fastpath import jsonl_to_arrow
+    from core.data.formats import check_jsonl_head, load_jsonl
+
+    check_jsonl_head(path)
+    if jsonl_to_arrow(path, raw, limits):
+        raw.replace(final)
+        return LoadReport(dataset=None, format="jsonl", delimiter=None, reader="arrow")  # type: ignore[arg-type]
+    raw.unlink(missing_ok=True)
+    return load_jsonl(path, final, limits)
 
 
 def _short(e: BaseException, n: int = 300) -> str:
@@ -249,8 +270,11 @@ def _column_names(first: list[str], header: bool | str, fix: bool) -> tuple[list
     if not header:
         return [f"column_{i + 1}" for i in range(len(first))], False, note
     names, seen = [], {}
+    named = max((i for i, c in enumerate(first, start=1) if c.strip()), default=0)
     for i, raw in enumerate(first, start=1):
         name = raw.strip()
+        if not name and i > named:  # trailing commas, as Excel writes them: dropped later if blank
+            name = f"column_{i}"
         if len(name) > NAME_CHARS:
             raise DataError(f"line 1: column {i}'s name is {len(name):,} characters; names are at most {NAME_CHARS} "
                             "(if the first line is data, set the header option to no)")
@@ -271,10 +295,13 @@ def _column_names(first: list[str], header: bool | str, fix: bool) -> tuple[list
     return names, True, note
 
 
-def _load_csv(path: Path, out: Path, fmt: str, encoding: str, delimiter: str, header: bool | str,
-              on_bad_lines: str, limits: Limits, fix: bool) -> LoadReport:
-    """Stream-parse a delimited file into string columns in the Arrow file `out`, every cap checked per row."""
-    import pyarrow as pa
+def _load_csv(path: Path, raw: Path, final: Path, fmt: str, encoding: str, delimiter: str, header: bool | str,
+              on_bad_lines: str, limits: Limits, fix: bool, infer: bool, progress: Progress | None,
+              lines: int | None = None) -> LoadReport:
+    """Detect the dialect, decide the column names from the first record, then read the rows with Arrow
+    (`core.data.fastpath`) or, for what Arrow can't read as Python's strict `csv` does, with Python; type them."""
+    from core.data.fastpath import csv_to_arrow
+    from core.data.formats import ColumnTyper, write_typed
 
     with path.open("rb") as f:
         head = f.read(SNIFF_BYTES)
@@ -289,20 +316,50 @@ def _load_csv(path: Path, out: Path, fmt: str, encoding: str, delimiter: str, he
         raise DataError(f"delimiter must be one character other than a quote or newline, got {delimiter!r}")
     else:
         delim = delimiter
-    cap = limits.cell_bytes
-    csv.field_size_limit(max(csv.field_size_limit(), cap + 1))  # longer cells get our message below
+    csv.field_size_limit(max(csv.field_size_limit(), limits.cell_bytes + 1))  # longer cells get our message
     report = LoadReport(dataset=None, format=fmt, encoding=enc, delimiter=delim, notes=notes)  # type: ignore[arg-type]
+    with path.open("r", encoding=enc, newline="") as f:  # the first record, as the Python reader reads it
+        text = BoundedLines(f, limits.row_bytes)
+        reader = csv.reader(text, delimiter=delim, quotechar='"', doublequote=True, strict=True)
+        first = next(_records(reader, text, Tally(limits, path.name)), None)
+    if first is None:
+        raise DataError(f"{path.name} has no rows (only blank lines)")
+    limits.check_columns(len(first[1]), f"line {first[0]}")
+    names, report.header, note = _column_names(first[1], header, fix)
+    notes.append(note)
+    named = max((i for i, c in enumerate(first[1], start=1) if c.strip()), default=0)
+    trailing = tuple(names[named:]) if report.header else ()
+    typer = csv_to_arrow(path, raw, final, enc, delim, names, report.header, limits, infer, trailing, progress,
+                         lines)
+    if typer is not None:
+        report.reader = "arrow"
+    else:
+        _python_rows(path, raw, enc, delim, names, on_bad_lines, limits, report)
+        typer = ColumnTyper(names, infer, trailing)
+        typer.scan(raw, Tally(limits, path.name))
+        write_typed(raw, final, typer, Tally(limits, path.name))
+    dropped = [n for n in trailing if n in typer.blank]
+    kept = [n for n in trailing if n not in typer.blank]
+    if dropped:
+        notes.append(f"dropped {len(dropped)} empty column(s) without a name at the end of every row (trailing "
+                     "delimiters, as spreadsheets write them)")
+    if kept:
+        notes.append(f"named the column(s) without a name at the end of the header: {', '.join(kept)}")
+    return report
+
+
+def _python_rows(path: Path, out: Path, enc: str, delim: str, names: list[str], on_bad_lines: str, limits: Limits,
+                 report: LoadReport) -> None:
+    """Stream-parse a delimited file into string columns in the Arrow file `out`, every cap checked per row."""
+    import pyarrow as pa
+
+    cap = limits.cell_bytes
     tally = Tally(limits, path.name)
     with path.open("r", encoding=enc, newline="") as f:
         text = BoundedLines(f, limits.row_bytes)  # a row past the cap stops while it is read
         reader = csv.reader(text, delimiter=delim, quotechar='"', doublequote=True, strict=True)
         records = _records(reader, text, tally)
-        first = next(((n, r) for n, r in records), None)
-        if first is None:
-            raise DataError(f"{path.name} has no rows (only blank lines)")
-        limits.check_columns(len(first[1]), f"line {first[0]}")
-        names, report.header, note = _column_names(first[1], header, fix)
-        notes.append(note)
+        first = next(records)
         schema = pa.schema([(n, pa.string()) for n in names])
         width, rows, lines, total = len(names), [], [], 0
         batch = limits.batch_rows(width, BATCH_ROWS)
@@ -331,8 +388,7 @@ def _load_csv(path: Path, out: Path, fmt: str, encoding: str, delimiter: str, he
     if report.skipped_count:
         shown = ", ".join(map(str, report.skipped_lines[:20]))
         more = f" and {report.skipped_count - 20:,} more" if report.skipped_count > 20 else ""
-        notes.append(f"skipped {report.skipped_count:,} line(s) with the wrong number of fields: {shown}{more}")
-    return report
+        report.notes.append(f"skipped {report.skipped_count:,} line(s) with the wrong number of fields: {shown}{more}")
 
 
 def _chain(first: list, rest: Iterator) -> Iterator:

@@ -39,6 +39,7 @@ class LoadReport:
     skipped_lines: list[int] = field(default_factory=list)  # first MAX_REPORTED_LINES line numbers
     skipped_count: int = 0
     notes: list[str] = field(default_factory=list)  # e.g. the Latin-1 fallback, the detected delimiter
+    reader: str = "python"  # what read the rows: "arrow" (the fast path) or "python" (the exact, slower reader)
 
 
 
@@ -53,7 +54,12 @@ def check_text(path: Path, head: bytes) -> None:
             raise DataError(f"{path.name} is {what}, not a text file: export it as CSV first")
     nul = head.find(b"\x00")
     controls = sum(head.count(bytes([c])) for c in range(32) if c not in (9, 10, 12, 13))
-    if nul >= 0 or controls > len(head) // 20:
+    try:  # valid UTF-8 is text even with terminal colour codes (ESC) or a BEL in it, unless mostly controls
+        head.decode("utf-8") if len(head) < SNIFF_BYTES else head[:-4].decode("utf-8")
+        share = 3
+    except UnicodeDecodeError:
+        share = 20
+    if nul >= 0 or controls > len(head) // share:
         where = f"byte {nul} is NUL" if nul >= 0 else f"{controls} control bytes in the first {len(head)}"
         raise DataError(f"{path.name} looks binary, not a text file ({where}); "
                         "upload a CSV, TSV, JSON Lines or Parquet file")

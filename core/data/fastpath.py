@@ -1,0 +1,270 @@
+"""The fast path for text files: Arrow's own multi-threaded readers, streamed into the staging Arrow file.
+
+`pyarrow.csv.open_csv` and `pyarrow.json.open_json` parse in C++; Python only checks each batch against
+the caps and feeds the type inference (`ColumnTyper`). Whenever a file is something the two parsers could
+read differently, or Arrow reports a problem, or a cap is near, these functions return None and the
+Python parser (`core.data.loading`, `core.data.formats`) reads the file instead: it alone gives messages
+their exact line numbers, and its records are the reference the fast path must match.
+"""
+from __future__ import annotations
+
+import codecs
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from core.data.formats import ColumnTyper, write_typed
+from core.data.limits import NAME_CHARS, Limits, Tally, arrow_depth, arrow_leaves
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+BLOCK_BYTES = 1024 * 1024  # Arrow parses blocks of this size; a row longer than one goes the slow way
+JSON_BLOCK_BYTES = 4 * 1024 * 1024
+SCAN_BYTES = 16 * 1024 * 1024
+ASCII_SAFE = {"utf-8", "utf-8-sig", "iso8859-1"}  # codecs where '"', delimiters and newlines are single ASCII bytes
+# what Python's str.strip() removes: a 1-column row of only these is a blank line to the Python reader
+PY_SPACE = r"^[\t\n\x0b\x0c\r\x1c-\x1f \x{85}\x{a0}\x{1680}\x{2000}-\x{200a}\x{2028}\x{2029}\x{202f}\x{205f}\x{3000}]*$"
+Progress = Callable[[int, int, int], None]  # (bytes read, file size, rows so far)
+
+
+def _codec(enc: str) -> str:
+    return codecs.lookup(enc).name
+
+
+def scan_quotes(path: Path, enc: str, delim: str, max_rows: int, lines: int | None = None) -> tuple[bool, bool]:
+    """(strict, multiline): whether every quote in the file opens a field, closes one, or is doubled inside
+    one (RFC 4180), the file ends outside quotes and has at most `max_rows` records counting blank lines;
+    and whether a quoted value holds a line break.
+
+    Arrow's reader accepts what Python's strict `csv` refuses (`"ab"c`, `"a,"b"`, `""c`, `"x" ,1`) and reads
+    quotes inside unquoted fields (`5'10"`) the same as Python only by luck; files with any of these go to
+    the Python parser, which gives its line-numbered message or reads them its way. A quote's role follows
+    from how many quotes precede it (odd: inside a quoted field), so the check is a vectorised scan of
+    the raw bytes (no CSV library exposes it). Arrow splits a file into blocks 2-3x faster when it may cut
+    at every line break, hence `multiline`.
+    """
+    import numpy as np
+
+    d, quote, cr, lf = ord(delim), 34, 13, 10
+    ok = np.zeros(256, bool)
+    ok[[d, quote, cr, lf]] = True  # what may stand before an opening quote and after a closing one
+    inside, prev, pending, multiline = 0, lf, False, False  # the start of the file acts as a line start
+    count, lone_cr = lines is None, 0  # `lines`: the b"\n" bytes, when the caller counted them already
+    lines = lines or 0
+    codec = _codec(enc)
+    dec = None if codec in ASCII_SAFE else codecs.getincrementaldecoder(codec)()
+    with path.open("rb") as f:
+        if codec == "utf-8-sig" and f.read(3) != codecs.BOM_UTF8:
+            f.seek(0)
+        while chunk := f.read(SCAN_BYTES):
+            if dec is not None:
+                chunk = dec.decode(chunk).encode("utf-8")
+                if not chunk:
+                    continue
+            if count:
+                lines += chunk.count(b"\n")
+            has_cr = b"\r" in chunk
+            if has_cr:
+                lone_cr += chunk.count(b"\r") - chunk.count(b"\r\n")
+            b = np.frombuffer(chunk, np.uint8)
+            if pending and not ok[b[0]]:
+                return False, False
+            pending = False
+            if b'"' in chunk:
+                q = np.flatnonzero(b == quote)
+                closing = (np.arange(len(q)) + inside) % 2 == 1
+                opens, closes = q[~closing], q[closing]
+                before = b[np.maximum(opens - 1, 0)]
+                if len(opens) and opens[0] == 0:
+                    before[0] = prev
+                if not ok[before].all():
+                    return False, False
+                inner = closes[closes < len(b) - 1]
+                if not ok[b[inner + 1]].all():
+                    return False, False
+                if not multiline:  # a line break after an odd number of quotes is inside a quoted value
+                    breaks = np.flatnonzero((b == lf) | (b == cr) if has_cr else b == lf)
+                    multiline = bool(((np.searchsorted(q, breaks) + inside) % 2).any())
+                pending = bool(len(closes)) and closes[-1] == len(b) - 1
+                inside = (inside + len(q)) % 2
+            elif inside:
+                multiline = multiline or b"\n" in chunk or has_cr
+            prev = b[-1]
+    return not inside and lines + lone_cr + 1 <= max_rows, multiline
+
+
+def csv_to_arrow(path: Path, raw: Path, final: Path, enc: str, delim: str, names: list[str], header: bool,
+                 limits: Limits, infer: bool, trailing: tuple, progress: Progress | None = None,
+                 lines: int | None = None) -> ColumnTyper | None:
+    """Read the CSV with Arrow into the typed Arrow file `final`; the typer that typed it, or None.
+
+    One pass: the column types seen in the first batch are assumed and each batch is written cast to
+    them; if a later batch changes a type (a column empty at first, a float after many ints), the file
+    is read again into strings in `raw` and typed in a second pass. None means the Python parser must
+    read the file (see `scan_quotes`); it then names the line of whatever Arrow objected to (ragged rows,
+    a cell or row over its cap, bad text).
+    """
+    if len(delim) != 1 or ord(delim) > 127 or _codec(enc) not in (*ASCII_SAFE, "utf-16"):
+        return None
+    strict, multiline = scan_quotes(path, enc, delim, limits.rows, lines)
+    if not strict:
+        return None
+    typer = ColumnTyper(names, infer, trailing)
+    done = _stream_csv(path, final, enc, delim, names, header, multiline, limits, typer, True, progress)
+    if done == "retry":
+        typer = ColumnTyper(names, infer, trailing)
+        done = _stream_csv(path, raw, enc, delim, names, header, multiline, limits, typer, False, progress)
+        if done:
+            write_typed(raw, final, typer, Tally(limits, path.name))
+    return typer if done else None
+
+
+def _stream_csv(path: Path, out: Path, enc: str, delim: str, names: list[str], header: bool, multiline: bool,
+                limits: Limits, typer: ColumnTyper, speculate: bool, progress: Progress | None) -> bool | str | None:
+    """Arrow's streaming reader into `out`: typed as the first batch suggests (`speculate`; "retry" when a
+    later batch disagrees) or as strings; None when the Python parser must decide."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.csv as pcsv
+
+    codec = _codec(enc)
+    width, cap, size = len(names), limits.cell_bytes, path.stat().st_size
+    read = pcsv.ReadOptions(column_names=names, block_size=BLOCK_BYTES,
+                            encoding="utf8" if codec in ("utf-8", "utf-8-sig") else codec)
+    parse = pcsv.ParseOptions(delimiter=delim, quote_char='"', double_quote=True, escape_char=False,
+                              newlines_in_values=multiline, ignore_empty_lines=True)
+    convert = pcsv.ConvertOptions(column_types={n: pa.string() for n in names}, strings_can_be_null=False,
+                                  quoted_strings_can_be_null=False)
+    strings = pa.schema([(n, pa.string()) for n in names])
+    schema, writer, blank = None if speculate else strings, None, set()
+    tally, rows, skip = Tally(limits, path.name), 0, 1 if header else 0
+    try:
+        with pa.OSFile(str(path), "rb") as src, pa.OSFile(str(out), "wb") as sink:
+            reader = pcsv.open_csv(src, read_options=read, parse_options=parse, convert_options=convert)
+            for batch in reader:
+                tally.tick()
+                if width == 1:  # the Python reader drops whitespace-only lines as blank
+                    batch = batch.filter(pc.invert(pc.match_substring_regex(batch.column(0), PY_SPACE)))
+                if skip and batch.num_rows:
+                    batch, skip = batch.slice(1), 0
+                if not batch.num_rows:
+                    continue
+                sizes = [pc.binary_length(c) for c in batch.columns]
+                if max(pc.max(s).as_py() or 0 for s in sizes) > cap:
+                    return None  # the Python parser names the line and column
+                # a row's text is at most twice its values' bytes (doubled quotes) plus quotes, delimiters and
+                # a newline: when that bound passes the row cap, the Python reader decides, counting exactly
+                if 2 * batch.nbytes + batch.num_rows * (3 * width + 2) > limits.row_bytes and \
+                        int(sum(s.to_numpy().astype("int64") for s in sizes).max()) * 2 + 3 * width + 2 > limits.row_bytes:
+                    return None
+                rows += batch.num_rows
+                tally.bytes += batch.nbytes
+                if tally.bytes > 0.9 * limits.dataset_bytes:
+                    return None  # near the cap the Python reader decides, naming the line
+                typer.see(batch)
+                if schema is None:  # the first batch: its types are the guess for the whole file
+                    types, blank = typer.types(), set(typer.blank)
+                    schema = pa.schema([(n, types.get(n, pa.string())) for n in names if n not in blank])
+                elif speculate and (typer.types() != {n: t for n, t in zip(schema.names, schema.types, strict=True)
+                                                      if not pa.types.is_string(t)} or typer.blank != blank):
+                    return "retry"
+                if writer is None:
+                    writer = pa.ipc.new_stream(sink, schema)
+                writer.write_batch(typer.typed(batch, schema) if speculate else batch.cast(strings))
+                if progress:
+                    progress(min(size, src.tell()), size, rows)  # Arrow reads ahead of the batches: an estimate
+            if writer is not None:
+                writer.close()
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, UnicodeError):
+        return None
+    return True if rows else None
+
+
+# --- JSON Lines -----------------------------------------------------------------------------------
+
+JSON_TYPES = ("null", "bool", "int64", "double", "string")
+
+
+def jsonl_to_arrow(path: Path, out: Path, limits: Limits) -> bool | None:
+    """Stream a JSON Lines file into the Arrow file `out` with `pyarrow.json.open_json`.
+
+    True when done, None when the Python reader must read it: any error Arrow reports (the Python
+    reader names the line), a type the Python reader would not give (Arrow reads ISO dates as
+    timestamps), a name or nesting or width the caps question, or a file near a cap.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.json as pj
+
+    if limits.row_bytes < JSON_BLOCK_BYTES:
+        return None  # a row longer than a block is an Arrow error, so only a row cap above it holds here
+    with path.open("rb") as f:
+        text = f.read(1 << 20)
+    if b"\n\n" in text or b"\r" in text or text.lstrip()[:1] not in (b"{", b"\xef"):
+        return None  # blank lines and CRLF: leave them to the Python reader's exact rules
+    if not _shallow(path, limits.nesting):
+        return None  # the Python reader refuses deep lines before parsing them; Arrow would parse them
+    tally, rows = Tally(limits, path.name), 0
+    try:
+        reader = pj.open_json(str(path), read_options=pj.ReadOptions(block_size=JSON_BLOCK_BYTES),
+                              parse_options=pj.ParseOptions(newlines_in_values=False))
+        schema = reader.schema
+        if not _json_schema_ok(schema, limits):
+            return None
+        with pa.OSFile(str(out), "wb") as sink, pa.ipc.new_stream(sink, schema) as writer:
+            for batch in reader:
+                tally.tick()
+                for col in batch.columns:
+                    if pa.types.is_string(col.type) and len(col) and \
+                            (pc.max(pc.binary_length(col)).as_py() or 0) > limits.cell_bytes:
+                        return None
+                rows += batch.num_rows
+                tally.bytes += batch.nbytes
+                if rows > limits.rows or tally.bytes > 0.9 * limits.dataset_bytes:
+                    return None
+                writer.write_batch(batch)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, UnicodeError, StopIteration):
+        return None
+    return True if rows else None
+
+
+def _shallow(path: Path, cap: int) -> bool:
+    """Whether no line has more than `cap` brackets that open ('{' or '['): a bound on its depth, counted
+    with vector arithmetic (the Python reader's own per-line count, `json_depth`, at file scale)."""
+    import numpy as np
+
+    rest = b""
+    with path.open("rb") as f:
+        while block := f.read(SCAN_BYTES):
+            cut = block.rfind(b"\n") + 1
+            chunk, rest = rest + block[:cut], block[cut:] if cut else rest + block
+            if not cut:
+                if len(rest) > SCAN_BYTES:
+                    return False  # one long line: the Python reader's row cap decides
+                continue
+            if chunk.count(b"{") + chunk.count(b"[") <= cap:
+                continue
+            b = np.frombuffer(chunk, np.uint8)
+            opens = ((b == 123) | (b == 91)).astype(np.int32)
+            starts = np.r_[0, np.flatnonzero(b[:-1] == 10) + 1]
+            if np.add.reduceat(opens, starts).max() > cap:
+                return False
+    return rest.count(b"{") + rest.count(b"[") <= cap
+
+
+def _json_schema_ok(schema: pa.Schema, limits: Limits) -> bool:
+    """Only the types, names, nesting and width the Python reader would give and accept."""
+    def ok(typ: Any) -> bool:
+        import pyarrow as pa
+
+        if pa.types.is_struct(typ):
+            return all(0 < len(typ.field(i).name) <= NAME_CHARS and ok(typ.field(i).type) for i in range(typ.num_fields))
+        if pa.types.is_list(typ):
+            return ok(typ.value_type)
+        return str(typ) in JSON_TYPES
+
+    names = schema.names
+    return bool(names) and len(set(names)) == len(names) and all(0 < len(n) <= NAME_CHARS for n in names) \
+        and all(ok(f.type) and arrow_depth(f.type) <= limits.nesting for f in schema) \
+        and sum(arrow_leaves(f.type) for f in schema) * 2 <= limits.columns
