@@ -5,8 +5,9 @@
 1. MiniLM-L6, 512 tokens, all 6 layers × 12 heads. Side by side, alternating in one run:
    the floor, a plain `model(ids, output_attentions=True)` forward, against what the page needs before
    it can draw: `run_anatomy` (forward with hidden states and hooks) + `head_summaries` (entropy,
-   distance, top links of 72 heads) + `pooled` (the model view) + `walk_head` (one head recomputed and
-   checked). Best and median of the rounds.
+   distance, top links of 72 heads) + `pooled` (the model view) + `walk_head(verify=False)` (the open
+   head recomputed from the weights); and, third, the same plus `verify_walk` (its whole layer
+   recomputed, nine checks), which the page runs after everything else is drawn. Best and median.
 2. The next-token panel's redraw when a slider moves: `next_token_probs` + `top_tokens` + the bar figure
    serialised to JSON, on cached logits of a 50,257-token vocabulary (GPT-2's size). No model call.
 """
@@ -39,6 +40,7 @@ def main() -> None:
         pooled,
         run_anatomy,
         top_tokens,
+        verify_walk,
         walk_head,
     )
 
@@ -51,23 +53,25 @@ def main() -> None:
         with torch.inference_mode():
             lm.model(input_ids=x, output_attentions=True)
 
-    def page_ready():
+    def page_ready(verify: bool = False):
         anatomy = run_anatomy(lm, ids)
-        head_summaries(anatomy.attentions)
-        pooled(anatomy.attentions)
-        w = walk_head(lm, anatomy, 2, 5)
-        assert w.all_matched
+        head_summaries(anatomy.layer_attentions)
+        pooled(anatomy.layer_attentions)
+        w = walk_head(lm, anatomy, 2, 5, verify=False)
+        if verify:
+            assert all(c.matched for c in verify_walk(lm, anatomy, w))
 
-    plain(), page_ready()  # warm-up
-    floor, ready = [], []
+    plain(), page_ready(), page_ready(True)  # warm-up
+    times: dict[str, list[float]] = {"plain forward (output_attentions=True)": [], "page-ready data": [],
+                                     "page-ready + verification": []}
+    runs = (plain, page_ready, lambda: page_ready(True))
     for _ in range(a.rounds):
-        floor.append(_timed(plain))
-        ready.append(_timed(page_ready))
-    f_best, r_best = min(floor), min(ready)
-    print(f"plain forward (output_attentions=True): best {f_best:.3f} s, median {statistics.median(floor):.3f} s")
-    print(f"page-ready data:                        best {r_best:.3f} s, median {statistics.median(ready):.3f} s")
-    print(f"ratio (best / best): {r_best / f_best:.2f}x; ratio (median / median): "
-          f"{statistics.median(ready) / statistics.median(floor):.2f}x")
+        for fn, ts in zip(runs, times.values(), strict=True):
+            ts.append(_timed(fn))
+    floor = list(times.values())[0]
+    for name, ts in times.items():
+        print(f"{name:40s} best {min(ts):.3f} s, median {statistics.median(ts):.3f} s, "
+              f"× floor {min(ts) / min(floor):.2f} (best) {statistics.median(ts) / statistics.median(floor):.2f} (median)")
 
     from components.anatomy_views import next_token_bars
 

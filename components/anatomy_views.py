@@ -5,7 +5,7 @@ The cached model and the cached forward results are shared by every session: rea
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import plotly.graph_objects as go
@@ -20,6 +20,14 @@ OTHER = "Local folder or hub id…"
 LINES_UP_TO = 40  # the head view draws lines up to this many tokens, a heat map beyond
 MATRIX_ROWS = 40  # step-by-step matrices show at most this many tokens
 SCALE = "Blues"
+
+
+class Forward(NamedTuple):
+    """What the page draws from one forward pass (cached; read-only)."""
+
+    anatomy: Anatomy
+    heads: list[HeadSummary]  # per-head entropy, distance, top links
+    pooled: np.ndarray  # (L, nH, s, s) the model view's maps
 
 
 # --- cached engine calls -----------------------------------------------------------------------
@@ -42,16 +50,30 @@ def model(spec: str) -> LoadedModel:
 
 
 @st.cache_resource(show_spinner="Running the model…", max_entries=8)
-def _forward(spec: str, stamp: float, ids: tuple[int, ...], truncated: bool) -> tuple[Anatomy, list[HeadSummary]]:
-    from core.models import head_summaries, run_anatomy
+def _forward(spec: str, stamp: float, ids: tuple[int, ...], truncated: bool) -> Forward:
+    from core.models import head_summaries, pooled, run_anatomy
 
     anatomy = run_anatomy(_model(spec, stamp), list(ids), truncated)
-    return anatomy, head_summaries(anatomy.attentions)
+    return Forward(anatomy, head_summaries(anatomy.layer_attentions), pooled(anatomy.layer_attentions))
 
 
-def forward(spec: str, ids: list[int], truncated: bool) -> tuple[Anatomy, list[HeadSummary]]:
-    """The forward pass and its per-head summaries, once per (model, token ids)."""
+def forward(spec: str, ids: list[int], truncated: bool) -> Forward:
+    """The forward pass, its per-head summaries and the pooled model view, once per (model, token ids)."""
     return _forward(spec.strip(), _stamp(spec.strip()), tuple(ids), truncated)
+
+
+@st.cache_resource(show_spinner=False, max_entries=32)
+def _verification(spec: str, stamp: float, ids: tuple[int, ...], truncated: bool, layer: int,
+                  head: int) -> list[Check]:
+    from core.models import verify_walk, walk_head
+
+    lm, anatomy = _model(spec, stamp), _forward(spec, stamp, ids, truncated).anatomy
+    return verify_walk(lm, anatomy, walk_head(lm, anatomy, layer, head, verify=False))
+
+
+def verification(spec: str, ids: list[int], truncated: bool, layer: int, head: int) -> list[Check]:
+    """The walk's nine checks (its whole layer recomputed), once per (model, token ids, layer, head)."""
+    return _verification(spec.strip(), _stamp(spec.strip()), tuple(ids), truncated, layer, head)
 
 
 def model_options() -> dict[str, str]:

@@ -10,7 +10,6 @@ from core.models import (
     compare_masks,
     encode,
     next_token_probs,
-    pooled,
     position_tables,
     reproduce_code,
     top_tokens,
@@ -73,7 +72,7 @@ def next_token_panel(lm, anatomy, layer: int, head: int) -> None:
         toks = lm.tokenizer.convert_ids_to_tokens([g[0] for g in gen])
         st.markdown("Generated: " + " ".join(f"`{t}` ({p:.3f}, {'greedy' if g else 'sampled'})"
                                              for t, (_, p, g) in zip(toks, gen, strict=True)))
-        st.plotly_chart(V.row_bars(anatomy.tokens, anatomy.attentions[layer, head, -1],
+        st.plotly_chart(V.row_bars(anatomy.tokens, anatomy.layer_attentions[layer][head, -1],
                                    f"Where the new token '{anatomy.tokens[-1]}' looks (layer {layer}, head {head})"),
                         key="anat_newrow")
 
@@ -96,21 +95,22 @@ def main() -> None:
         return
     if st.session_state.get("anat_gen_for") != (spec, text):  # new model or text: start generation afresh
         st.session_state.update(anat_gen_for=(spec, text), anat_gen=[])
-    anatomy, heads = V.forward(spec, ids + [g[0] for g in st.session_state["anat_gen"]], truncated)
+    ids = ids + [g[0] for g in st.session_state["anat_gen"]]
+    anatomy, heads, pooled_maps = V.forward(spec, ids, truncated)
     L, nH, T = anatomy.num_layers, anatomy.num_heads, anatomy.seq_len
     st.caption(f"{lm.family} {anatomy.kind} · {L} layers × {nH} heads · d_k = {anatomy.head_dim} · {T} tokens"
                + (f" (cut to the model's {lm.max_tokens})" if truncated else ""))
     c = st.columns(2)
     layer = c[0].selectbox("Layer", range(L), key="anat_layer")
     head = c[1].selectbox("Head", range(nH), key="anat_head")
-    walk = walk_head(lm, anatomy, layer, head)
+    walk = walk_head(lm, anatomy, layer, head, verify=False)  # one head: drawn at once, verified below
 
     views, steps, embed, masks, nxt, every = st.tabs(
         ["Model & head view", "Step by step", "Embeddings & positions", "Encoder vs decoder", "Next token",
          "Every head"])
     with views:
         a, b = st.columns([3, 2])
-        a.plotly_chart(V.model_view(pooled(anatomy.attentions), layer, head), key="anat_model_view")
+        a.plotly_chart(V.model_view(pooled_maps, layer, head), key="anat_model_view")
         b.plotly_chart(V.head_view(anatomy, walk.weights, layer, head), key="anat_head_view")
         st.plotly_chart(V.residual(anatomy), key="anat_residual")
     with steps:
@@ -118,11 +118,9 @@ def main() -> None:
         st.markdown(EXPLAIN[step])
         for i, fig in enumerate(V.step_figures(walk, anatomy.tokens, step)):
             st.plotly_chart(fig, key=f"anat_step_fig{i}")
-        checks = anatomy.checks + walk.checks
-        ok = sum(ch.matched for ch in checks)
-        (st.success if ok == len(checks) else st.error)(
-            f"{ok} of {len(checks)} recomputed tensors match the model's own (atol {ATOL:g})")
-        st.dataframe(V.checks_table(checks), hide_index=True, key="anat_checks")
+        verdict = st.empty()  # filled last: the whole page is drawn before the layer is recomputed
+        verdict.info(f"Verifying: recomputing layer {layer} (all {nH} heads and the feed-forward block) from its "
+                     "weights to check every step against the model's own…", icon=":material/pending:")
     with embed:
         st.markdown("Layer 0's input is the sum of a token's row, its position's row"
                     + (" and its segment's row, then LayerNorm." if anatomy.token_type_embeddings is not None
@@ -138,6 +136,12 @@ def main() -> None:
         st.dataframe(V.links_table(heads, anatomy.tokens), hide_index=True, key="anat_links")
     with st.expander("Show code"):
         st.code(reproduce_code(lm, text, layer, head, st.session_state.get("anat_temp", 1.0)), language="python")
+    checks = anatomy.checks + V.verification(spec, ids, truncated, layer, head)
+    ok = sum(ch.matched for ch in checks)
+    with verdict.container():
+        (st.success if ok == len(checks) else st.error)(
+            f"{ok} of {len(checks)} recomputed tensors match the model's own (atol {ATOL:g})")
+        st.dataframe(V.checks_table(checks), hide_index=True, key="anat_checks")
 
 
 main()

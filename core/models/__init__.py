@@ -3,13 +3,13 @@
     from core.models import inspect_text, load_model, walk_head
     lm = load_model("minilm-l6")                 # packaged; or a run's folder, a local folder, a hub id
     anatomy = inspect_text(lm, "Transformers are amazing")
-    walk = walk_head(lm, anatomy, layer=2, head=5)
+    walk = walk_head(lm, anatomy, layer=2, head=5)  # verify=False: one head only, `verify_walk` later
     [(c.name, c.matched) for c in walk.checks]   # every step against the model's own tensors
 
 Sampling (`next_token_probs`, `choose_token`) and positions (`sinusoidal_table`) are pure numpy.
 """
 from core.models.anatomy import encode, inspect_text, run_anatomy
-from core.models.attention import attention_mask, compare_masks, head_summaries, pooled, walk_head
+from core.models.attention import attention_mask, compare_masks, verify_walk, walk_head
 from core.models.loading import CAUSAL_HINT, PACKAGED, LoadedModel, is_causal_folder, load_model
 from core.models.positions import PositionTables, cosine_similarity, position_tables, sinusoidal_table
 from core.models.sampling import (
@@ -22,6 +22,7 @@ from core.models.sampling import (
     top_tokens,
 )
 from core.models.snippets import reproduce_code
+from core.models.summaries import head_summaries, pooled
 from core.models.types import ATOL, Anatomy, AnatomyError, Check, HeadSummary, HeadWalk
 
 __all__ = [
@@ -29,5 +30,5 @@ __all__ = [
     "PACKAGED", "PositionTables", "TokenChoice", "attention_mask", "choose_token", "compare_masks",
     "cosine_similarity", "encode", "head_summaries", "inspect_text", "is_causal_folder", "load_model",
     "next_token_probs", "pooled", "position_tables", "reproduce_code", "run_anatomy", "sinusoidal_table",
-    "softmax", "top_k_mask", "top_p_mask", "top_tokens", "walk_head",
+    "softmax", "top_k_mask", "top_p_mask", "top_tokens", "verify_walk", "walk_head",
 ]

@@ -100,7 +100,6 @@ def run_anatomy(lm: LoadedModel, ids: list[int], truncated: bool = False) -> Ana
     emb_out = out.hidden_states[0][0]
     # the residual stream: GPT-2's last hidden state has ln_f applied, so every layer's output comes from its hook
     hidden = torch.stack([emb_out] + [store[("layer_output", i)] for i in range(L)])
-    attentions = torch.stack([a[0] for a in out.attentions])
     logits = out.logits[0, -1].float().numpy().copy() if lm.kind == "decoder" else None
     emb_check = compare(f"{formula} = embedding output", total, emb_out, "output_hidden_states[0]")
     state_checks = [compare(f"layer {i} output = hidden_states[{i + 1}]", store[("layer_output", i)],
@@ -112,7 +111,7 @@ def run_anatomy(lm: LoadedModel, ids: list[int], truncated: bool = False) -> Ana
         truncated=truncated, num_layers=L, num_heads=lm.num_heads, head_dim=lm.head_dim,
         token_embeddings=tok.detach().numpy(), position_embeddings=pos.detach().numpy(),
         token_type_embeddings=None if typ is None else typ.detach().numpy(), embedding_output=emb_out.numpy(),
-        hidden_states=hidden.numpy(), attentions=attentions.numpy(),
+        hidden_states=hidden.numpy(), layer_attentions=[a[0].numpy() for a in out.attentions],
         ffn_outputs=torch.stack([store[("ffn", i)] for i in range(L)]).numpy(),
         next_token_logits=logits, checks=[emb_check, *state_checks], references=store,
     )

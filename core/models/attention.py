@@ -13,7 +13,7 @@ import numpy as np
 
 from core.models.anatomy import HOOK_SOURCE, HOOKS, compare
 from core.models.loading import LoadedModel
-from core.models.types import Anatomy, AnatomyError, HeadSummary, HeadWalk
+from core.models.types import Anatomy, AnatomyError, Check, HeadWalk
 
 
 def _weights(lm: LoadedModel, layer: int) -> dict:
@@ -72,74 +72,132 @@ def _ffn(lm: LoadedModel, layer: int, h):
     return inner @ blk.output.dense.weight.T + blk.output.dense.bias
 
 
-def walk_head(lm: LoadedModel, anatomy: Anatomy, layer: int, head: int) -> HeadWalk:
-    """Recompute (layer, head) from the weights and compare each step with the model's own tensors."""
-    import torch
+def _recompute_layer(lm: LoadedModel, anatomy: Anatomy, layer: int) -> dict:
+    """The layer's attention and feed-forward recomputed for every head from the weights (the verification)."""
     import torch.nn.functional as F
+
+    nH, d = anatomy.num_heads, anatomy.head_dim
+    blk, fam = lm.layers[layer], lm.family
+    h_in = _t(anatomy.hidden_states[layer])
+    x = _input(lm, layer, h_in)
+    W = _weights(lm, layer)
+    q, k, v = (x @ W[n][0] + W[n][1] for n in "qkv")  # (T, H) all heads
+    T = q.shape[0]
+    heads = lambda t: t.view(T, nH, d).transpose(0, 1)  # noqa: E731  (nH, T, d)
+    scores = heads(q) @ heads(k).transpose(-1, -2) * scaling_of(lm, layer)
+    weights = masked_softmax(scores, attention_mask(T, causal=lm.kind == "decoder"))
+    concat = (weights @ heads(v)).transpose(0, 1).reshape(T, nH * d)
+    projected = concat @ W["o"][0] + W["o"][1]
+    if fam == "bert":
+        ln = blk.attention.output.LayerNorm
+        attn_out = F.layer_norm(projected + h_in, h_in.shape[-1:], ln.weight, ln.bias, ln.eps)
+        ln2 = blk.output.LayerNorm
+        ffn = _ffn(lm, layer, attn_out)
+        out = F.layer_norm(ffn + attn_out, h_in.shape[-1:], ln2.weight, ln2.bias, ln2.eps)
+    else:
+        attn_out = projected
+        ffn = _ffn(lm, layer, h_in + projected)
+        out = h_in + projected + ffn
+    return {"q": q, "k": k, "v": v, "weights": weights, "concat": concat, "projected": projected,
+            "attention_output": attn_out, "ffn": ffn, "layer_output": out}
+
+
+def _t(a: np.ndarray):
+    import torch
+
+    return torch.from_numpy(a)
+
+
+def _input(lm: LoadedModel, layer: int, h_in):
+    """What the attention reads: the residual stream (BERT) or ln_1 of it (GPT-2, pre-LayerNorm)."""
+    import torch.nn.functional as F
+
+    if lm.family == "bert":
+        return h_in
+    ln = lm.layers[layer].ln_1
+    return F.layer_norm(h_in, h_in.shape[-1:], ln.weight, ln.bias, ln.eps)
+
+
+def _both(name: str, full, ref, head_value, head_ref, source: str) -> Check:
+    """One check over every head recomputed and over the single head the page shows (its own slices)."""
+    a, b = compare(name, full, ref, source), compare(name, head_value, head_ref, source)
+    return Check(name, source, a.matched and b.matched, max(a.max_abs_diff, b.max_abs_diff))
+
+
+def verify_walk(lm: LoadedModel, anatomy: Anatomy, walk: HeadWalk) -> list[Check]:
+    """Recompute the walk's whole layer from the weights and compare every step with the model's own tensors.
+
+    The nine checks cover every head of the layer and, for the first five, the head the walk shows.
+    """
+    import torch
+
+    layer, head, d, fam = walk.layer, walk.head, anatomy.head_dim, lm.family
+    refs, sl = anatomy.references, slice(head * d, (head + 1) * d)
+    src = lambda name: HOOK_SOURCE[fam].format(l=layer, path=HOOKS[fam][name][0] or "(the layer)")  # noqa: E731
+    with torch.inference_mode():
+        r = _recompute_layer(lm, anatomy, layer)
+        if fam == "gpt2":
+            H = anatomy.num_heads * d
+            ref_qkv = refs[("qkv", layer)]
+            ref = {"q": ref_qkv[:, :H], "k": ref_qkv[:, H:2 * H], "v": ref_qkv[:, 2 * H:]}
+            qkv_src = dict.fromkeys("qkv", src("qkv"))
+        else:
+            ref = {"q": refs[("query", layer)], "k": refs[("key", layer)], "v": refs[("value", layer)]}
+            qkv_src = {"q": src("query"), "k": src("key"), "v": src("value")}
+        own = _t(anatomy.layer_attentions[layer])
+        mine = {n: _t(getattr(walk, n)) for n in ("q", "k", "v", "weights", "context")}
+        checks = [_both(f"{n.upper()} = X·W_{n.upper()} + b_{n.upper()}", r[n], ref[n], mine[n], ref[n][:, sl],
+                        qkv_src[n]) for n in "qkv"]
+        checks += [
+            _both("softmax(Q·Kᵀ/√d_k + mask), every head", r["weights"], own, mine["weights"], own[head],
+                  f"output_attentions[{layer}]"),
+            _both("weights·V, heads concatenated", r["concat"], refs[("context", layer)], mine["context"],
+                  refs[("context", layer)][:, sl], src("context")),
+            compare("concat·W_O + b_O", r["projected"], refs[("projected", layer)], src("projected")),
+        ]
+        if fam == "bert":
+            checks.append(compare("LayerNorm(concat·W_O + b_O + X)", r["attention_output"],
+                                  refs[("attention_output", layer)], src("attention_output")))
+        checks += [compare("feed-forward block", r["ffn"], refs[("ffn", layer)], src("ffn")),
+                   compare("layer output (residual + feed-forward)", r["layer_output"], refs[("layer_output", layer)],
+                           src("layer_output"))]
+    return checks
+
+
+def walk_head(lm: LoadedModel, anatomy: Anatomy, layer: int, head: int, verify: bool = True) -> HeadWalk:
+    """Recompute (layer, head) from the weights; with `verify`, check every step against the model's own.
+
+    Without `verify` only the one head is recomputed (a 1/nH slice of the layer's attention, no
+    feed-forward), so a page can draw it at once and run `verify_walk` after.
+    """
+    import torch
 
     L, nH, d = anatomy.num_layers, anatomy.num_heads, anatomy.head_dim
     if not (0 <= layer < L and 0 <= head < nH):
         raise AnatomyError(f"layer must be 0–{L - 1} and head 0–{nH - 1}")
-    refs, fam = anatomy.references, lm.family
-    blk = lm.layers[layer]
-    src = lambda name: HOOK_SOURCE[fam].format(l=layer, path=HOOKS[fam][name][0] or "(the layer)")  # noqa: E731
+    refs, sl = anatomy.references, slice(head * d, (head + 1) * d)
     with torch.inference_mode():
-        h_in = torch.from_numpy(anatomy.hidden_states[layer])
-        x = h_in if fam == "bert" else F.layer_norm(h_in, h_in.shape[-1:], blk.ln_1.weight, blk.ln_1.bias,
-                                                    blk.ln_1.eps)
+        x = _input(lm, layer, _t(anatomy.hidden_states[layer]))
         W = _weights(lm, layer)
-        q, k, v = (x @ W[n][0] + W[n][1] for n in "qkv")  # (T, H) all heads
-        T = q.shape[0]
-        heads = lambda t: t.view(T, nH, d).transpose(0, 1)  # noqa: E731  (nH, T, d)
+        w_q, w_k, w_v = (W[n][0][:, sl] for n in "qkv")
+        q, k, v = (x @ W[n][0][:, sl] + W[n][1][sl] for n in "qkv")  # (T, d): this head's columns only
         scale = scaling_of(lm, layer)
-        scores = heads(q) @ heads(k).transpose(-1, -2) * scale
-        allowed = attention_mask(T, causal=lm.kind == "decoder")
+        scores = q @ k.T * scale
+        allowed = attention_mask(q.shape[0], causal=lm.kind == "decoder")
         weights = masked_softmax(scores, allowed)
-        context = weights @ heads(v)
-        concat = context.transpose(0, 1).reshape(T, nH * d)
-        projected = concat @ W["o"][0] + W["o"][1]
-        if fam == "bert":
-            ln = blk.attention.output.LayerNorm
-            attn_out = F.layer_norm(projected + h_in, h_in.shape[-1:], ln.weight, ln.bias, ln.eps)
-            ln2 = blk.output.LayerNorm
-            ffn = _ffn(lm, layer, attn_out)
-            out = F.layer_norm(ffn + attn_out, h_in.shape[-1:], ln2.weight, ln2.bias, ln2.eps)
-        else:
-            attn_out = projected
-            ffn = _ffn(lm, layer, h_in + projected)
-            out = h_in + projected + ffn
-        if fam == "gpt2":
-            H = nH * d
-            ref_qkv = refs[("qkv", layer)]
-            ref_q, ref_k, ref_v = ref_qkv[:, :H], ref_qkv[:, H:2 * H], ref_qkv[:, 2 * H:]
-            qkv_src = src("qkv")
-        else:
-            ref_q, ref_k, ref_v = refs[("query", layer)], refs[("key", layer)], refs[("value", layer)]
-            qkv_src = None
-        checks = [
-            compare("Q = X·W_Q + b_Q", q, ref_q, qkv_src or src("query")),
-            compare("K = X·W_K + b_K", k, ref_k, qkv_src or src("key")),
-            compare("V = X·W_V + b_V", v, ref_v, qkv_src or src("value")),
-            compare("softmax(Q·Kᵀ/√d_k + mask), every head", weights, torch.from_numpy(anatomy.attentions[layer]),
-                    f"output_attentions[{layer}]"),
-            compare("weights·V, heads concatenated", concat, refs[("context", layer)], src("context")),
-            compare("concat·W_O + b_O", projected, refs[("projected", layer)], src("projected")),
-        ]
-        if fam == "bert":
-            checks.append(compare("LayerNorm(concat·W_O + b_O + X)", attn_out, refs[("attention_output", layer)],
-                                  src("attention_output")))
-        checks += [compare("feed-forward block", ffn, refs[("ffn", layer)], src("ffn")),
-                   compare("layer output (residual + feed-forward)", out, refs[("layer_output", layer)],
-                           src("layer_output"))]
-    sl = slice(head * d, (head + 1) * d)
-    return HeadWalk(
-        layer=layer, head=head, kind=anatomy.kind, scaling=scale, x=x.numpy(),
-        w_q=W["q"][0][:, sl].detach().numpy(), w_k=W["k"][0][:, sl].detach().numpy(),
-        w_v=W["v"][0][:, sl].detach().numpy(),
-        q=q[:, sl].numpy(), k=k[:, sl].numpy(), v=v[:, sl].numpy(), scores=scores[head].numpy(), mask=allowed,
-        weights=weights[head].numpy(), context=context[head].numpy(), concat=concat.numpy(),
-        projected=projected.numpy(), attention_output=attn_out.numpy(), layer_output=out.numpy(), checks=checks,
-    )
+        context = weights @ v
+        projected = refs[("projected", layer)]
+        walk = HeadWalk(
+            layer=layer, head=head, kind=anatomy.kind, scaling=scale, x=x.numpy(), w_q=w_q.detach().numpy(),
+            w_k=w_k.detach().numpy(), w_v=w_v.detach().numpy(), q=q.numpy(), k=k.numpy(), v=v.numpy(),
+            scores=scores.numpy(), mask=allowed, weights=weights.numpy(), context=context.numpy(),
+            concat=refs[("context", layer)].numpy(), projected=projected.numpy(),
+            attention_output=refs.get(("attention_output", layer), projected).numpy(),
+            layer_output=refs[("layer_output", layer)].numpy(),
+        )
+    if verify:
+        walk.checks = verify_walk(lm, anatomy, walk)
+    return walk
 
 
 def compare_masks(walk: HeadWalk) -> tuple[np.ndarray, np.ndarray]:
@@ -147,38 +205,3 @@ def compare_masks(walk: HeadWalk) -> tuple[np.ndarray, np.ndarray]:
     T = walk.scores.shape[0]
     both = [masked_softmax(walk.scores, attention_mask(T, causal=c)).numpy() for c in (False, True)]
     return both[0], both[1]
-
-
-def head_summaries(attentions: np.ndarray, top: int = 3) -> list[HeadSummary]:
-    """Entropy, mean distance and strongest links of every head: (L, nH, T, T) in, L·nH small records out.
-
-    Both means are matrix-vector products over the flattened T×T maps (one pass, no T×T temporaries
-    per head beyond the log), so 512 tokens × 72 heads take tens of milliseconds.
-    """
-    import torch
-
-    a = torch.from_numpy(attentions)
-    L, nH, T, _ = a.shape
-    flat = a.reshape(L * nH, T * T)
-    logs = flat.clamp_min(1e-30).log_()  # p log p -> 0 as p -> 0; the clamp keeps 0·log 0 at 0
-    entropy = -torch.einsum("hn,hn->h", flat, logs) / T
-    pos = torch.arange(T, dtype=a.dtype)
-    dist = flat @ (pos[None, :] - pos[:, None]).abs().reshape(T * T) / T
-    w, idx = flat.topk(min(top, T * T), dim=-1)
-    out = []
-    for n in range(L * nH):
-        links = tuple((int(i) // T, int(i) % T, float(x)) for x, i in zip(w[n], idx[n], strict=True))
-        out.append(HeadSummary(n // nH, n % nH, float(entropy[n]), float(dist[n]), links))
-    return out
-
-
-def pooled(attentions: np.ndarray, side: int = 32) -> np.ndarray:
-    """(L, nH, T, T) -> (L, nH, s, s) block means with s ≤ side: a model view any length can send."""
-    import torch
-    import torch.nn.functional as F
-
-    L, nH, T, _ = attentions.shape
-    if T <= side:
-        return attentions
-    a = torch.from_numpy(attentions).reshape(L * nH, 1, T, T)
-    return F.adaptive_avg_pool2d(a, side).reshape(L, nH, side, side).numpy()

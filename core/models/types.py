@@ -43,7 +43,7 @@ class Anatomy:
     token_type_embeddings: np.ndarray | None  # (T, H), BERT's segment table; None for GPT-2
     embedding_output: np.ndarray  # (T, H) their sum (after LayerNorm for BERT): layer 0's input
     hidden_states: np.ndarray  # (L+1, T, H): [0] the embeddings, [l+1] layer l's output (the residual stream)
-    attentions: np.ndarray  # (L, nH, T, T) softmax weights, from output_attentions=True
+    layer_attentions: list[np.ndarray]  # L × (nH, T, T) softmax weights: output_attentions=True, not copied
     ffn_outputs: np.ndarray  # (L, T, H) the feed-forward block's output before the residual add
     next_token_logits: np.ndarray | None  # (V,) logits after the last token, causal LMs only
     checks: list[Check] = field(default_factory=list)  # the embedding sum against the model's
@@ -55,13 +55,23 @@ class Anatomy:
         return np.linalg.norm(self.hidden_states, axis=-1)
 
     @property
+    def attentions(self) -> np.ndarray:
+        """(L, nH, T, T) stacked: a fresh copy (75 MB at 512 tokens); per layer, read `layer_attentions`."""
+        return np.stack(self.layer_attentions)
+
+    @property
     def seq_len(self) -> int:
         return len(self.ids)
 
 
 @dataclass
 class HeadWalk:
-    """Self-attention of one (layer, head) recomputed step by step from the layer's weights."""
+    """Self-attention of one (layer, head) recomputed step by step from the layer's weights.
+
+    The head's own steps (q … context) are recomputed from the weights; the layer-wide tensors (concat …
+    layer_output) are the model's own from the forward's hooks. `verify_walk` recomputes the whole layer and
+    checks both against the model.
+    """
 
     layer: int
     head: int
@@ -78,15 +88,16 @@ class HeadWalk:
     mask: np.ndarray  # (T, T) True where a query may attend to a key
     weights: np.ndarray  # (T, T) softmax(scores + mask)
     context: np.ndarray  # (T, d) weights · V
-    concat: np.ndarray  # (T, H) every head's context side by side
+    concat: np.ndarray  # (T, H) every head's context side by side (the model's own)
     projected: np.ndarray  # (T, H) concat · W_O + b_O
     attention_output: np.ndarray  # (T, H) BERT: LayerNorm(projected + x); GPT-2: projected
     layer_output: np.ndarray  # (T, H) after the feed-forward block and its residual
-    checks: list[Check] = field(default_factory=list)
+    checks: list[Check] = field(default_factory=list)  # empty until `verify_walk` has run
 
     @property
     def all_matched(self) -> bool:
-        return all(c.matched for c in self.checks)
+        """Verified, and every check matched (False while the checks are pending)."""
+        return bool(self.checks) and all(c.matched for c in self.checks)
 
 
 @dataclass(frozen=True)

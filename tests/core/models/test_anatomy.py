@@ -13,6 +13,7 @@ from core.models import (
     load_model,
     pooled,
     reproduce_code,
+    verify_walk,
     walk_head,
 )
 
@@ -58,6 +59,19 @@ def test_minilm_walk_matches_the_model(minilm, bert_anatomy, layer, head):
     assert torch.allclose(torch.from_numpy(w.weights), ref, atol=1e-5)
     assert w.q.shape == (5, 32) and w.w_q.shape == (384, 32) and w.scaling == pytest.approx(32 ** -0.5)
     assert w.mask.all()  # one sentence, no padding, bidirectional
+
+
+def test_walk_first_checks_later(minilm, bert_anatomy):
+    """verify=False recomputes the one head at once; verify_walk proves it (and the whole layer) afterwards."""
+    quick = walk_head(minilm, bert_anatomy, 3, 7, verify=False)
+    assert quick.checks == [] and not quick.all_matched  # pending is not "matched"
+    full = walk_head(minilm, bert_anatomy, 3, 7)
+    for name in ("q", "k", "v", "scores", "weights", "context", "concat", "projected", "layer_output"):
+        np.testing.assert_allclose(getattr(quick, name), getattr(full, name), atol=1e-6)
+    checks = verify_walk(minilm, bert_anatomy, quick)
+    assert [c.name for c in checks] == [c.name for c in full.checks] and all(c.matched for c in checks)
+    # the head the page shows is the model's own slice
+    np.testing.assert_allclose(quick.weights, bert_anatomy.layer_attentions[3][7], atol=1e-5)
 
 
 def test_tiny_gpt2_walk_matches_and_is_causal(gpt2):
@@ -108,6 +122,25 @@ def test_head_summaries_against_hand_values():
     # |i-j| rows: (0+1+2), (1+0+1), (2+1+0) -> mean over queries of Σ/3 = (3+2+3)/9
     assert s[1].distance == pytest.approx(8 / 9, rel=1e-5)
     assert len(s[0].top_links) == 2 and all(i == j and w == 1.0 for i, j, w in s[0].top_links)
+
+
+def test_top_links_and_layers_as_a_list_match_brute_force():
+    rng = np.random.default_rng(0)
+    a = rng.random((2, 3, 40, 40), dtype=np.float32)
+    a /= a.sum(-1, keepdims=True)
+    a[1, 2, 5, 9] = 0.9  # one strong link, and a row holding the second and third strongest
+    a[1, 2, 7, [3, 4]] = [0.8, 0.7]
+    as_array, as_list = head_summaries(a, top=3), head_summaries(list(a), top=3)
+    assert as_array == as_list
+    for s in as_array:
+        m = a[s.layer, s.head]
+        flat = np.argsort(m, axis=None)[::-1][:3]
+        assert [(int(i) // 40, int(i) % 40) for i in flat] == [(q, k) for q, k, _ in s.top_links]
+        np.testing.assert_allclose([w for *_, w in s.top_links], m.reshape(-1)[flat], rtol=1e-6)
+        p = m.astype(np.float64)
+        assert s.entropy == pytest.approx(-(p * np.log(p)).sum() / 40, rel=1e-4)
+    assert as_array[-1].top_links[0][:2] == (5, 9) and [ln[:2] for ln in as_array[-1].top_links[1:]] == [(7, 3), (7, 4)]
+    np.testing.assert_allclose(pooled(list(a), side=8), pooled(a, side=8), atol=0)
 
 
 def test_pooled_block_means():
