@@ -31,6 +31,33 @@ OP_LABELS = {
     "drop_empty": "Drop empty rows",
 }
 DELIMS = {"detect": "auto", "comma": ",", "semicolon": ";", "tab": "\t", "pipe": "|"}
+PROGRESS_AFTER_S = 1.0  # a load shows a progress bar once it has run this long
+
+
+def progress_text(done: int, size: int, rows: int, elapsed: float) -> tuple[float, str]:
+    """(fraction read, "rows · rows/s · ETA") for a load that has read `done` of `size` bytes in `elapsed` s."""
+    frac = min(1.0, done / size) if size else 0.0
+    rate = rows / elapsed if elapsed > 0 else 0.0
+    eta = elapsed * (1 - frac) / frac if frac > 0 else float("inf")
+    left = f"about {eta:,.0f} s left" if eta < 1e6 else "time left unknown"
+    return frac, f"Loading: {rows:,} rows · {rate:,.0f} rows/s · {frac:.0%} of {size / 1e6:,.1f} MB · {left}"
+
+
+def _progress_bar() -> Any:
+    """A `progress(done, size, rows)` callback for a load that draws a bar once the load runs long (this thread)."""
+    import time
+
+    start, bar = time.monotonic(), []
+
+    def progress(done: int, size: int, rows: int) -> None:
+        elapsed = time.monotonic() - start
+        if elapsed < PROGRESS_AFTER_S:
+            return
+        frac, text = progress_text(done, size, rows, elapsed)
+        if not bar:
+            bar.append(st.progress(frac, text=text))
+        bar[0].progress(frac, text=text)
+    return progress
 
 
 @st.cache_resource(show_spinner=False)
@@ -204,13 +231,13 @@ def load_action(settings: Any, store: DatasetStore, shown_file: Any = None) -> N
             tmp = save_upload(upload.name, upload, settings.workspace / "uploads")
             try:
                 ref, report = import_file(tmp, ss.get("up_name") or Path(upload.name).stem, f"upload: {upload.name}",
-                                          store, **options_from_state(ss, "up"))
+                                          store, progress=_progress_bar(), **options_from_state(ss, "up"))
             finally:
                 tmp.unlink(missing_ok=True)
         elif source == "server path":
             path = ss.get("path_input") or ""
             ref, report = import_server_file(path, ss.get("path_name") or Path(path.strip()).stem, store,
-                                             **options_from_state(ss, "path"))
+                                             progress=_progress_bar(), **options_from_state(ss, "path"))
         else:
             hub_id = (ss.get("hub_id") or "").strip()
             ref, report = store.save(load_hub(hub_id), hub_id.replace("/", "-"), f"hub: {hub_id}"), None

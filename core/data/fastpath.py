@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 BLOCK_BYTES = 1024 * 1024  # Arrow parses blocks of this size; a row longer than one goes the slow way
 JSON_BLOCK_BYTES = 4 * 1024 * 1024
-SCAN_BYTES = 16 * 1024 * 1024
+SCAN_BYTES = 4 * 1024 * 1024  # raw bytes per step of the vectorised scans: their arrays are a few times this
 ASCII_SAFE = {"utf-8", "utf-8-sig", "iso8859-1"}  # codecs where '"', delimiters and newlines are single ASCII bytes
 # what Python's str.strip() removes: a 1-column row of only these is a blank line to the Python reader
 PY_SPACE = r"^[\t\n\x0b\x0c\r\x1c-\x1f \x{85}\x{a0}\x{1680}\x{2000}-\x{200a}\x{2028}\x{2029}\x{202f}\x{205f}\x{3000}]*$"
@@ -246,9 +246,9 @@ def _shallow(path: Path, cap: int) -> bool:
             if chunk.count(b"{") + chunk.count(b"[") <= cap:
                 continue
             b = np.frombuffer(chunk, np.uint8)
-            opens = ((b == 123) | (b == 91)).astype(np.int32)
+            opens = ((b == 123) | (b == 91)).view(np.uint8)
             starts = np.r_[0, np.flatnonzero(b[:-1] == 10) + 1]
-            if np.add.reduceat(opens, starts).max() > cap:
+            if np.add.reduceat(opens, starts, dtype=np.int64).max() > cap:
                 return False
     return rest.count(b"{") + rest.count(b"[") <= cap
 

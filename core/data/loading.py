@@ -307,7 +307,11 @@ def _load_csv(path: Path, raw: Path, final: Path, fmt: str, encoding: str, delim
         head = f.read(SNIFF_BYTES)
     check_text(path, head)
     notes: list[str] = []
-    enc = _detect_encoding(path, head, encoding, notes)
+    # a file whose first 64 KB are UTF-8 is read as UTF-8 and Arrow checks the rest as it converts; only if
+    # it objects is the whole file decoded here, to fall back to Latin-1 naming the first bad byte's line
+    deferred = encoding == "auto" and not head.startswith((codecs.BOM_UTF8, codecs.BOM_UTF16_LE,
+                                                           codecs.BOM_UTF16_BE)) and _utf8_head(head)
+    enc = "utf-8" if deferred else _detect_encoding(path, head, encoding, notes)
     if delimiter == "auto":
         sample = head.decode(enc, errors="replace")
         delim = _sniff_delimiter(sample, "\t" if fmt == "tsv" else ",")
@@ -318,19 +322,28 @@ def _load_csv(path: Path, raw: Path, final: Path, fmt: str, encoding: str, delim
         delim = delimiter
     csv.field_size_limit(max(csv.field_size_limit(), limits.cell_bytes + 1))  # longer cells get our message
     report = LoadReport(dataset=None, format=fmt, encoding=enc, delimiter=delim, notes=notes)  # type: ignore[arg-type]
-    with path.open("r", encoding=enc, newline="") as f:  # the first record, as the Python reader reads it
-        text = BoundedLines(f, limits.row_bytes)
-        reader = csv.reader(text, delimiter=delim, quotechar='"', doublequote=True, strict=True)
-        first = next(_records(reader, text, Tally(limits, path.name)), None)
-    if first is None:
-        raise DataError(f"{path.name} has no rows (only blank lines)")
-    limits.check_columns(len(first[1]), f"line {first[0]}")
-    names, report.header, note = _column_names(first[1], header, fix)
-    notes.append(note)
-    named = max((i for i, c in enumerate(first[1], start=1) if c.strip()), default=0)
-    trailing = tuple(names[named:]) if report.header else ()
+
+    def full_check() -> bool:
+        """Decode the whole file to choose its codec; whether that changed it from UTF-8."""
+        nonlocal enc
+        found: list[str] = []
+        enc = report.encoding = _detect_encoding(path, head, "auto", found)
+        notes[:0] = found
+        return enc != "utf-8"
+
+    try:
+        names, report.header, note, trailing = _first_record(path, enc, delim, header, fix, limits)
+    except UnicodeDecodeError:  # a first record past 64 KB with a bad byte in it
+        deferred = False
+        full_check()
+        names, report.header, note, trailing = _first_record(path, enc, delim, header, fix, limits)
     typer = csv_to_arrow(path, raw, final, enc, delim, names, report.header, limits, infer, trailing, progress,
                          lines)
+    if typer is None and deferred and full_check():
+        names, report.header, note, trailing = _first_record(path, enc, delim, header, fix, limits)
+        typer = csv_to_arrow(path, raw, final, enc, delim, names, report.header, limits, infer, trailing, progress,
+                             lines)
+    notes.append(note)
     if typer is not None:
         report.reader = "arrow"
     else:
@@ -346,6 +359,30 @@ def _load_csv(path: Path, raw: Path, final: Path, fmt: str, encoding: str, delim
     if kept:
         notes.append(f"named the column(s) without a name at the end of the header: {', '.join(kept)}")
     return report
+
+
+def _utf8_head(head: bytes) -> bool:
+    """Whether the file's first bytes are UTF-8 (a character cut by the sample's end allowed)."""
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as e:
+        return len(head) == SNIFF_BYTES and e.start >= len(head) - 3 and e.reason == "unexpected end of data"
+    return True
+
+
+def _first_record(path: Path, enc: str, delim: str, header: bool | str, fix: bool,
+                  limits: Limits) -> tuple[list[str], bool, str, tuple]:
+    """(names, whether the first record is a header, a note, the trailing unnamed columns), as Python reads it."""
+    with path.open("r", encoding=enc, newline="") as f:
+        text = BoundedLines(f, limits.row_bytes)
+        reader = csv.reader(text, delimiter=delim, quotechar='"', doublequote=True, strict=True)
+        first = next(_records(reader, text, Tally(limits, path.name)), None)
+    if first is None:
+        raise DataError(f"{path.name} has no rows (only blank lines)")
+    limits.check_columns(len(first[1]), f"line {first[0]}")
+    names, is_header, note = _column_names(first[1], header, fix)
+    named = max((i for i, c in enumerate(first[1], start=1) if c.strip()), default=0)
+    return names, is_header, note, tuple(names[named:]) if is_header else ()
 
 
 def _python_rows(path: Path, out: Path, enc: str, delim: str, names: list[str], on_bad_lines: str, limits: Limits,

@@ -110,3 +110,33 @@ def test_server_paths_stay_in_allowed_folders_and_export_says_it_neutralises(ope
         for n in (name, nested):
             for v in store.versions(n):
                 store.delete(n, v)
+
+
+def test_a_long_load_shows_progress_with_rows_per_second_and_eta(open_page, monkeypatch):
+    import components.data_views as V
+
+    frac, text = V.progress_text(25_000_000, 100_000_000, 200_000, 2.0)
+    assert frac == 0.25 and "200,000 rows" in text and "100,000 rows/s" in text and "about 6 s left" in text
+    assert V.progress_text(0, 10, 0, 0.0)[1].endswith("time left unknown")
+
+    monkeypatch.setattr(V, "PROGRESS_AFTER_S", 0.0)  # every load counts as long
+    calls, bar = [], V._progress_bar
+
+    def spy():
+        draw = bar()
+        return lambda *a: (calls.append(a), draw(*a))
+
+    monkeypatch.setattr(V, "_progress_bar", spy)
+    at = open_page("pages/dataset_browser.py", timeout=180)
+    name = f"apptest-{uuid.uuid4().hex[:6]}"
+    csv = b"text,label\n" + b"".join(f"row {i},{i % 2}\n".encode() for i in range(3000))
+    at.file_uploader(key="up_file").set_value(("p.csv", csv, "text/csv"))
+    at.radio(key="load_src").set_value("upload")
+    at.text_input(key="up_name").set_value(name)
+    at.button(key="load_btn").click().run()
+    assert not at.exception, at.exception
+    assert f"Saved {name} v1 · 3,000 rows" in at.success[0].value
+    assert calls and calls[-1][2] == 3000 and calls[-1][1] == len(csv)  # (bytes read, size, rows) from core
+    store = DatasetStore.default()
+    for v in store.versions(name):
+        store.delete(name, v)

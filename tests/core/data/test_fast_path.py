@@ -27,6 +27,7 @@ GENERATED: dict[str, bytes] = {
     "bom.csv": b"\xef\xbb\xbfname;city\nAnn;Paris\nBo;\"Li;on\"\n",
     "utf16.csv": "word,n\ncaf\u00e9,1\n\"na\u00efve, \"\"ok\"\"\",2\n\u65e5\u672c,3\n".encode("utf-16"),
     "latin1.tsv": "word\tn\ncaf\xe9\t1\nna\xefve\t2\n\"a\tb\"\t3\n".encode("latin-1"),
+    "latin1_late.csv": ("word,n\n" + "".join(f"w{i},{i}\n" for i in range(9000))).encode() + "caf\xe9,1\n".encode("latin-1"),
     "nul.csv": ("id,text\n" + "".join(f"{i},row {i}\n" for i in range(8000))).encode() + b'8000,"nul\x00here"\n8001,a\x00b\n',
     "types.csv": b"n,x,flag,zip,note,empty,spaced\n1,1.5,true,08123,a,, 7 \n-2,,false,00100,, ,8\n+3,1e3,True,1,b,,9\n",
     "one_column.csv": "text\nhello\n   \n\"\"\n\u3000\nworld\n\x1c\nlast\n".encode(),
