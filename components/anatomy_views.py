@@ -105,7 +105,11 @@ def _labels(tokens: list[str]) -> list[str]:
 
 
 def model_view(pooled: np.ndarray, layer: int, head: int) -> go.Figure:
-    """Every layer × head as a small heat map, tiled into one image; the open head framed in red."""
+    """Every layer × head as a small heat map, tiled into one image; the open head framed in red.
+
+    Plotly reports no selection on a heat map (streamlit#8760), so an invisible marker sits on each
+    tile carrying (layer, head); with no hover cutoff a click anywhere on a tile selects its marker.
+    """
     L, nH, s, _ = pooled.shape
     gap = max(1, s // 6)
     grid = np.full((L * (s + gap), nH * (s + gap)), np.nan, dtype=np.float32)
@@ -113,13 +117,33 @@ def model_view(pooled: np.ndarray, layer: int, head: int) -> go.Figure:
         for hi in range(nH):
             grid[li * (s + gap): li * (s + gap) + s, hi * (s + gap): hi * (s + gap) + s] = pooled[li, hi]
     fig = go.Figure(go.Heatmap(z=grid, colorscale=SCALE, showscale=False, hoverinfo="skip"))
+    centre = (s - 1) / 2
+    fig.add_trace(go.Scatter(
+        x=[hi * (s + gap) + centre for li in range(L) for hi in range(nH)],
+        y=[li * (s + gap) + centre for li in range(L) for hi in range(nH)],
+        customdata=[[li, hi] for li in range(L) for hi in range(nH)], mode="markers", showlegend=False,
+        marker={"size": 12, "symbol": "square", "color": "rgba(0,0,0,0)"}, name="heads",
+        hovertemplate="layer %{customdata[0]}, head %{customdata[1]}<br>click to open<extra></extra>"))
     x0, y0 = head * (s + gap) - 0.5, layer * (s + gap) - 0.5
     fig.add_shape(type="rect", x0=x0, y0=y0, x1=x0 + s, y1=y0 + s, line={"color": "red", "width": 3})
     fig.update_xaxes(tickvals=[h * (s + gap) + s / 2 for h in range(nH)], ticktext=[f"h{h}" for h in range(nH)],
-                     tickangle=0, side="top")
+                     tickangle=0, side="top", showgrid=False, zeroline=False, range=[-0.5, grid.shape[1] - 0.5])
     fig.update_yaxes(tickvals=[li * (s + gap) + s / 2 for li in range(L)], ticktext=[f"layer {li}" for li in range(L)],
-                     autorange="reversed")
-    return _layout(fig, 90 + 60 * L, title=f"Model view: {L} layers × {nH} heads (layer {layer}, head {head} framed)")
+                     showgrid=False, zeroline=False, range=[grid.shape[0] - 0.5, -0.5])  # layer 0 on top
+    fig = _layout(fig, 110 + 60 * L, hovermode="closest", hoverdistance=-1, dragmode=False,
+                  title=f"Model view: {L} layers × {nH} heads (layer {layer}, head {head} framed)")
+    fig.update_layout(margin={"t": 70})  # the title above the head labels
+    return fig
+
+
+def clicked_head(state: Any) -> tuple[int, int] | None:
+    """(layer, head) of the tile clicked in the model view, from its selection state; None if none."""
+    try:
+        point = state["selection"]["points"][0]
+        layer, head = point["customdata"][:2]
+    except (KeyError, IndexError, TypeError, ValueError):
+        return None
+    return int(layer), int(head)
 
 
 def head_view(anatomy: Anatomy, weights: np.ndarray, layer: int, head: int) -> go.Figure:

@@ -47,6 +47,13 @@ def _add_token(logits, greedy: bool) -> None:
     gen.append((choice.token_id, choice.probability, greedy))
 
 
+def _open_clicked() -> None:
+    """Model-view click callback: open the clicked head in the Layer / Head pickers, which keep it across reruns."""
+    picked = V.clicked_head(st.session_state.get("anat_model_view"))
+    if picked is not None:
+        st.session_state.update(anat_layer=picked[0], anat_head=picked[1])
+
+
 def next_token_panel(lm, anatomy, layer: int, head: int) -> None:
     if lm.kind != "decoder" or anatomy.next_token_logits is None:
         st.info(f"{lm.name} is an encoder: it sees the whole sentence at once and does not predict a next token. "
@@ -110,7 +117,9 @@ def main() -> None:
          "Every head"])
     with views:
         a, b = st.columns([3, 2])
-        a.plotly_chart(V.model_view(pooled_maps, layer, head), key="anat_model_view")
+        a.caption("Click a head in the grid to open it here, in the step-by-step walk and the other tabs.")
+        a.plotly_chart(V.model_view(pooled_maps, layer, head), key="anat_model_view", on_select=_open_clicked,
+                       selection_mode="points")
         b.plotly_chart(V.head_view(anatomy, walk.weights, layer, head), key="anat_head_view")
         st.plotly_chart(V.residual(anatomy), key="anat_residual")
     with steps:

@@ -1,4 +1,6 @@
 """The Transformer anatomy page through app.py: MiniLM by default, a tiny GPT-2 folder, an offline hub id."""
+import json
+
 import numpy as np
 import pytest
 
@@ -32,6 +34,40 @@ def test_minilm_heads_steps_and_checks(open_page):
         assert at.success and at.success[0].value.startswith("16 of 16")
     assert "encoder" in at.info[0].value and "save_pretrained" in at.info[0].value  # the next-token hint
     assert "att.query.weight[rows]" in at.code[0].value and "layer, head = 4, 11" in at.code[0].value
+
+
+def _click_model_view(at, layer: int, head: int, n_heads: int = 12):
+    """Rerun as the browser does after a click on a model-view tile: AppTest has no plotly widget, so the
+    chart's selection state (what Streamlit's frontend sends for a points selection) is added by hand."""
+    from streamlit.proto.WidgetStates_pb2 import WidgetState
+
+    chart = next(e for e in at.get("plotly_chart") if e.key == "anat_model_view")
+    states = at._tree.get_widget_states()
+    index = layer * n_heads + head
+    point = {"curve_number": 1, "point_number": index, "point_index": index, "customdata": [layer, head]}
+    ws = WidgetState(id=chart.proto.id, string_value=json.dumps(
+        {"selection": {"points": [point], "point_indices": [index], "box": [], "lasso": []}}))
+    states.widgets.append(ws)
+    return at._run(states)
+
+
+def test_click_a_head_in_the_model_view_opens_it(open_page):
+    at = open_page(PAGE, timeout=180)
+    chart = next(e for e in at.get("plotly_chart") if e.key == "anat_model_view")
+    assert json.loads(chart.proto.spec)["data"][1]["customdata"][5 * 12 + 11] == [5, 11]  # a marker per tile
+    _click_model_view(at, 3, 7)
+    assert not at.exception
+    assert (at.selectbox(key="anat_layer").value, at.selectbox(key="anat_head").value) == (3, 7)
+    assert "16 of 16" in at.success[0].value
+    assert "att.query.weight[rows]" in at.code[0].value and "layer, head = 3, 7" in at.code[0].value
+    at.radio(key="anat_step").set_value("2 · scores")  # another widget's rerun keeps the opened head
+    at.run()
+    assert (at.selectbox(key="anat_layer").value, at.selectbox(key="anat_head").value) == (3, 7)
+    spec = json.loads(next(e for e in at.get("plotly_chart") if e.key == "anat_model_view").proto.spec)
+    assert "layer 3, head 7 framed" in spec["layout"]["title"]["text"]
+    at.selectbox(key="anat_head").set_value(2)  # the pickers still work after a click
+    at.run()
+    assert at.selectbox(key="anat_head").value == 2 and not at.exception
 
 
 def test_tiny_gpt2_next_token_greedy(open_page, gpt2_dir):

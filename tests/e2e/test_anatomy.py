@@ -5,6 +5,15 @@ from tests.e2e.conftest import choose, errors_on, open_page, settle, shot
 
 pytestmark = pytest.mark.e2e
 
+# the page of a model-view tile's marker (trace 1, layer-major), from plotly's own axes on the chart node
+TILE_JS = """([layer, head]) => {
+  const g = [...document.querySelectorAll('.js-plotly-plot')].find(
+    n => (n._fullLayout?.title?.text || '').includes('Model view:'));
+  if (!g) return null;
+  const t = g._fullData[1], fl = g._fullLayout, r = g.getBoundingClientRect(), i = layer * 12 + head;
+  return {x: r.left + fl._size.l + fl.xaxis.l2p(t.x[i]), y: r.top + fl._size.t + fl.yaxis.l2p(t.y[i])};
+}"""
+
 STEPS = ["1 · Q, K, V", "2 · scores", "3 · mask", "4 · softmax", "5 · weights·V", "6 · concat & project"]
 
 
@@ -14,6 +23,15 @@ def test_open_a_head_and_step_through_it(server, page):
     main.get_by_text("6 layers × 12 heads", exact=False).wait_for(timeout=60_000)
     assert errors_on(page) == []
     shot(page, "anatomy-1-model-view")
+
+    # click a head in the model view: it opens in the head view, framed, and the pickers follow
+    page.wait_for_function(f"() => ({TILE_JS})([4, 9]) !== null", timeout=30_000)
+    at = page.evaluate(TILE_JS, [4, 9])
+    page.mouse.move(at["x"], at["y"])
+    page.mouse.click(at["x"], at["y"])
+    page.locator(".gtitle", has_text="Head view: layer 4, head 9").wait_for(timeout=60_000)
+    page.locator(".gtitle", has_text="layer 4, head 9 framed").wait_for(timeout=30_000)
+    shot(page, "anatomy-1b-clicked-head")
 
     choose(page, "Layer", "2")
     choose(page, "Head", "5")
