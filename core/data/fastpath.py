@@ -110,7 +110,7 @@ def csv_to_arrow(path: Path, raw: Path, final: Path, enc: str, delim: str, names
     strict, multiline = scan_quotes(path, enc, delim, limits.rows, lines)
     if not strict:
         return None
-    typer = ColumnTyper(names, infer, trailing)
+    typer = ColumnTyper(names, infer, trailing, first_only=True)
     done = _stream_csv(path, final, enc, delim, names, header, multiline, limits, typer, True, progress)
     if done == "retry":
         typer = ColumnTyper(names, infer, trailing)
@@ -150,13 +150,14 @@ def _stream_csv(path: Path, out: Path, enc: str, delim: str, names: list[str], h
                     batch, skip = batch.slice(1), 0
                 if not batch.num_rows:
                     continue
-                sizes = [pc.binary_length(c) for c in batch.columns]
-                if max(pc.max(s).as_py() or 0 for s in sizes) > cap:
+                # a column's bytes bound its longest cell: lengths are measured only where that bound passes the cap
+                if any(c.nbytes > cap and (pc.max(pc.binary_length(c)).as_py() or 0) > cap for c in batch.columns):
                     return None  # the Python parser names the line and column
                 # a row's text is at most twice its values' bytes (doubled quotes) plus quotes, delimiters and
                 # a newline: when that bound passes the row cap, the Python reader decides, counting exactly
                 if 2 * batch.nbytes + batch.num_rows * (3 * width + 2) > limits.row_bytes and \
-                        int(sum(s.to_numpy().astype("int64") for s in sizes).max()) * 2 + 3 * width + 2 > limits.row_bytes:
+                        int(sum(pc.binary_length(c).to_numpy().astype("int64") for c in batch.columns).max()) * 2 \
+                        + 3 * width + 2 > limits.row_bytes:
                     return None
                 rows += batch.num_rows
                 tally.bytes += batch.nbytes

@@ -43,10 +43,12 @@ class ColumnTyper:
     column become nulls. The result does not depend on where batches are cut, so every reader agrees.
     """
 
-    def __init__(self, names: list[str], infer: bool, drop_blank: tuple = ()):
+    def __init__(self, names: list[str], infer: bool, drop_blank: tuple = (), first_only: bool = False):
         import pyarrow as pa
 
-        self.names, self.infer = list(names), infer
+        # first_only: test only the leading candidate of each column while it holds (for a reader that
+        # starts over when a type changes: the others matter only once the leading one fails)
+        self.names, self.infer, self.first_only = list(names), infer, first_only
         self.candidates = {n: [pa.int64(), pa.float64(), pa.bool_()] if infer else [] for n in names}
         self.seen = dict.fromkeys(names, False)  # any non-empty cell at all
         self.blank = set(drop_blank)  # columns to drop if they stay blank
@@ -70,13 +72,16 @@ class ColumnTyper:
             if pc.any(pc.match_substring_regex(vals, r"^[+-]?0\d")).as_py():
                 self.candidates[name] = []
                 continue
-            ok = []
-            for typ in self.candidates[name]:
+            ok, todo = [], self.candidates[name]
+            for i, typ in enumerate(todo):
                 try:
                     cast = pc.cast(vals, typ)
                     ok.append(typ)
                     if not ok[1:] and len(vals) == len(arr):  # the batch's column as typed, for a one-pass writer
                         self.last[name] = cast
+                    if self.first_only:
+                        ok += todo[i + 1:]
+                        break
                 except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
                     pass
             self.candidates[name] = ok
