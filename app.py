@@ -13,6 +13,7 @@ PAGES = {
     "Learn PyTorch": [
         st.Page("pages/tensor_playground.py", title="Tensor playground", icon=":material/grid_on:"),
         st.Page("pages/autograd_graph.py", title="Autograd graph", icon=":material/account_tree:"),
+        st.Page("pages/build_models.py", title="Build a network", icon=":material/stacks:"),
     ],
     "Transformers": [
         st.Page("pages/tokenizer_lab.py", title="Tokenizers", icon=":material/text_fields:"),

@@ -28,7 +28,7 @@ def model_choices(runs) -> dict[str, str]:
     """Label -> model spec: the packaged backbone, completed runs' models, or a custom path."""
     out = {"MiniLM-L6 (packaged, 22.7M params)": "minilm-l6"}
     for r in runs:
-        if r.status == "completed" and r.model_dir:
+        if r.status == "completed" and r.model_dir and r.config.get("task", "text-classification") != "scratch":
             out[f"run {r.id} · {r.name}"] = f"run:{r.id}"
     out[CUSTOM] = ""
     return out

@@ -19,6 +19,11 @@ def results(jobs, rec, settings) -> None:
     from core.training.export import export_script
     from core.training.predict import predict_after, predict_before, zip_model
 
+    if rec.config.get("task") == "scratch":  # a network built on the Build a network page
+        from components.scratch_views import scratch_results
+
+        scratch_results(rec, settings)
+        return
     fm = rec.final_metrics
     labels = rec.plan.get("labels", [])
     st.subheader(f"Results · {rec.name}")

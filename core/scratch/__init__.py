@@ -10,11 +10,12 @@ each a transformers PreTrainedModel the job engine's Trainer runs like any fine-
 """
 from core.scratch.architectures import KINDS, MAX_PARAM_BYTES, default_architecture, layer_table
 from core.scratch.data import BUILTIN, SKLEARN, TOY
+from core.scratch.examples import example_row
 from core.scratch.inference import model_kind, predict
 from core.scratch.layers import LAYER_PARAMS, LAYER_TYPES
 from core.scratch.task import TaskSetup, check, setup
 
 __all__ = [
     "BUILTIN", "KINDS", "LAYER_PARAMS", "LAYER_TYPES", "MAX_PARAM_BYTES", "SKLEARN", "TOY", "TaskSetup", "check",
-    "default_architecture", "layer_table", "model_kind", "predict", "setup",
+    "default_architecture", "example_row", "layer_table", "model_kind", "predict", "setup",
 ]

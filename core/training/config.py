@@ -18,12 +18,20 @@ class ConfigError(ValueError):
 SCHEDULERS = ("linear", "cosine", "constant", "constant_with_warmup")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 OPTIMIZERS = ("adamw", "adamw_torch", "sgd", "adafactor")
+# what a run trains: a pretrained Transformer fine-tuned to classify text, or a network built from scratch
+# (core.scratch: MLP, CNN, RNN, Transformer encoder, seq2seq Transformer, tiny GPT) from `architecture`
+TASKS = ("text-classification", "scratch")
+MAX_ARCHITECTURE_CHARS = 65_536  # the architecture spec as JSON
 
 
 @dataclass
 class TrainingConfig:
-    """A sequence-classification fine-tune. Defaults run on CPU, offline, in about a minute."""
+    """One run: a sequence-classification fine-tune by default (on CPU, offline, in about a minute), or
+    a network built from scratch (`task="scratch"`, the network described by `architecture`)."""
 
+    task: str = "text-classification"
+    # for task "scratch": the network as JSON-able values, {"kind": "cnn", ...} (see core.scratch)
+    architecture: dict = field(default_factory=dict)
     # packaged model name ("minilm-l6"), a local save_pretrained folder, a run's model, or a hub id
     model: str = "minilm-l6"
     # dataset name in the workspace's DatasetStore, and its version (None = latest)
@@ -86,12 +94,18 @@ class TrainingConfig:
         return cls(**d)
 
     def display_name(self) -> str:
-        return self.name or f"{self.model.rstrip('/').split('/')[-1]} on {self.dataset}"
+        if self.name:
+            return self.name
+        what = self.architecture.get("kind", "scratch") if self.task == "scratch" else self.model.rstrip("/").split("/")[-1]
+        return f"{what} on {self.dataset}"
 
     def validate(self) -> None:
         """Every field's type, finiteness and range, then the checks across fields; raises ConfigError
         naming the field. Needs no data and no model. A bool is not a number here, and a float is not a count.
         """
+        if not isinstance(self.task, str) or self.task not in TASKS:
+            raise ConfigError("task", f"one of {', '.join(TASKS)}; got {self.task!r}")
+        _architecture(self)
         for name in ("model", "dataset", "text_column", "label_column"):
             _text(self, name, required=True)
         _text(self, "text_pair_column", optional=True)
@@ -150,6 +164,23 @@ REALS = {  # real-number fields: (lowest, highest), both included; finer limits 
     "learning_rate": (0.0, 1.0), "epochs": (0.0, MAX_EPOCHS), "weight_decay": (0.0, 1.0),
     "warmup": (0.0, float(MAX_STEPS)), "eval_fraction": (0.0, 1.0),
 }
+
+
+def _architecture(config: TrainingConfig) -> None:
+    a = config.architecture
+    if not isinstance(a, dict):
+        raise ConfigError("architecture", f"must be a mapping of names to values, got {type(a).__name__}")
+    try:
+        size = len(json.dumps(a, allow_nan=False))
+    except (TypeError, ValueError) as e:
+        raise ConfigError("architecture", f"must hold only plain values (numbers, text, lists, mappings): {e}") from None
+    if size > MAX_ARCHITECTURE_CHARS:
+        raise ConfigError("architecture", f"{size:,} characters as JSON, over the limit of {MAX_ARCHITECTURE_CHARS:,}")
+    if config.task == "scratch" and not a.get("kind"):
+        raise ConfigError("architecture", "a from-scratch run needs the network's kind (mlp, cnn, rnn, transformer, "
+                          "seq2seq or gpt)")
+    if config.task != "scratch" and a:
+        raise ConfigError("architecture", f"only a from-scratch run takes an architecture (task is {config.task!r})")
 
 
 def _text(config: TrainingConfig, name: str, required: bool = False, optional: bool = False) -> None:

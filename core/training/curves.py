@@ -125,3 +125,21 @@ def config_diff(configs: dict[str, dict]) -> list[dict]:
         if len({repr(v) for v in vals.values()}) > 1:
             rows.append({"field": k, **{rid: repr(v) for rid, v in vals.items()}})
     return rows
+
+
+def lr_schedule(scheduler: str, learning_rate: float, warmup: float, total_steps: int,
+                points: int = 200) -> tuple[list[int], list[float]]:
+    """The learning rate at each step, from transformers' own scheduler (the one the Trainer builds), so
+    the preview before launch is the curve the run follows. At most `points` steps are sampled."""
+    import torch
+    from transformers import get_scheduler
+
+    total = max(1, int(total_steps))
+    warm = int(warmup) if warmup >= 1 else math.ceil(warmup * total)
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=learning_rate)
+    sched = get_scheduler(scheduler, opt, num_warmup_steps=warm, num_training_steps=total)
+    # every scheduler the config offers is a LambdaLR: its multiplier at any step, without stepping there
+    factor = sched.lr_lambdas[0]
+    steps = sorted({int(round(x)) for x in
+                    (i * (total - 1) / max(1, points - 1) for i in range(min(points, total)))} | {min(warm, total - 1)})
+    return [s + 1 for s in steps], [learning_rate * float(factor(s)) for s in steps]

@@ -30,10 +30,13 @@ def plan(config: TrainingConfig, settings: Settings, train_rows: int = 0, eval_r
     import torch
 
     config.validate()
-    try:
-        model_path = resolve_model(_model_spec(config.model, settings), settings)
-    except AssetError as e:
-        raise ConfigError("model", str(e)) from None
+    if config.task == "scratch":
+        model_path = ""  # nothing to resolve: plan() below names it scratch:<kind>
+    else:
+        try:
+            model_path = resolve_model(_model_spec(config.model, settings), settings)
+        except AssetError as e:
+            raise ConfigError("model", str(e)) from None
     device = resolve_device(settings.device)
     on_gpu = device.startswith("cuda")
     precision = config.precision
@@ -45,6 +48,9 @@ def plan(config: TrainingConfig, settings: Settings, train_rows: int = 0, eval_r
         raise ConfigError("precision", "this GPU has no bf16: use fp16 or fp32")
     optim = {"adamw": "adamw_torch_fused", "adamw_torch": "adamw_torch", "sgd": "sgd",
              "adafactor": "adafactor"}[config.optimizer]
+    if config.task == "scratch":  # no pretrained model: the network is built from config.architecture
+        return Plan(f"scratch:{config.architecture.get('kind')}", device, precision, optim, list(labels), train_rows,
+                    eval_rows, config.max_length)
     from transformers import AutoConfig
 
     try:
@@ -68,10 +74,18 @@ def _model_spec(model: str, settings: Settings) -> str:
 
 
 def prepare(config: TrainingConfig, settings: Settings):
-    """Every check that can fail before launch: config, data, model. Returns (plan, splits)."""
+    """Every check that can fail before launch: config, data, model. Returns (plan, splits), or for a
+    from-scratch run (plan, what core.scratch.check found)."""
     from core.training.data import load_splits
 
     config.validate()
+    if config.task == "scratch":
+        from core import scratch
+
+        info = scratch.check(config, settings)
+        p = plan(config, settings, int(info.get("train_rows", 0)), int(info.get("eval_rows", 0)),
+                 info.get("labels") or ())
+        return p, info
     splits = load_splits(config, settings)
     p = plan(config, settings, len(splits.train), len(splits.eval), splits.label_names)
     return p, splits
@@ -85,23 +99,6 @@ def total_steps(config: TrainingConfig, train_rows: int, processes: int = 1) -> 
     if config.max_steps > 0:
         return config.max_steps
     return max(1, math.ceil(config.epochs * steps_per_epoch(config, train_rows, processes)))
-
-
-def compute_metrics(eval_pred) -> dict:
-    """Accuracy, macro precision / recall / F1 and the confusion matrix."""
-    import numpy as np
-    from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
-
-    logits, labels = eval_pred.predictions, eval_pred.label_ids
-    if isinstance(logits, tuple):
-        logits = logits[0]
-    preds = np.asarray(logits).argmax(-1)
-    k = np.asarray(logits).shape[-1]
-    p, r, f, _ = precision_recall_fscore_support(labels, preds, average="macro", labels=list(range(k)),
-                                                 zero_division=0)
-    cm = confusion_matrix(labels, preds, labels=list(range(k)))
-    return {"accuracy": float((preds == labels).mean()), "precision": float(p), "recall": float(r),
-            "f1": float(f), "confusion_matrix": cm.tolist()}
 
 
 def latest_checkpoint(folder: Path) -> Path | None:
@@ -134,23 +131,13 @@ def run_training(run_id: str, store: RunStore, settings: Settings, should_stop: 
                  extra_callbacks: Sequence = (), resume: bool = False) -> str:
     """Train the run's config; returns the final status (completed / stopped). Raises on failure."""
     import torch
-    from transformers import (
-        AutoModelForSequenceClassification,
-        AutoTokenizer,
-        DataCollatorWithPadding,
-        EarlyStoppingCallback,
-        PrinterCallback,
-        Trainer,
-        TrainingArguments,
-        set_seed,
-    )
+    from transformers import EarlyStoppingCallback, PrinterCallback, Trainer, TrainingArguments, set_seed
 
     from core.training.callbacks import StoreCallback
-    from core.training.data import tokenize
 
     rec = store.get(run_id)
     config = TrainingConfig.from_dict(rec.config)
-    p, splits = prepare(config, settings)
+    p, prepared = prepare(config, settings)
     out = run_dir(settings, run_id)
     ckpt_dir = out / "checkpoints"
     ckpt = latest_checkpoint(ckpt_dir) if resume else None
@@ -164,13 +151,8 @@ def run_training(run_id: str, store: RunStore, settings: Settings, should_stop: 
     out.mkdir(parents=True, exist_ok=True)
 
     set_seed(config.seed)
-    tokenizer = AutoTokenizer.from_pretrained(p.model_path)
-    train_ds = tokenize(splits.train, tokenizer, config, str(out / "train-tokens.arrow"))
-    eval_ds = tokenize(splits.eval, tokenizer, config, str(out / "eval-tokens.arrow"))
-    k = len(splits.label_names)
-    model = AutoModelForSequenceClassification.from_pretrained(
-        p.model_path, num_labels=k, id2label=dict(enumerate(splits.label_names)),
-        label2id={n: i for i, n in enumerate(splits.label_names)}, ignore_mismatched_sizes=True)
+    task = _task_setup(config, settings, p.model_path, prepared, out)
+    model, train_ds = task.model, task.train_dataset
 
     world = int(os.environ.get("WORLD_SIZE", "1"))  # set by torchrun; the process group starts later
     steps = total_steps(config, len(train_ds), world)
@@ -202,23 +184,22 @@ def run_training(run_id: str, store: RunStore, settings: Settings, should_stop: 
         save_total_limit=2,
         load_best_model_at_end=early,
         metric_for_best_model="eval_loss" if early else None,
-        train_sampling_strategy="group_by_length" if config.group_by_length else "random",
-        include_num_input_tokens_seen="non_padding",
+        train_sampling_strategy="group_by_length" if config.group_by_length and _has_lengths(train_ds) else "random",
+        include_num_input_tokens_seen="non_padding" if _has_tokens(train_ds) else "no",
         report_to="none",
         disable_tqdm=True,
         dataloader_num_workers=0,
     )
-    store.update(run_id, plan=asdict(p) | {"total_steps": steps, "eval_steps": eval_steps, "processes": world,
-                                           "majority_baseline": splits.majority_baseline,
-                                           "labels": splits.label_names},
+    store.update(run_id, plan=asdict(p) | {"task": config.task, "total_steps": steps, "eval_steps": eval_steps,
+                                           "processes": world} | task.baseline | task.info,
                  total_steps=steps, device=p.device)
     callback = StoreCallback(store, run_id, should_stop, config.batch_size * config.grad_accumulation * world)
     callbacks = [callback, *extra_callbacks]
     if early:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=config.early_stopping_patience))
-    trainer = Trainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
-                      processing_class=tokenizer, data_collator=DataCollatorWithPadding(tokenizer),
-                      compute_metrics=compute_metrics, callbacks=callbacks)
+    trainer = Trainer(model=model, args=args, train_dataset=train_ds, eval_dataset=task.eval_dataset,
+                      processing_class=task.processing_class, data_collator=task.data_collator,
+                      compute_metrics=task.compute_metrics, callbacks=callbacks)
     trainer.remove_callback(PrinterCallback)  # the store is the log; keep the server's stdout quiet
     try:
         trainer.train(resume_from_checkpoint=str(ckpt) if ckpt else None)
@@ -232,7 +213,7 @@ def run_training(run_id: str, store: RunStore, settings: Settings, should_stop: 
         else:
             final = evals[-1]
         final = {k.removeprefix("eval_"): v for k, v in final.items() if k != "step"}
-        final["majority_baseline"] = splits.majority_baseline
+        final |= task.baseline
         final["global_step"] = trainer.state.global_step
         if trainer.args.should_save:
             trainer.save_model(str(out / "model"))  # model + tokenizer, a save_pretrained folder
@@ -242,7 +223,27 @@ def run_training(run_id: str, store: RunStore, settings: Settings, should_stop: 
         return "completed"
     finally:
         # release the model and optimizer state now, not when the thread object dies
-        del trainer, model
+        del trainer, model, task
         gc.collect()
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
+
+
+def _task_setup(config: TrainingConfig, settings: Settings, model_path: str, prepared, out: Path):
+    """The task's model, data, collator and metrics (core.training.tasks explains the split)."""
+    if config.task == "scratch":
+        from core import scratch
+
+        return scratch.setup(config, settings, out)
+    from core.training.tasks import text_classification
+
+    return text_classification(config, model_path, prepared, out)
+
+
+def _has_lengths(ds) -> bool:
+    """Length grouping needs a `length` column (tokenized text); images and tables have none."""
+    return "length" in (getattr(ds, "column_names", None) or ())
+
+
+def _has_tokens(ds) -> bool:
+    return "input_ids" in (getattr(ds, "column_names", None) or ())

@@ -106,6 +106,7 @@ def wait_for_app(page, timeout_ms: int = 90_000):
 
 PAGES = {  # url path -> the page's title, as st.navigation routes them in app.py
     "": "Torch Lab", "tensor_playground": "Tensor playground", "autograd_graph": "Autograd graph",
+    "build_models": "Build a network",
     "tokenizer_lab": "Tokenizers", "dataset_browser": "Datasets", "fine_tuning": "Fine-tuning",
     "summarize_qa": "Summarize & QA", "transformer_anatomy": "Transformer anatomy",
 }

@@ -1,0 +1,163 @@
+"""Build-a-network widgets: the layer-list editor, the layer table, the LR preview and a run's results."""
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from components import loaders
+from core.system import human_bytes
+
+KIND_LABELS = {"mlp": "MLP (numbers)", "cnn": "CNN (images)", "rnn": "RNN / LSTM / GRU (text)",
+               "transformer": "Transformer encoder (text)", "seq2seq": "Seq2seq nn.Transformer (toy task)",
+               "gpt": "Tiny GPT (next token)"}
+KIND_HELP = {
+    "mlp": "Linear layers on the numeric columns of a table: scikit-learn's iris, wine, breast cancer and digits, "
+           "or a dataset saved on the Datasets page.",
+    "cnn": "Convolutions on images: scikit-learn's 1,797 handwritten digits (8×8 pixels, bundled, no download).",
+    "rnn": "An Embedding then LSTM / GRU / RNN over token ids (packed sequences: padding is never read).",
+    "transformer": "nn.TransformerEncoder layers with sinusoidal positions, mean-pooled into a classifier.",
+    "seq2seq": "The encoder–decoder nn.Transformer of the PyTorch tutorials, learning to reverse a sequence.",
+    "gpt": "A decoder-only causal LM (GPT-2 blocks, sized down) with a BPE tokenizer trained on your text.",
+}
+
+
+def layers_editor(arch: dict, key: str) -> tuple[list | None, str | None]:
+    """Edit the layer list as a table: a type and its settings (a JSON object) per row.
+
+    Returns (layers, error). Settings are read with `json.loads` (a data format, never code); input sizes
+    are not written by hand: core fills each from the shape the layer before produces.
+    """
+    from core.scratch import LAYER_PARAMS, LAYER_TYPES
+
+    rows = [{"type": layer.get("type"), "settings": json.dumps({k: v for k, v in layer.items() if k != "type"})}
+            for layer in arch.get("layers", [])]
+    edited = st.data_editor(
+        pd.DataFrame(rows, columns=["type", "settings"]), key=key, num_rows="dynamic", hide_index=False,
+        width="stretch",
+        column_config={
+            "type": st.column_config.SelectboxColumn("layer", options=list(LAYER_TYPES), required=True),
+            "settings": st.column_config.TextColumn(
+                "settings (JSON)", help="e.g. {\"out_features\": 64}. Settings per layer: " + "; ".join(
+                    f"{t}: {', '.join(p) or '—'}" for t, p in LAYER_PARAMS.items())),
+        })
+    layers = []
+    for i, row in enumerate(edited.to_dict("records")):
+        if not row.get("type"):
+            return None, f"row {i}: pick a layer type"
+        text = (row.get("settings") or "").strip() or "{}"
+        try:
+            settings = json.loads(text)
+        except ValueError as e:
+            return None, f"row {i} ({row['type']}): settings are not a JSON object ({e.msg} at column {e.colno})"
+        if not isinstance(settings, dict):
+            return None, f"row {i} ({row['type']}): settings must be a JSON object like {{\"p\": 0.1}}"
+        layers.append({"type": row["type"], **settings})
+    return layers, None
+
+
+def layer_frame(rows: list[dict]) -> pd.DataFrame:
+    """The layer table as shown: sizes filled in from the shapes, output shape per example (B = batch)."""
+    return pd.DataFrame([{
+        "layer": r.get("name"), "type": r.get("type"),
+        "settings": ", ".join(f"{k}={v}" for k, v in (r.get("args") or {}).items()),
+        "output shape": " × ".join(map(str, r.get("output_shape") or [])),
+        "parameters": f"{r.get('params', 0):,}", "weights": human_bytes(r.get("bytes", 0)),
+        "activations / example": human_bytes(r.get("activation_bytes", 0)),
+    } for r in rows])
+
+
+def lr_figure(steps: list[int], lrs: list[float], scheduler: str) -> go.Figure:
+    fig = go.Figure(go.Scatter(x=steps, y=lrs, mode="lines", name="learning rate"))
+    fig.update_layout(height=220, margin=dict(l=10, r=10, t=30, b=10), title=f"{scheduler} schedule",
+                      xaxis_title="step", yaxis_title="learning rate")
+    return fig
+
+
+def digits_figure(pixels: list[float], side: int = 8) -> go.Figure:
+    grid = [pixels[i * side:(i + 1) * side] for i in range(side)]
+    fig = go.Figure(go.Heatmap(z=grid, colorscale="Greys", showscale=False))
+    fig.update_layout(height=200, width=200, margin=dict(l=0, r=0, t=0, b=0),
+                      yaxis=dict(autorange="reversed", visible=False), xaxis=dict(visible=False))
+    return fig
+
+
+def scratch_results(rec, settings) -> None:
+    """A completed from-scratch run: its metrics against the baseline, and the model to try."""
+    from components.training_views import confusion_figure, probability_figure
+    from core.scratch import predict
+
+    fm, kind = rec.final_metrics, (rec.config.get("architecture") or {}).get("kind")
+    st.subheader(f"Results · {rec.name}")
+    m = st.columns(4)
+    if kind == "gpt":
+        ppl, base = fm.get("perplexity"), fm.get("bigram_perplexity")
+        m[0].metric("held-out perplexity", f"{ppl:,.1f}" if ppl else "—",
+                    f"{ppl - base:+,.1f} vs bigram model" if ppl and base else None, delta_color="inverse")
+        m[1].metric("bigram-model perplexity (same tokens)", f"{base:,.1f}" if base else "—")
+    elif kind == "seq2seq":
+        m[0].metric("token accuracy", f"{fm.get('token_accuracy', 0):.1%}")
+        if fm.get("sequence_accuracy") is not None:
+            m[1].metric("whole sequences right", f"{fm['sequence_accuracy']:.1%}")
+    else:
+        base = fm.get("majority_baseline")
+        m[0].metric("accuracy", f"{fm.get('accuracy', 0):.1%}",
+                    f"{fm.get('accuracy', 0) - base:+.1%} vs majority baseline" if base is not None else None)
+        m[1].metric("majority-class baseline", f"{base:.1%}" if base is not None else "—")
+        m[2].metric("macro F1", f"{fm.get('f1', 0):.3f}")
+    m[3].metric("parameters", f"{rec.plan.get('params', 0):,}")
+    if fm.get("confusion_matrix"):
+        st.plotly_chart(confusion_figure(fm["confusion_matrix"], rec.plan.get("labels", [])), key="bn_cm")
+
+    st.markdown("**Try the model**")
+    inputs, shown = _try_inputs(rec, kind, settings)
+    if not inputs:
+        return
+    try:
+        out = predict(rec.model_dir, inputs)[0]
+    except ValueError as e:
+        st.error(str(e))
+        return
+    if "probabilities" in out:
+        st.plotly_chart(probability_figure(out["probabilities"]), key="bn_probs")
+    elif "output" in out:
+        st.markdown(f"Output: `{' '.join(map(str, out['output']))}` (input reversed: `{shown}`)")
+    else:
+        st.text_area("Generated", out.get("text", ""), disabled=True, key=f"bn_gen_out_{rec.id}")
+
+
+def _try_inputs(rec, kind: str, settings) -> tuple[list, str]:
+    """The input box for this kind of model; returns ([one input], what the reversal should give)."""
+    if kind == "seq2seq":
+        text = st.text_input("A sequence of symbols (numbers separated by spaces)", "3 1 4 1 5 9",
+                             key=f"bn_try_{rec.id}")
+        return ([text] if text.strip() else []), " ".join(reversed(text.split()))
+    if kind == "gpt":
+        text = st.text_input("Prompt", "This medication", key=f"bn_try_{rec.id}", max_chars=500)
+        return ([text] if text.strip() else []), ""
+    if kind in ("rnn", "transformer"):
+        text = st.text_area("Text to classify", "It worked well and the side effects were mild.",
+                            key=f"bn_try_{rec.id}", max_chars=settings.max_text_chars)
+        return ([text] if text.strip() else []), ""
+    example = _eval_example(rec.id, rec.config)
+    if example is None:
+        st.info("The run's dataset is gone, so there is no example to try.")
+        return [], ""
+    values, label = example
+    if kind == "cnn" and len(values) == 64:
+        st.plotly_chart(digits_figure(values), key="bn_digit")
+    st.caption(f"An example from the run's own evaluation split (true class: {label}).")
+    return [values], ""
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _eval_example(run_id: str, config: dict) -> tuple[list[float], str] | None:
+    from core.scratch import example_row
+    from core.training import TrainingConfig
+
+    try:
+        return example_row(TrainingConfig.from_dict(config), loaders.settings())
+    except ValueError:
+        return None

@@ -1,0 +1,159 @@
+"""Build a network: MLP, CNN, RNN, Transformer, seq2seq or a tiny GPT, trained as a background run."""
+import streamlit as st
+
+from components import loaders
+from components.jobs import job_manager
+from components.scratch_views import (
+    KIND_HELP,
+    KIND_LABELS,
+    layer_frame,
+    layers_editor,
+    lr_figure,
+    scratch_results,
+)
+from components.training_live import RESULTS_KEY, results_target, runs_panel
+from core import scratch
+from core.data import DatasetStore
+from core.system import human_bytes
+from core.training import ConfigError, TrainingConfig
+from core.training.config import MAX_BATCH_SIZE, MAX_EPOCHS, MAX_GRAD_ACCUMULATION, MAX_PATIENCE, MAX_STEPS
+from core.training.curves import lr_schedule
+from core.training.runner import total_steps
+
+st.title("Build a network")
+st.caption("Stack layers, see every shape and parameter before anything is allocated, then train it in the "
+           "background with the Hugging Face Trainer — the same engine, live curves, stop / resume and compare "
+           "as fine-tuning.")
+settings = loaders.settings()
+jobs = job_manager()
+
+kind = st.segmented_control("Network", list(KIND_LABELS), format_func=KIND_LABELS.get, default="cnn",
+                            key="bn_kind") or "cnn"
+st.caption(KIND_HELP[kind])
+
+store = DatasetStore(settings.datasets_dir)
+store.ensure_sample()
+refs = store.list()
+saved = sorted({r.name for r in refs})
+if kind == "seq2seq":
+    choices = list(scratch.TOY)
+elif kind in ("mlp", "cnn"):
+    choices = (["sklearn:digits"] if kind == "cnn" else list(scratch.SKLEARN)) + [n for n in saved if n != "drug-reviews"]
+else:
+    choices = ["drug-reviews", *[n for n in saved if n != "drug-reviews"]]
+c1, c2, c3 = st.columns(3)
+dataset = c1.selectbox("Data", choices, key=f"bn_data_{kind}",
+                       help="scikit-learn's bundled samples, the toy task, or datasets saved on the Datasets page")
+columns = next((r.columns for r in refs if r.name == dataset), [])
+text_col = label_col = None
+if columns:
+    if kind in ("rnn", "transformer", "gpt"):
+        text_col = c2.selectbox("Text column", columns, index=columns.index("text") if "text" in columns else 0,
+                                key=f"bn_text_{dataset}")
+    if kind != "gpt":
+        label_col = c3.selectbox("Label column", columns,
+                                 index=columns.index("label") if "label" in columns else len(columns) - 1,
+                                 key=f"bn_label_{dataset}")
+
+# --- architecture -------------------------------------------------------------------------------------
+st.subheader("Architecture")
+arch = scratch.default_architecture(kind)
+problem = None
+if "layers" in arch:
+    st.caption("Add, remove or resize layers; input sizes come from the layer before, so shapes re-propagate.")
+    layers, problem = layers_editor(arch, key=f"bn_layers_{kind}")
+    if layers is not None:
+        arch["layers"] = layers
+sizes = {k: v for k, v in arch.items() if isinstance(v, int) and not isinstance(v, bool)}
+if sizes:
+    cols = st.columns(min(len(sizes), 6))
+    for i, (name, value) in enumerate(sizes.items()):
+        arch[name] = int(cols[i % len(cols)].number_input(name, 1, 10**6, value, key=f"bn_{kind}_{name}"))
+
+# --- training options ---------------------------------------------------------------------------------
+st.subheader("Training")
+d = TrainingConfig()
+t = st.columns(6)
+epochs = t[0].number_input("Epochs", 0.1, MAX_EPOCHS, 10.0 if kind in ("mlp", "cnn") else 3.0, key="bn_epochs")
+max_steps = t[1].number_input("Max steps (-1 = epochs)", -1, MAX_STEPS, -1, key="bn_steps")
+batch = t[2].number_input("Batch size", 1, MAX_BATCH_SIZE, 64 if kind in ("mlp", "cnn", "seq2seq") else 32,
+                          key="bn_batch")
+lr = t[3].number_input("Learning rate", 1e-6, 1.0, 1e-3, format="%.1e", key="bn_lr")
+optimizer = t[4].selectbox("Optimizer", ["adamw", "adamw_torch", "sgd"], key="bn_opt",
+                           help="adamw: fused AdamW where the device has it")
+scheduler = t[5].selectbox("LR schedule", ["linear", "cosine", "constant", "constant_with_warmup"], key="bn_sched")
+t = st.columns(6)
+warmup = t[0].number_input("Warm-up (fraction or steps)", 0.0, float(MAX_STEPS), 0.05, key="bn_warmup")
+accum = t[1].number_input("Gradient accumulation", 1, MAX_GRAD_ACCUMULATION, 1, key="bn_accum",
+                          help="steps whose gradients add up before one optimizer step")
+patience = t[2].number_input("Early stopping patience (0 = off)", 0, MAX_PATIENCE, 0, key="bn_patience")
+seed = t[3].number_input("Seed", 0, 2**32 - 1, 42, key="bn_seed")
+max_len = t[4].number_input("Max length (tokens)", 8, 2048, 128, key="bn_maxlen",
+                            disabled=kind not in ("rnn", "transformer", "gpt"))
+name = t[5].text_input("Run name", "", key="bn_name", max_chars=120)
+
+config = TrainingConfig(
+    task="scratch", architecture=arch, model=f"scratch:{kind}", dataset=dataset,
+    text_column=text_col or d.text_column, label_column=label_col or d.label_column,
+    epochs=float(epochs), max_steps=int(max_steps), batch_size=int(batch), learning_rate=float(lr),
+    optimizer=optimizer, scheduler=scheduler, warmup=float(warmup), grad_accumulation=int(accum),
+    early_stopping_patience=int(patience), seed=int(seed), max_length=int(max_len), group_by_length=False,
+    name=name.strip(), eval_steps=None, logging_steps=1)
+
+
+@st.cache_data(show_spinner="Checking data, shapes and memory…", max_entries=32)
+def _check(config_json: str, _config: TrainingConfig) -> dict:
+    return scratch.check(_config, settings)
+
+
+info = None
+if problem:
+    st.error(f"**architecture.layers**: {problem}")
+else:
+    try:
+        info = _check(config.to_json(), config)
+    except ConfigError as e:
+        st.error(f"**{e.field}**: {e.message}")
+if info:
+    rows = info.get("layers") or []
+    params = sum(r.get("params", 0) for r in rows)
+    byts = sum(r.get("bytes", 0) for r in rows)
+    st.markdown(f"**Layer table** — input {tuple(info.get('input_shape', ()))} per example · "
+                f"{params:,} parameters ({human_bytes(byts)} as float32; ×4 while training with Adam: weights, "
+                f"gradients and two moments) · {info.get('train_rows', 0):,} training rows, "
+                f"{info.get('eval_rows', 0):,} held out" + (f" · {info['classes']} classes" if info.get("classes") else ""))
+    st.dataframe(layer_frame(rows), hide_index=True, width="stretch")
+    steps = total_steps(config, info.get("train_rows", 0))
+    st.plotly_chart(lr_figure(*lr_schedule(scheduler, float(lr), float(warmup), steps), scheduler), key="bn_lr_fig")
+    st.caption(f"{steps:,} optimizer steps · effective batch {int(batch) * int(accum):,} "
+               f"({int(batch)} × {int(accum)} accumulated)")
+
+
+def _start(config: TrainingConfig) -> None:
+    """Start's on_click: runs before the rerun the click causes, so one click queues exactly one run."""
+    try:
+        run_id = jobs.submit(config)
+        st.session_state["ft_selected"] = run_id
+        st.session_state["bn_flash"] = ("success", f"Queued run {run_id}: it trains below.")
+    except ConfigError as e:
+        st.session_state["bn_flash"] = ("error", f"**{e.field}**: {e.message}")
+
+
+st.button("Start training", type="primary", key="bn_start", on_click=_start, args=(config,),
+          disabled=info is None)
+flash = st.session_state.pop("bn_flash", None)
+if flash:
+    (st.success if flash[0] == "success" else st.error)(flash[1])
+
+# --- runs ---------------------------------------------------------------------------------------------
+st.subheader("Runs")
+st.caption("Every run, fine-tunes included: the same queue, live curves, stop / resume as on the Fine-tuning page.")
+snap = jobs.store.snapshot()
+st.session_state[RESULTS_KEY] = target = results_target(snap)
+runs_panel(jobs, settings)
+if target:
+    rec = snap.get(target)
+    if rec.config.get("task") == "scratch":
+        scratch_results(rec, settings)
+    else:
+        st.info("This run is a fine-tune: its results are on the **Fine-tuning** page.")

@@ -1,0 +1,68 @@
+"""The Build a network page: the layer table before launch, a CNN trained on digits through the job engine,
+its results, and bad settings refused with the field named."""
+import time
+
+import torch
+from torch import nn
+
+from core.settings import get_settings
+from core.training import RunStore
+
+
+def _params(m: nn.Module) -> int:
+    return sum(p.numel() for p in m.parameters())
+
+
+def test_the_default_cnn_table_matches_torch_and_a_run_trains_on_digits(open_page):
+    at = open_page("pages/build_models.py")
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert at.segmented_control(key="bn_kind").value == "cnn"
+    table = next(d.value for d in at.dataframe if "parameters" in d.value.columns)
+    # the same stack written by hand in torch: its parameter count and output shapes are the reference
+    ref = nn.Sequential(nn.Conv2d(1, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(),
+                        nn.Conv2d(32, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(2),
+                        nn.Dropout(0.25), nn.Flatten(), nn.Linear(1024, 128), nn.ReLU(), nn.Dropout(0.3),
+                        nn.Linear(128, 10))
+    shown = [int(p.replace(",", "")) for p in table["parameters"]]
+    assert sum(shown) == _params(ref)
+    assert [_params(m) for m in ref] == shown
+    x = torch.zeros(2, 1, 8, 8)
+    shapes = []
+    for m in ref:
+        x = m(x)
+        shapes.append(" × ".join(["B", *map(str, x.shape[1:])]))
+    assert list(table["output shape"]) == shapes
+    head = next(m.value for m in at.markdown if "Layer table" in m.value)
+    assert f"{_params(ref):,} parameters" in head and "10 classes" in head, head
+
+    at.number_input(key="bn_steps").set_value(3).run()
+    store = RunStore(get_settings().runs_db)
+    before = len(store.runs())
+    at.button(key="bn_start").click().run()
+    assert not at.exception
+    assert len(store.runs()) == before + 1, [e.value for e in at.error]
+    run_id = at.success[0].value.split("Queued run ")[1].split(":")[0]
+    deadline = time.time() + 300
+    while store.get(run_id).status not in ("completed", "failed") and time.time() < deadline:
+        time.sleep(0.5)
+    rec = store.get(run_id)
+    assert rec.status == "completed", rec.message
+    assert rec.plan["task"] == "scratch" and rec.total_steps == 3
+    assert len(store.metrics(run_id, "train")) == 3
+    at.run()
+    assert not at.exception
+    metrics = {m.label: m.value for m in at.metric}
+    # digits has 10 balanced classes: the majority baseline is about 10 %, and the page shows the stored figure
+    assert metrics["majority-class baseline"] == f"{rec.final_metrics['majority_baseline']:.1%}"
+    assert metrics["accuracy"] == f"{rec.final_metrics['accuracy']:.1%}"
+    assert metrics["parameters"] == f"{_params(ref):,}"
+
+
+def test_a_bad_size_is_refused_with_its_field_and_nothing_is_queued(open_page):
+    at = open_page("pages/build_models.py")
+    at.segmented_control(key="bn_kind").set_value("seq2seq").run()
+    at.number_input(key="bn_seq2seq_nhead").set_value(3).run()  # 3 heads do not divide d_model 64
+    assert not at.exception
+    errors = [e.value for e in at.error]
+    assert any("architecture.nhead" in e and "64" in e for e in errors), errors
+    assert at.button(key="bn_start").disabled
