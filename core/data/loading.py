@@ -61,8 +61,8 @@ def load_file_report(path: str | os.PathLike, *, format: str = "auto", encoding:
     """`load_file`, returning what was detected (encoding, delimiter, header, skipped lines) too.
 
     Every cap is checked as the file streams; whatever a bad file provokes leaves as a DataError.
-    `progress(bytes_read, file_size, rows)` is called after each batch of a CSV read by Arrow (from this
-    thread; it may raise to stop the load).
+    `progress(bytes_read, file_size, rows)` is called after each batch of a CSV (from this thread; it may
+    raise to stop the load).
     """
     from core.settings import get_settings
 
@@ -347,7 +347,7 @@ def _load_csv(path: Path, raw: Path, final: Path, fmt: str, encoding: str, delim
     if typer is not None:
         report.reader = "arrow"
     else:
-        _python_rows(path, raw, enc, delim, names, on_bad_lines, limits, report)
+        _python_rows(path, raw, enc, delim, names, on_bad_lines, limits, report, progress)
         typer = ColumnTyper(names, infer, trailing)
         typer.scan(raw, Tally(limits, path.name))
         write_typed(raw, final, typer, Tally(limits, path.name))
@@ -386,7 +386,7 @@ def _first_record(path: Path, enc: str, delim: str, header: bool | str, fix: boo
 
 
 def _python_rows(path: Path, out: Path, enc: str, delim: str, names: list[str], on_bad_lines: str, limits: Limits,
-                 report: LoadReport) -> None:
+                 report: LoadReport, progress: Progress | None = None) -> None:
     """Stream-parse a delimited file into string columns in the Arrow file `out`, every cap checked per row."""
     import pyarrow as pa
 
@@ -400,6 +400,7 @@ def _python_rows(path: Path, out: Path, enc: str, delim: str, names: list[str], 
         schema = pa.schema([(n, pa.string()) for n in names])
         width, rows, lines, total = len(names), [], [], 0
         batch = limits.batch_rows(width, BATCH_ROWS)
+        read, size = 0, path.stat().st_size
         with pa.OSFile(str(out), "wb") as sink, pa.ipc.new_stream(sink, schema) as writer:
             pending = [] if report.header else [first]
             for line, row in _chain(pending, records):
@@ -415,9 +416,13 @@ def _python_rows(path: Path, out: Path, enc: str, delim: str, names: list[str], 
                 rows.append(row)
                 lines.append(line)
                 if len(rows) >= batch or text.chars >= BATCH_BYTES:
-                    text.take_chars()
+                    read += text.take_chars()
                     total += _write_rows(writer, schema, rows, lines, cap, tally)
+                    if progress:  # characters read stand for bytes: exact for ASCII, an estimate otherwise
+                        progress(min(size, read), size, total)
             total += _write_rows(writer, schema, rows, lines, cap, tally)
+            if progress and total:
+                progress(size, size, total)
     if total == 0:
         if report.header:
             raise DataError(f"{path.name} has only a header row ({', '.join(names[:8])}) and no data rows")

@@ -177,3 +177,12 @@ def test_progress_reports_bytes_and_rows(tmp_path):
     r = load_file_report(src, cache_dir=tmp_path / "c", progress=lambda done, size, rows: seen.append((done, size, rows)))
     assert r.reader == "arrow" and seen and seen[-1][2] == len(r.dataset) == 60_000
     assert all(0 < d <= s for d, s, _ in seen) and [x[2] for x in seen] == sorted(x[2] for x in seen)
+
+
+def test_the_python_reader_reports_progress_too(tmp_path):
+    src = tmp_path / "quotes.csv"  # a quote inside an unquoted field: the Python reader reads it
+    src.write_bytes(b"h,n\n" + b"".join(f'5\'{i % 12}",{i}\n'.encode() for i in range(45_000)))
+    seen = []
+    r = load_file_report(src, cache_dir=tmp_path / "c", progress=lambda *a: seen.append(a))
+    assert r.reader == "python" and len(seen) == 3 and seen[-1] == (src.stat().st_size, src.stat().st_size, 45_000)
+    assert [x[2] for x in seen] == [20_000, 40_000, 45_000]
