@@ -31,7 +31,7 @@ _DEFAULTS = {
                                {"type": "TransformerEncoderLayer", "nhead": 4, "dim_feedforward": 128},
                                {"type": "MeanPool"}, {"type": "Dropout", "p": 0.1}]},
     "seq2seq": {"d_model": 64, "nhead": 4, "num_encoder_layers": 2, "num_decoder_layers": 2,
-                "dim_feedforward": 128, "dropout": 0.1, "symbols": 10, "min_len": 4, "max_len": 12,
+                "dim_feedforward": 128, "dropout": 0.1, "norm_first": True, "symbols": 10, "min_len": 4, "max_len": 12,
                 "train_size": 5000, "eval_size": 500},
     "gpt": {"tokenizer": "train", "vocab_size": 2000, "n_embd": 128, "n_layer": 2, "n_head": 4, "dropout": 0.1},
 }
@@ -70,6 +70,8 @@ def full_architecture(arch: object) -> dict:
                              or not 0 <= out["dropout"] < 1):
         raise ConfigError("architecture.dropout", f"must be a probability in [0, 1), got {out['dropout']!r}")
     kind = out["kind"]
+    if not isinstance(out.get("norm_first", True), bool):
+        raise ConfigError("architecture.norm_first", f"must be true or false, got {out['norm_first']!r}")
     if kind == "seq2seq":
         if out["d_model"] % out["nhead"]:
             raise ConfigError("architecture.nhead", f"{out['nhead']} heads do not divide d_model {out['d_model']}")
@@ -158,7 +160,8 @@ def build_model(arch: dict, vocab: int | None = None, max_length: int = 128, **c
     if arch["kind"] == "seq2seq":
         cfg = Seq2SeqConfig(vocab_size=3 + arch["symbols"], max_len=arch["max_len"],
                             **{k: arch[k] for k in ("d_model", "nhead", "num_encoder_layers", "num_decoder_layers",
-                                                    "dim_feedforward", "dropout")}, **config_kwargs)
+                                                    "dim_feedforward", "dropout", "norm_first")},
+                            **config_kwargs)
         return Seq2SeqTransformer(cfg)
     d = arch["dropout"]
     cfg = TinyGPTConfig(vocab_size=vocab, n_positions=max_length, n_embd=arch["n_embd"], n_layer=arch["n_layer"],

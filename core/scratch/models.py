@@ -79,10 +79,11 @@ class Seq2SeqConfig(PretrainedConfig):
 
     def __init__(self, vocab_size: int = 13, d_model: int = 64, nhead: int = 4, num_encoder_layers: int = 2,
                  num_decoder_layers: int = 2, dim_feedforward: int = 128, dropout: float = 0.1, max_len: int = 32,
-                 pad_token_id: int = 0, bos_token_id: int = 1, eos_token_id: int = 2, **kwargs):
+                 norm_first: bool = True, pad_token_id: int = 0, bos_token_id: int = 1, eos_token_id: int = 2, **kwargs):
         self.vocab_size, self.d_model, self.nhead = vocab_size, d_model, nhead
         self.num_encoder_layers, self.num_decoder_layers = num_encoder_layers, num_decoder_layers
         self.dim_feedforward, self.dropout, self.max_len = dim_feedforward, dropout, max_len
+        self.norm_first = norm_first  # layer norm before attention / feed-forward (pre-LN): trains at higher rates
         super().__init__(pad_token_id=pad_token_id, bos_token_id=bos_token_id, eos_token_id=eos_token_id, **kwargs)
 
 
@@ -98,7 +99,7 @@ class Seq2SeqTransformer(PreTrainedModel):
         self.positions = PositionalEncoding(config.d_model, config.max_len + 2, config.dropout)
         self.transformer = nn.Transformer(config.d_model, config.nhead, config.num_encoder_layers,
                                           config.num_decoder_layers, config.dim_feedforward, config.dropout,
-                                          batch_first=True)
+                                          batch_first=True, norm_first=config.norm_first)
         # padded positions stay in the output (no nested tensors): same shapes in training, evaluation, tables
         self.transformer.encoder.enable_nested_tensor = self.transformer.encoder.use_nested_tensor = False
         self.generator = nn.Linear(config.d_model, config.vocab_size)
@@ -115,9 +116,10 @@ class Seq2SeqTransformer(PreTrainedModel):
     def forward(self, input_ids=None, attention_mask=None, decoder_input_ids=None, labels=None, **_):
         if decoder_input_ids is None:
             decoder_input_ids = self.shift_right(labels)
-        scale = self.config.d_model ** 0.5
-        src = self.positions(self.embed(input_ids) * scale)
-        tgt = self.positions(self.embed(decoder_input_ids) * scale)
+        # no sqrt(d_model) scaling: nn.Embedding starts at N(0, 1), as loud as the positions already, and
+        # reversing needs the positions heard
+        src = self.positions(self.embed(input_ids))
+        tgt = self.positions(self.embed(decoder_input_ids))
         n = tgt.size(1)
         causal = torch.ones(n, n, dtype=torch.bool, device=tgt.device).triu(1)  # True = may not attend
         src_pad = None if attention_mask is None else ~attention_mask.bool()
