@@ -96,7 +96,7 @@ def scan_quotes(path: Path, enc: str, delim: str, max_rows: int, lines: int | No
 
 def csv_to_arrow(path: Path, raw: Path, final: Path, enc: str, delim: str, names: list[str], header: bool,
                  limits: Limits, infer: bool, trailing: tuple, progress: Progress | None = None,
-                 lines: int | None = None) -> ColumnTyper | None:
+                 lines: int | None = None, skip: int = 0) -> ColumnTyper | None:
     """Read the CSV with Arrow into the typed Arrow file `final`; the typer that typed it, or None.
 
     One pass: the column types seen in the first batch are assumed and each batch is written cast to
@@ -111,17 +111,18 @@ def csv_to_arrow(path: Path, raw: Path, final: Path, enc: str, delim: str, names
     if not strict:
         return None
     typer = ColumnTyper(names, infer, trailing, first_only=True)
-    done = _stream_csv(path, final, enc, delim, names, header, multiline, limits, typer, True, progress)
+    done = _stream_csv(path, final, enc, delim, names, header, multiline, limits, typer, True, progress, skip)
     if done == "retry":
         typer = ColumnTyper(names, infer, trailing)
-        done = _stream_csv(path, raw, enc, delim, names, header, multiline, limits, typer, False, progress)
+        done = _stream_csv(path, raw, enc, delim, names, header, multiline, limits, typer, False, progress, skip)
         if done:
             write_typed(raw, final, typer, Tally(limits, path.name))
     return typer if done else None
 
 
 def _stream_csv(path: Path, out: Path, enc: str, delim: str, names: list[str], header: bool, multiline: bool,
-                limits: Limits, typer: ColumnTyper, speculate: bool, progress: Progress | None) -> bool | str | None:
+                limits: Limits, typer: ColumnTyper, speculate: bool, progress: Progress | None,
+                skip: int = 0) -> bool | str | None:
     """Arrow's streaming reader into `out`: typed as the first batch suggests (`speculate`; "retry" when a
     later batch disagrees) or as strings; None when the Python parser must decide."""
     import pyarrow as pa
@@ -130,7 +131,7 @@ def _stream_csv(path: Path, out: Path, enc: str, delim: str, names: list[str], h
 
     codec = _codec(enc)
     width, cap, size = len(names), limits.cell_bytes, path.stat().st_size
-    read = pcsv.ReadOptions(column_names=names, block_size=BLOCK_BYTES,
+    read = pcsv.ReadOptions(column_names=names, block_size=BLOCK_BYTES, skip_rows=skip,
                             encoding="utf8" if codec in ("utf-8", "utf-8-sig") else codec)
     parse = pcsv.ParseOptions(delimiter=delim, quote_char='"', double_quote=True, escape_char=False,
                               newlines_in_values=multiline, ignore_empty_lines=True)

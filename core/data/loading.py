@@ -13,6 +13,7 @@ from __future__ import annotations
 import codecs
 import csv
 import os
+import re
 import time
 import uuid
 from collections.abc import Iterator
@@ -27,10 +28,10 @@ if TYPE_CHECKING:
     from core.data.store import DatasetRef, DatasetStore
     from core.settings import Settings
 
-from core.data.limits import BATCH_BYTES, NAME_CHARS, BoundedLines, Limits, Tally
+from core.data.dialect import column_names, detect_encoding, show, sniff_delimiter, utf8_head
+from core.data.limits import BATCH_BYTES, BoundedLines, Limits, Tally
 from core.data.types import (
     BATCH_ROWS,
-    DELIMITERS,
     FORMATS,
     MAX_REPORTED_LINES,
     SNIFF_BYTES,
@@ -195,106 +196,6 @@ def save_upload(filename: str, stream: BinaryIO, folder: str | os.PathLike | Non
 
 # --- CSV ---------------------------------------------------------------------------------------
 
-def _detect_encoding(path: Path, head: bytes, encoding: str, notes: list[str]) -> str:
-    """The codec to read with: the BOM's, UTF-8 if the whole file decodes, else Latin-1 (noted)."""
-    if encoding != "auto":
-        try:
-            codecs.lookup(encoding)
-        except LookupError:
-            raise DataError(f"unknown encoding {encoding!r}") from None
-        return encoding
-    if head.startswith(codecs.BOM_UTF8):
-        notes.append("encoding: UTF-8 with a byte-order mark (removed)")
-        return "utf-8-sig"
-    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        notes.append("encoding: UTF-16 (from its byte-order mark)")
-        return "utf-16"
-    # decode the whole file in chunks: a bad byte at the end must not be found after a long load
-    dec, line, offset = codecs.getincrementaldecoder("utf-8")(), 1, 0
-    with path.open("rb") as f:
-        while chunk := f.read(1 << 22):
-            try:
-                dec.decode(chunk)
-            except UnicodeDecodeError as e:
-                bad = offset + e.start
-                line += chunk[: max(e.start, 0)].count(b"\n")
-                notes.append(f"encoding: not valid UTF-8 (line {line}, byte {bad} is 0x{chunk[e.start]:02x}); "
-                             "read as Latin-1 — check accented characters, or pick the right encoding")
-                return "latin-1"
-            line += chunk.count(b"\n")
-            offset += len(chunk)
-    try:
-        dec.decode(b"", final=True)
-    except UnicodeDecodeError:
-        notes.append(f"encoding: the file ends inside a UTF-8 character (line {line}); read as Latin-1")
-        return "latin-1"
-    return "utf-8"
-
-
-def _sniff_delimiter(sample: str, preferred: str) -> str:
-    """The candidate that splits the first records into the same number (>1) of fields most often."""
-    lines = sample.splitlines(keepends=True)
-    if len(lines) > 1 and not sample.endswith(("\n", "\r")):
-        lines = lines[:-1]  # the sample may cut the last record in half
-    best, best_score = preferred, 0.0
-    for d in (preferred, *[c for c in DELIMITERS if c != preferred]):
-        try:
-            counts = [len(r) for r in csv.reader(lines[:200], delimiter=d) if r]
-        except csv.Error:
-            continue
-        if not counts or max(counts) < 2:
-            continue
-        mode = max(set(counts), key=counts.count)
-        score = counts.count(mode) / len(counts) * (mode > 1)
-        if score > best_score + 1e-9:
-            best, best_score = d, score
-    return best
-
-
-def _looks_numeric(cell: str) -> bool:
-    try:
-        float(cell.replace("_", "x"))  # "1_000" is an identifier-like header, not a number
-        return True
-    except ValueError:
-        return False
-
-
-def _column_names(first: list[str], header: bool | str, fix: bool) -> tuple[list[str], bool, str]:
-    """(names, whether the first row is a header, a note on the decision); bad names raise."""
-    if header == "auto":
-        header = not any(_looks_numeric(c.strip()) for c in first)
-        why = "no cell of the first row is a number" if header else "the first row holds numbers"
-        note = f"header: {'yes' if header else 'no'} ({why}; override with the header option)"
-    else:
-        note = f"header: {'yes' if header else 'no'} (as chosen)"
-    if not header:
-        return [f"column_{i + 1}" for i in range(len(first))], False, note
-    names, seen = [], {}
-    named = max((i for i, c in enumerate(first, start=1) if c.strip()), default=0)
-    for i, raw in enumerate(first, start=1):
-        name = raw.strip()
-        if not name and i > named:  # trailing commas, as Excel writes them: dropped later if blank
-            name = f"column_{i}"
-        if len(name) > NAME_CHARS:
-            raise DataError(f"line 1: column {i}'s name is {len(name):,} characters; names are at most {NAME_CHARS} "
-                            "(if the first line is data, set the header option to no)")
-        if not name:
-            if not fix:
-                raise DataError(f"line 1: column {i} has an empty name; name it, or turn on 'fix column names'")
-            name = f"column_{i}"
-        if name in seen:
-            if not fix:
-                raise DataError(f"line 1: column {i} is named {name!r} like column {seen[name]}; "
-                                "column names must be unique (or turn on 'fix column names')")
-            k = 2
-            while f"{name}_{k}" in seen:
-                k += 1
-            name = f"{name}_{k}"
-        seen[name] = i
-        names.append(name)
-    return names, True, note
-
-
 def _load_csv(path: Path, raw: Path, final: Path, fmt: str, encoding: str, delimiter: str, header: bool | str,
               on_bad_lines: str, limits: Limits, fix: bool, infer: bool, progress: Progress | None,
               lines: int | None = None) -> LoadReport:
@@ -310,12 +211,17 @@ def _load_csv(path: Path, raw: Path, final: Path, fmt: str, encoding: str, delim
     # a file whose first 64 KB are UTF-8 is read as UTF-8 and Arrow checks the rest as it converts; only if
     # it objects is the whole file decoded here, to fall back to Latin-1 naming the first bad byte's line
     deferred = encoding == "auto" and not head.startswith((codecs.BOM_UTF8, codecs.BOM_UTF16_LE,
-                                                           codecs.BOM_UTF16_BE)) and _utf8_head(head)
-    enc = "utf-8" if deferred else _detect_encoding(path, head, encoding, notes)
-    if delimiter == "auto":
+                                                           codecs.BOM_UTF16_BE)) and utf8_head(head)
+    enc = "utf-8" if deferred else detect_encoding(path, head, encoding, notes)
+    hint = re.match(r"\ufeff?sep=([^\"\r\n])\r?\n", head[:64].decode(enc, errors="replace"))
+    skip = 1 if hint else 0  # a first line "sep=;" (as Excel writes it) names the delimiter and is no record
+    if delimiter == "auto" and hint:
+        delim = hint.group(1)
+        notes.append(f"delimiter: {show(delim)} (from the file's first line, sep={delim})")
+    elif delimiter == "auto":
         sample = head.decode(enc, errors="replace")
-        delim = _sniff_delimiter(sample, "\t" if fmt == "tsv" else ",")
-        notes.append(f"delimiter: {_show(delim)} (detected)")
+        delim = sniff_delimiter(sample, "\t" if fmt == "tsv" else ",")
+        notes.append(f"delimiter: {show(delim)} (detected)")
     elif len(delimiter) != 1 or delimiter in "\"\r\n":
         raise DataError(f"delimiter must be one character other than a quote or newline, got {delimiter!r}")
     else:
@@ -327,27 +233,27 @@ def _load_csv(path: Path, raw: Path, final: Path, fmt: str, encoding: str, delim
         """Decode the whole file to choose its codec; whether that changed it from UTF-8."""
         nonlocal enc
         found: list[str] = []
-        enc = report.encoding = _detect_encoding(path, head, "auto", found)
+        enc = report.encoding = detect_encoding(path, head, "auto", found)
         notes[:0] = found
         return enc != "utf-8"
 
     try:
-        names, report.header, note, trailing = _first_record(path, enc, delim, header, fix, limits)
+        names, report.header, note, trailing = _first_record(path, enc, delim, header, fix, limits, skip)
     except UnicodeDecodeError:  # a first record past 64 KB with a bad byte in it
         deferred = False
         full_check()
-        names, report.header, note, trailing = _first_record(path, enc, delim, header, fix, limits)
+        names, report.header, note, trailing = _first_record(path, enc, delim, header, fix, limits, skip)
     typer = csv_to_arrow(path, raw, final, enc, delim, names, report.header, limits, infer, trailing, progress,
-                         lines)
+                         lines, skip)
     if typer is None and deferred and full_check():
-        names, report.header, note, trailing = _first_record(path, enc, delim, header, fix, limits)
+        names, report.header, note, trailing = _first_record(path, enc, delim, header, fix, limits, skip)
         typer = csv_to_arrow(path, raw, final, enc, delim, names, report.header, limits, infer, trailing, progress,
-                             lines)
+                             lines, skip)
     notes.append(note)
     if typer is not None:
         report.reader = "arrow"
     else:
-        _python_rows(path, raw, enc, delim, names, on_bad_lines, limits, report, progress)
+        _python_rows(path, raw, enc, delim, names, on_bad_lines, limits, report, progress, skip)
         typer = ColumnTyper(names, infer, trailing)
         typer.scan(raw, Tally(limits, path.name))
         write_typed(raw, final, typer, Tally(limits, path.name))
@@ -361,41 +267,32 @@ def _load_csv(path: Path, raw: Path, final: Path, fmt: str, encoding: str, delim
     return report
 
 
-def _utf8_head(head: bytes) -> bool:
-    """Whether the file's first bytes are UTF-8 (a character cut by the sample's end allowed)."""
-    try:
-        head.decode("utf-8")
-    except UnicodeDecodeError as e:
-        return len(head) == SNIFF_BYTES and e.start >= len(head) - 3 and e.reason == "unexpected end of data"
-    return True
-
-
-def _first_record(path: Path, enc: str, delim: str, header: bool | str, fix: bool,
-                  limits: Limits) -> tuple[list[str], bool, str, tuple]:
+def _first_record(path: Path, enc: str, delim: str, header: bool | str, fix: bool, limits: Limits,
+                  skip: int = 0) -> tuple[list[str], bool, str, tuple]:
     """(names, whether the first record is a header, a note, the trailing unnamed columns), as Python reads it."""
     with path.open("r", encoding=enc, newline="") as f:
-        text = BoundedLines(f, limits.row_bytes)
+        text = _lines(f, limits, skip)
         reader = csv.reader(text, delimiter=delim, quotechar='"', doublequote=True, strict=True)
-        first = next(_records(reader, text, Tally(limits, path.name)), None)
+        first = next(_records(reader, text, Tally(limits, path.name), skip), None)
     if first is None:
         raise DataError(f"{path.name} has no rows (only blank lines)")
     limits.check_columns(len(first[1]), f"line {first[0]}")
-    names, is_header, note = _column_names(first[1], header, fix)
+    names, is_header, note = column_names(first[1], header, fix)
     named = max((i for i, c in enumerate(first[1], start=1) if c.strip()), default=0)
     return names, is_header, note, tuple(names[named:]) if is_header else ()
 
 
 def _python_rows(path: Path, out: Path, enc: str, delim: str, names: list[str], on_bad_lines: str, limits: Limits,
-                 report: LoadReport, progress: Progress | None = None) -> None:
+                 report: LoadReport, progress: Progress | None = None, skip: int = 0) -> None:
     """Stream-parse a delimited file into string columns in the Arrow file `out`, every cap checked per row."""
     import pyarrow as pa
 
     cap = limits.cell_bytes
     tally = Tally(limits, path.name)
     with path.open("r", encoding=enc, newline="") as f:
-        text = BoundedLines(f, limits.row_bytes)  # a row past the cap stops while it is read
+        text = _lines(f, limits, skip)  # a row past the cap stops while it is read
         reader = csv.reader(text, delimiter=delim, quotechar='"', doublequote=True, strict=True)
-        records = _records(reader, text, tally)
+        records = _records(reader, text, tally, skip)
         first = next(records)
         schema = pa.schema([(n, pa.string()) for n in names])
         width, rows, lines, total = len(names), [], [], 0
@@ -438,14 +335,19 @@ def _chain(first: list, rest: Iterator) -> Iterator:
     yield from rest
 
 
-def _show(delim: str) -> str:
-    return {"\t": "tab", ",": "comma", ";": "semicolon", "|": "pipe"}.get(delim, repr(delim))
+def _lines(f: Any, limits: Limits, skip: int) -> BoundedLines:
+    """The text file's lines for `csv.reader`, after `skip` lines (a `sep=` line) that are no records."""
+    for _ in range(skip):
+        f.readline(limits.row_bytes)
+    text = BoundedLines(f, limits.row_bytes)
+    text.line = skip
+    return text
 
 
-def _records(reader: Any, text: BoundedLines, tally: Tally) -> Iterator[tuple[int, list[str]]]:
+def _records(reader: Any, text: BoundedLines, tally: Tally, skip: int = 0) -> Iterator[tuple[int, list[str]]]:
     """(line where the record starts, fields), blank lines dropped (but counted as rows read); parse
-    errors name their line."""
-    start, cap = 1, tally.limits.rows
+    errors name their line (`skip`: lines before the reader's first)."""
+    start, cap = 1 + skip, tally.limits.rows
     while True:
         try:
             row = next(reader)
@@ -459,8 +361,8 @@ def _records(reader: Any, text: BoundedLines, tally: Tally) -> Iterator[tuple[in
                 raise DataError(f"line {start}: a quoted field is never closed (a \" opens it and the file ends "
                                 "before the closing \")") from None
             if "NUL" in msg:
-                raise DataError(f"line {reader.line_num}: contains a NUL byte — is this a binary file?") from None
-            raise DataError(f"line {reader.line_num}: {msg} (a quote inside a quoted field must be doubled: \"\")"
+                raise DataError(f"line {reader.line_num + skip}: contains a NUL byte — is this a binary file?") from None
+            raise DataError(f"line {reader.line_num + skip}: {msg} (a quote inside a quoted field must be doubled: \"\")"
                             ) from None
         text.record = 0  # (inlined: this runs once per row)
         tally.rows += 1
@@ -469,7 +371,7 @@ def _records(reader: Any, text: BoundedLines, tally: Tally) -> Iterator[tuple[in
             tally.row(f"line {start}")
         if row and not (len(row) == 1 and not row[0].strip()):  # blank and whitespace-only lines are no rows
             yield start, row
-        start = reader.line_num + 1
+        start = reader.line_num + 1 + skip
 
 
 def _write_rows(writer: Any, schema: pa.Schema, rows: list[list[str]], lines: list[int], cap: int,

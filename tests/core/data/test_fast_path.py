@@ -43,6 +43,8 @@ GENERATED: dict[str, bytes] = {
     "late_float.csv": ("n,m,e,z\n" + "".join(f"{i},{i},,{i + 1}\n" for i in range(200_000))
                        + "2.5,x,7,012\n").encode(),
     "late_blank.csv": ("a,b,,\n" + "".join(f"{i},t,,\n" for i in range(200_000)) + "1,u,,v\n").encode(),
+    "sep_hint.csv": b"sep=;\r\nname;city\r\nAnn;\"Paris; FR\"\r\nBo;Lyon\r\n",
+    "sep_hint_bom.csv": b"\xef\xbb\xbfsep=|\nname|n\nAnn|1\n",
     "literal_quote.csv": b'height,name\n5\'10",ann\n6\'1",bo\n',
 }
 PYTHON_ONLY |= {"literal_quote"}
@@ -130,6 +132,8 @@ BAD_QUOTES = {  # Arrow reads each of these without complaint; Python's strict c
     "ragged": b"a,b\n1,2\n3,4,5\n",
     "big_cell": b"a,b\n1,2\n3," + b"y" * 3000 + b"\n",
     "trailing_unnamed_middle": b"a,,c\n1,2,3\n",
+    "sep_hint_ragged": b"sep=;\na;b\n1;2\n3;4;5\n",
+    "sep_hint_bad_quote": b'sep=;\na;b\n1;2\n"x"y;3\n',
 }
 
 
@@ -186,3 +190,15 @@ def test_the_python_reader_reports_progress_too(tmp_path):
     r = load_file_report(src, cache_dir=tmp_path / "c", progress=lambda *a: seen.append(a))
     assert r.reader == "python" and len(seen) == 3 and seen[-1] == (src.stat().st_size, src.stat().st_size, 45_000)
     assert [x[2] for x in seen] == [20_000, 40_000, 45_000]
+
+
+def test_a_sep_line_names_the_delimiter_and_lines_keep_their_numbers(tmp_path):
+    src = tmp_path / "excel.csv"
+    src.write_bytes(b"sep=;\nname;score\nann;1\nbo;2\n")
+    r = load_file_report(src, cache_dir=tmp_path / "c")
+    assert r.delimiter == ";" and r.dataset.to_list() == [{"name": "ann", "score": 1}, {"name": "bo", "score": 2}]
+    assert any("sep=;" in n for n in r.notes) and r.reader == "arrow"
+    bad = tmp_path / "bad.csv"
+    bad.write_bytes(BAD_QUOTES["sep_hint_ragged"])
+    with pytest.raises(DataError, match=r"^line 4 has 3 fields, expected 2"):
+        load_file_report(bad, cache_dir=tmp_path / "c")
