@@ -1,7 +1,9 @@
 """Data: files -> validated, memory-mapped `datasets.Dataset`, a versioned store, statistics, operations.
 
 `types` (errors, the load report, limits) is imported by every other part and imports none of them;
-`loading` and `formats` parse files under the caps of `limits`, `paths` confines server paths to
+`loading` and `formats` parse files under the caps of `limits` (`dialect` decides a CSV's encoding,
+delimiter and names; `fastpath` reads rows with Arrow's own readers, handing files Arrow could read
+differently to the Python reader, which names lines exactly), `paths` confines server paths to
 allowed folders, `store` keeps versions, `stats` browses, `sql` queries with DuckDB (read-only),
 `ops` transforms, `exporting` writes files.
 """
