@@ -70,8 +70,12 @@ def main() -> None:
             ts.append(_timed(fn))
     floor = list(times.values())[0]
     for name, ts in times.items():
-        print(f"{name:40s} best {min(ts):.3f} s, median {statistics.median(ts):.3f} s, "
-              f"× floor {min(ts) / min(floor):.2f} (best) {statistics.median(ts) / statistics.median(floor):.2f} (median)")
+        # on a shared machine the best of each can fall in different quiet spells: also the ratio within each
+        # round (measured back to back), whose median the load shifts least
+        paired = sorted(t / f for t, f in zip(ts, floor, strict=True))
+        print(f"{name:40s} best {min(ts):.3f} s, median {statistics.median(ts):.3f} s; × floor: best/best "
+              f"{min(ts) / min(floor):.2f}, median/median {statistics.median(ts) / statistics.median(floor):.2f}, "
+              f"per round {paired[0]:.2f}–{paired[-1]:.2f} (median {statistics.median(paired):.2f})")
 
     from components.anatomy_views import next_token_bars
 
