@@ -107,6 +107,10 @@ def csv_to_arrow(path: Path, raw: Path, final: Path, enc: str, delim: str, names
     """
     if len(delim) != 1 or ord(delim) > 127 or _codec(enc) not in (*ASCII_SAFE, "utf-16"):
         return None
+    if _codec(enc) == "utf-8":  # UTF-8 chosen by hand on a file with a BOM: Python keeps it in the text, Arrow drops it
+        with path.open("rb") as f:
+            if f.read(3) == codecs.BOM_UTF8:
+                return None
     strict, multiline = scan_quotes(path, enc, delim, limits.rows, lines)
     if not strict:
         return None

@@ -202,3 +202,13 @@ def test_a_sep_line_names_the_delimiter_and_lines_keep_their_numbers(tmp_path):
     bad.write_bytes(BAD_QUOTES["sep_hint_ragged"])
     with pytest.raises(DataError, match=r"^line 4 has 3 fields, expected 2"):
         load_file_report(bad, cache_dir=tmp_path / "c")
+
+
+@pytest.mark.parametrize("options", [{"encoding": "utf-8", "header": False}, {"encoding": "latin-1"},
+                                     {"delimiter": ";"}, {"header": True, "infer_types": False},
+                                     {"on_bad_lines": "skip"}])
+def test_chosen_options_fast_equals_python(options, tmp_path, python_only):
+    src = tmp_path / "bom.csv"
+    src.write_bytes(b"\xef\xbb\xbfa;b\n1;caf\xc3\xa9\n2;\"x;y\"\n")
+    fast, slow = _both(src, tmp_path, python_only, **options)
+    _same(fast, slow)
