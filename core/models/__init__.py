@@ -3,7 +3,7 @@
     from core.models import inspect_text, load_model, walk_head
     lm = load_model("minilm-l6")                 # packaged; or a run's folder, a local folder, a hub id
     anatomy = inspect_text(lm, "Transformers are amazing")
-    walk = walk_head(lm, anatomy, layer=2, head=5)  # verify=False: one head only, `verify_walk` later
+    walk = walk_head(lm, anatomy, layer=2, head=5)  # with verify=False: the head alone now, verify_walk() later
     [(c.name, c.matched) for c in walk.checks]   # every step against the model's own tensors
 
 Sampling (`next_token_probs`, `choose_token`) and positions (`sinusoidal_table`) are pure numpy.
