@@ -30,11 +30,14 @@ RUNS = {
                                                  {"type": "Linear", "out_features": 128}, {"type": "ReLU"}]},
             {"eval_fraction": 0.2}, {"epochs": 30, "batch": 32, "lr": 1e-3}),
     "seq2seq": ("seq2seq", "toy:reverse", {"dropout": 0.0}, {}, {"epochs": 6, "batch": 64, "lr": 3e-3}),
-    "gpt": ("gpt", "drug-reviews", {}, {"max_length": 128}, {"epochs": 12, "batch": 16, "lr": 2e-3}),
-    "rnn": ("rnn", "drug-reviews", {"tokenizer": "bert-wordpiece-uncased"}, {"max_length": 128},
-            {"epochs": 12, "batch": 16, "lr": 2e-3}),
+    "gpt": ("gpt", "drug-reviews", {"vocab_size": 1000}, {"max_length": 128}, {"epochs": 15, "batch": 16, "lr": 5e-3}),
+    "rnn": ("rnn", "drug-reviews", {"tokenizer": "bert-wordpiece-uncased",
+                                    "layers": [{"type": "Embedding", "embedding_dim": 64},
+                                               {"type": "LSTM", "hidden_size": 64, "bidirectional": True},
+                                               {"type": "Dropout", "p": 0.3}]},
+            {"max_length": 128}, {"epochs": 8, "batch": 16, "lr": 2e-3}),
     "transformer": ("transformer", "drug-reviews", {"tokenizer": "bert-wordpiece-uncased"}, {"max_length": 128},
-                    {"epochs": 12, "batch": 16, "lr": 1e-3}),
+                    {"epochs": 8, "batch": 16, "lr": 2e-3}),
 }
 
 

@@ -33,7 +33,9 @@ _DEFAULTS = {
     "seq2seq": {"d_model": 64, "nhead": 4, "num_encoder_layers": 2, "num_decoder_layers": 2,
                 "dim_feedforward": 128, "dropout": 0.1, "norm_first": True, "symbols": 10, "min_len": 4, "max_len": 12,
                 "train_size": 5000, "eval_size": 500},
-    "gpt": {"tokenizer": "train", "vocab_size": 2000, "n_embd": 128, "n_layer": 2, "n_head": 4, "dropout": 0.1},
+    # untied output layer: on a few hundred texts the direct token -> next-token path (a bigram) is learnt early
+    "gpt": {"tokenizer": "train", "vocab_size": 2000, "n_embd": 128, "n_layer": 2, "n_head": 4, "dropout": 0.1,
+            "tie_embeddings": False},
 }
 # whole-number settings of the kinds without a layer list: (lowest, highest)
 _SIZES = {"d_model": (1, 4096), "nhead": (1, 64), "num_encoder_layers": (1, 48), "num_decoder_layers": (1, 48),
@@ -70,8 +72,9 @@ def full_architecture(arch: object) -> dict:
                              or not 0 <= out["dropout"] < 1):
         raise ConfigError("architecture.dropout", f"must be a probability in [0, 1), got {out['dropout']!r}")
     kind = out["kind"]
-    if not isinstance(out.get("norm_first", True), bool):
-        raise ConfigError("architecture.norm_first", f"must be true or false, got {out['norm_first']!r}")
+    for key in ("norm_first", "tie_embeddings"):
+        if not isinstance(out.get(key, True), bool):
+            raise ConfigError(f"architecture.{key}", f"must be true or false, got {out[key]!r}")
     if kind == "seq2seq":
         if out["d_model"] % out["nhead"]:
             raise ConfigError("architecture.nhead", f"{out['nhead']} heads do not divide d_model {out['d_model']}")
@@ -166,6 +169,7 @@ def build_model(arch: dict, vocab: int | None = None, max_length: int = 128, **c
     d = arch["dropout"]
     cfg = TinyGPTConfig(vocab_size=vocab, n_positions=max_length, n_embd=arch["n_embd"], n_layer=arch["n_layer"],
                         n_head=arch["n_head"], resid_pdrop=d, embd_pdrop=d, attn_pdrop=d, use_cache=False,
+                        tie_word_embeddings=arch["tie_embeddings"],
                         **config_kwargs)
     return TinyGPT(cfg)
 
