@@ -19,7 +19,9 @@ class PositionalEncoding(nn.Module):
         pe = torch.zeros(max_len, d_model)
         pe[:, 0::2] = torch.sin(pos * div)
         pe[:, 1::2] = torch.cos(pos * div)[:, : d_model // 2]
-        self.register_buffer("pe", pe, persistent=False)
+        # saved with the weights: from_pretrained builds modules on `meta`, so a buffer that is only
+        # computed here would come back uninitialised
+        self.register_buffer("pe", pe)
 
     def forward(self, x):
         return self.dropout(x + self.pe[: x.size(1)].to(x.dtype))

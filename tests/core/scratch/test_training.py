@@ -27,6 +27,14 @@ def train_and_save(cfg, settings, tmp_path, steps, lr=3e-3, batch=16):
     return task, before, after
 
 
+def assert_reloads_the_same(task, folder):
+    """The saved folder gives the trained model's logits (buffers such as positional tables included)."""
+    batch = task.data_collator([task.eval_dataset[i] for i in range(4)])
+    reloaded = type(task.model).from_pretrained(str(folder)).eval()
+    with torch.no_grad():
+        assert torch.allclose(task.model.eval()(**batch).logits, reloaded(**batch).logits, atol=1e-5)
+
+
 def test_mlp_on_iris(settings, tmp_path):
     cfg = config("mlp", "sklearn:iris", eval_fraction=0.3)
     assert check(cfg, settings)["classes"] == 3
@@ -64,6 +72,7 @@ def test_text_classifiers(settings, tmp_path, kind):
     assert after["eval_loss"] < before["eval_loss"]
     assert "eval_accuracy" in after and task.baseline["majority_baseline"] > 0
     assert task.info["layers"][0]["args"]["num_embeddings"] == len(task.processing_class)
+    assert_reloads_the_same(task, tmp_path / "model")
     out = predict(tmp_path / "model", ["no side effects, works well", "made me sick"])
     assert {o["label"] for o in out} <= {"neg", "pos"}
 
@@ -84,6 +93,7 @@ def test_seq2seq_reverse(settings, tmp_path):
     task, before, after = train_and_save(cfg, settings, tmp_path, 20, lr=3e-3, batch=32)
     assert after["eval_loss"] < before["eval_loss"]
     assert 0 <= after["eval_token_accuracy"] <= 1 and "eval_sequence_accuracy" in after
+    assert_reloads_the_same(task, tmp_path / "model")
     out = predict(tmp_path / "model", [[1, 2, 3], "4 5"])
     assert len(out) == 2 and all(isinstance(s, int) for s in out[0]["output"])
 
