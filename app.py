@@ -1,5 +1,6 @@
 """Torch Lab entry point: routes every page explicitly and draws the shared sidebar."""
 import streamlit as st
+import transformers  # noqa: F401 - see below
 
 from components import loaders
 from components.sidebar import render_sidebar
@@ -24,6 +25,11 @@ PAGES = {
     ],
 }
 
+# `import transformers` above: while one thread is still executing transformers/__init__ (a training job,
+# another session's first page), `datasets` pickles a fingerprint by reading attributes of whatever
+# sys.modules["transformers"] holds, and a half-built module fails with "module 'transformers' has no
+# attribute 'PreTrainedTokenizerBase'". An import waits for a module another thread is importing, so
+# after this line every script run sees it whole. It costs ~1 s once per server process.
 page = st.navigation(PAGES)
 render_sidebar()
 page.run()

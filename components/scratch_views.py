@@ -24,37 +24,55 @@ KIND_HELP = {
 }
 
 
-def layers_editor(arch: dict, key: str) -> tuple[list | None, str | None]:
-    """Edit the layer list as a table: a type and its settings (a JSON object) per row.
+def layer_rows(arch: dict) -> list[dict]:
+    """The editor's rows for an architecture's layer list: a type and its settings as a JSON object."""
+    return [{"type": layer.get("type"), "settings": json.dumps({k: v for k, v in layer.items() if k != "type"})}
+            for layer in arch.get("layers", [])]
 
-    Returns (layers, error). Settings are read with `json.loads` (a data format, never code); input sizes
-    are not written by hand: core fills each from the shape the layer before produces.
-    """
+
+def layers_editor(arch: dict, key: str) -> None:
+    """Edit the layer list as a table; what it holds is read back with `edited_layers` (from session state,
+    so a button's callback sees exactly what the table shows)."""
     from core.scratch import LAYER_PARAMS, LAYER_TYPES
 
-    rows = [{"type": layer.get("type"), "settings": json.dumps({k: v for k, v in layer.items() if k != "type"})}
-            for layer in arch.get("layers", [])]
-    edited = st.data_editor(
+    rows = layer_rows(arch)
+    st.data_editor(
         pd.DataFrame(rows, columns=["type", "settings"]), key=key, num_rows="dynamic", hide_index=False,
-        width="stretch",
+        width="stretch", height=35 * (len(rows) + 2) + 3,  # every layer in view, no scrolling
         column_config={
             "type": st.column_config.SelectboxColumn("layer", options=list(LAYER_TYPES), required=True),
             "settings": st.column_config.TextColumn(
                 "settings (JSON)", help="e.g. {\"out_features\": 64}. Settings per layer: " + "; ".join(
                     f"{t}: {', '.join(p) or '—'}" for t, p in LAYER_PARAMS.items())),
         })
+
+
+def edited_layers(arch: dict, edits: dict | None) -> tuple[list | None, str | None]:
+    """The layer list after the editor's edits ({"edited_rows", "added_rows", "deleted_rows"}, the value
+    st.data_editor keeps in session state); returns (layers, error naming the row).
+
+    Settings are read with `json.loads` (a data format, never code); input sizes are not written by hand:
+    core fills each from the shape the layer before produces.
+    """
+    rows = layer_rows(arch)
+    edits = edits or {}
+    for i, change in (edits.get("edited_rows") or {}).items():
+        if 0 <= int(i) < len(rows):
+            rows[int(i)] = {**rows[int(i)], **change}
+    gone = {int(i) for i in edits.get("deleted_rows") or []}
+    rows = [r for i, r in enumerate(rows) if i not in gone] + [dict(r) for r in edits.get("added_rows") or []]
     layers = []
-    for i, row in enumerate(edited.to_dict("records")):
+    for i, row in enumerate(rows):
         if not row.get("type"):
             return None, f"row {i}: pick a layer type"
-        text = (row.get("settings") or "").strip() or "{}"
+        text = str(row.get("settings") or "").strip() or "{}"
         try:
             settings = json.loads(text)
         except ValueError as e:
             return None, f"row {i} ({row['type']}): settings are not a JSON object ({e.msg} at column {e.colno})"
         if not isinstance(settings, dict):
             return None, f"row {i} ({row['type']}): settings must be a JSON object like {{\"p\": 0.1}}"
-        layers.append({"type": row["type"], **settings})
+        layers.append({**settings, "type": row["type"]})
     return layers, None
 
 

@@ -59,13 +59,13 @@ def results_target(snap: Snapshot) -> str | None:
     return rid if rec is not None and rec.status == "completed" else None
 
 
-def runs_panel(jobs, settings) -> None:
+def runs_panel(jobs, settings, empty: str = "No runs yet. Start one on the **Launch** tab.") -> None:
     """The live Runs tab (a fragment polling the store)."""
 
     def panel() -> None:
         snap = jobs.store.snapshot()  # the one read every status below comes from
         if not snap.runs:
-            st.info("No runs yet. Start one on the **Launch** tab.")
+            st.info(empty)
             return
         ids = [r.id for r in snap.runs]
         labels = [run_label(r) for r in snap.runs]

@@ -6,6 +6,7 @@ from components.jobs import job_manager
 from components.scratch_views import (
     KIND_HELP,
     KIND_LABELS,
+    edited_layers,
     layer_frame,
     layers_editor,
     lr_figure,
@@ -57,48 +58,65 @@ if columns:
 
 # --- architecture -------------------------------------------------------------------------------------
 st.subheader("Architecture")
-arch = scratch.default_architecture(kind)
-problem = None
-if "layers" in arch:
+base = scratch.default_architecture(kind)
+if "layers" in base:
     st.caption("Add, remove or resize layers; input sizes come from the layer before, so shapes re-propagate.")
-    layers, problem = layers_editor(arch, key=f"bn_layers_{kind}")
-    if layers is not None:
-        arch["layers"] = layers
-sizes = {k: v for k, v in arch.items() if isinstance(v, int) and not isinstance(v, bool)}
-if sizes:
-    cols = st.columns(min(len(sizes), 6))
-    for i, (name, value) in enumerate(sizes.items()):
-        arch[name] = int(cols[i % len(cols)].number_input(name, 1, 10**6, value, key=f"bn_{kind}_{name}"))
+    layers_editor(base, key=f"bn_layers_{kind}")
+SIZES = [k for k, v in base.items() if isinstance(v, int) and not isinstance(v, bool)]
+if SIZES:
+    cols = st.columns(min(len(SIZES), 6))
+    for i, size in enumerate(SIZES):
+        cols[i % len(cols)].number_input(size, 1, 10**6, base[size], key=f"bn_{kind}_{size}")
 
 # --- training options ---------------------------------------------------------------------------------
 st.subheader("Training")
-d = TrainingConfig()
 t = st.columns(6)
-epochs = t[0].number_input("Epochs", 0.1, MAX_EPOCHS, 10.0 if kind in ("mlp", "cnn") else 3.0, key="bn_epochs")
-max_steps = t[1].number_input("Max steps (-1 = epochs)", -1, MAX_STEPS, -1, key="bn_steps")
-batch = t[2].number_input("Batch size", 1, MAX_BATCH_SIZE, 64 if kind in ("mlp", "cnn", "seq2seq") else 32,
+t[0].number_input("Epochs", 0.1, MAX_EPOCHS, 10.0 if kind in ("mlp", "cnn") else 3.0, key="bn_epochs")
+t[1].number_input("Max steps (-1 = epochs)", -1, MAX_STEPS, -1, key="bn_steps")
+t[2].number_input("Batch size", 1, MAX_BATCH_SIZE, 64 if kind in ("mlp", "cnn", "seq2seq") else 32,
                           key="bn_batch")
-lr = t[3].number_input("Learning rate", 1e-6, 1.0, 1e-3, format="%.1e", key="bn_lr")
-optimizer = t[4].selectbox("Optimizer", ["adamw", "adamw_torch", "sgd"], key="bn_opt",
+t[3].number_input("Learning rate", 1e-6, 1.0, 1e-3, format="%.1e", key="bn_lr")
+t[4].selectbox("Optimizer", ["adamw", "adamw_torch", "sgd"], key="bn_opt",
                            help="adamw: fused AdamW where the device has it")
-scheduler = t[5].selectbox("LR schedule", ["linear", "cosine", "constant", "constant_with_warmup"], key="bn_sched")
+t[5].selectbox("LR schedule", ["linear", "cosine", "constant", "constant_with_warmup"], key="bn_sched")
 t = st.columns(6)
-warmup = t[0].number_input("Warm-up (fraction or steps)", 0.0, float(MAX_STEPS), 0.05, key="bn_warmup")
-accum = t[1].number_input("Gradient accumulation", 1, MAX_GRAD_ACCUMULATION, 1, key="bn_accum",
+t[0].number_input("Warm-up (fraction or steps)", 0.0, float(MAX_STEPS), 0.05, key="bn_warmup")
+t[1].number_input("Gradient accumulation", 1, MAX_GRAD_ACCUMULATION, 1, key="bn_accum",
                           help="steps whose gradients add up before one optimizer step")
-patience = t[2].number_input("Early stopping patience (0 = off)", 0, MAX_PATIENCE, 0, key="bn_patience")
-seed = t[3].number_input("Seed", 0, 2**32 - 1, 42, key="bn_seed")
-max_len = t[4].number_input("Max length (tokens)", 8, 2048, 128, key="bn_maxlen",
+t[2].number_input("Early stopping patience (0 = off)", 0, MAX_PATIENCE, 0, key="bn_patience")
+t[3].number_input("Seed", 0, 2**32 - 1, 42, key="bn_seed")
+t[4].number_input("Max length (tokens)", 8, 2048, 128, key="bn_maxlen",
                             disabled=kind not in ("rnn", "transformer", "gpt"))
-name = t[5].text_input("Run name", "", key="bn_name", max_chars=120)
+t[5].text_input("Run name", "", key="bn_name", max_chars=120)
 
-config = TrainingConfig(
-    task="scratch", architecture=arch, model=f"scratch:{kind}", dataset=dataset,
-    text_column=text_col or d.text_column, label_column=label_col or d.label_column,
-    epochs=float(epochs), max_steps=int(max_steps), batch_size=int(batch), learning_rate=float(lr),
-    optimizer=optimizer, scheduler=scheduler, warmup=float(warmup), grad_accumulation=int(accum),
-    early_stopping_patience=int(patience), seed=int(seed), max_length=int(max_len), group_by_length=False,
-    name=name.strip(), eval_steps=None, logging_steps=1)
+
+
+def _config(state) -> tuple[TrainingConfig, str | None]:
+    """The run the page describes, read from the widgets' session state: the page body and Start's
+    callback both build it here, so what is queued is exactly what the table shows."""
+    kind = state.get("bn_kind") or "cnn"
+    arch = scratch.default_architecture(kind)
+    problem = None
+    if "layers" in arch:
+        layers, problem = edited_layers(arch, state.get(f"bn_layers_{kind}"))
+        arch["layers"] = layers if layers is not None else arch["layers"]
+    for size in [k for k, v in arch.items() if isinstance(v, int) and not isinstance(v, bool)]:
+        arch[size] = int(state.get(f"bn_{kind}_{size}", arch[size]))
+    data = state.get(f"bn_data_{kind}")
+    d = TrainingConfig()
+    config = TrainingConfig(
+        task="scratch", architecture=arch, model=f"scratch:{kind}", dataset=data or d.dataset,
+        text_column=state.get(f"bn_text_{data}") or d.text_column,
+        label_column=state.get(f"bn_label_{data}") or d.label_column,
+        epochs=float(state["bn_epochs"]), max_steps=int(state["bn_steps"]), batch_size=int(state["bn_batch"]),
+        learning_rate=float(state["bn_lr"]), optimizer=state["bn_opt"], scheduler=state["bn_sched"],
+        warmup=float(state["bn_warmup"]), grad_accumulation=int(state["bn_accum"]),
+        early_stopping_patience=int(state["bn_patience"]), seed=int(state["bn_seed"]),
+        max_length=int(state["bn_maxlen"]), group_by_length=False, name=str(state.get("bn_name") or "").strip())
+    return config, problem
+
+
+config, problem = _config(st.session_state)
 
 
 @st.cache_data(show_spinner="Checking data, shapes and memory…", max_entries=32)
@@ -124,14 +142,19 @@ if info:
                 f"{info.get('eval_rows', 0):,} held out" + (f" · {info['classes']} classes" if info.get("classes") else ""))
     st.dataframe(layer_frame(rows), hide_index=True, width="stretch")
     steps = total_steps(config, info.get("train_rows", 0))
-    st.plotly_chart(lr_figure(*lr_schedule(scheduler, float(lr), float(warmup), steps), scheduler), key="bn_lr_fig")
-    st.caption(f"{steps:,} optimizer steps · effective batch {int(batch) * int(accum):,} "
-               f"({int(batch)} × {int(accum)} accumulated)")
+    st.plotly_chart(lr_figure(*lr_schedule(config.scheduler, config.learning_rate, config.warmup, steps),
+                              config.scheduler), key="bn_lr_fig")
+    b, k = config.batch_size, config.grad_accumulation
+    st.caption(f"{steps:,} optimizer steps · effective batch {b * k:,} ({b} × {k} accumulated)")
 
 
-def _start(config: TrainingConfig) -> None:
-    """Start's on_click: runs before the rerun the click causes, so one click queues exactly one run."""
+def _start() -> None:
+    """Start's on_click: runs before the rerun the click causes, so one click queues exactly one run; it
+    reads the widgets' current values (arguments bound at the last draw could lag behind them)."""
     try:
+        config, problem = _config(st.session_state)
+        if problem:
+            raise ConfigError("architecture.layers", problem)
         run_id = jobs.submit(config)
         st.session_state["ft_selected"] = run_id
         st.session_state["bn_flash"] = ("success", f"Queued run {run_id}: it trains below.")
@@ -139,7 +162,7 @@ def _start(config: TrainingConfig) -> None:
         st.session_state["bn_flash"] = ("error", f"**{e.field}**: {e.message}")
 
 
-st.button("Start training", type="primary", key="bn_start", on_click=_start, args=(config,),
+st.button("Start training", type="primary", key="bn_start", on_click=_start,
           disabled=info is None)
 flash = st.session_state.pop("bn_flash", None)
 if flash:
@@ -150,7 +173,7 @@ st.subheader("Runs")
 st.caption("Every run, fine-tunes included: the same queue, live curves, stop / resume as on the Fine-tuning page.")
 snap = jobs.store.snapshot()
 st.session_state[RESULTS_KEY] = target = results_target(snap)
-runs_panel(jobs, settings)
+runs_panel(jobs, settings, empty="No runs yet: press **Start training** above.")
 if target:
     rec = snap.get(target)
     if rec.config.get("task") == "scratch":

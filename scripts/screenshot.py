@@ -28,12 +28,16 @@ def free_port() -> int:
 
 def start_server(port: int, env: dict[str, str] | None = None) -> subprocess.Popen:
     """streamlit run app.py on 127.0.0.1:port; returns once /_stcore/health answers."""
+    logs = ROOT / "test-artifacts"
+    logs.mkdir(exist_ok=True)
+    log = open(logs / f"server-{port}.log", "wb")  # noqa: SIM115 - the server keeps writing after we return
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
          "--server.address", "127.0.0.1", "--server.port", str(port)],
         cwd=ROOT, env={**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})},
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        stdout=log, stderr=subprocess.STDOUT,
     )
+    log.close()  # the child holds its own copy
     deadline = time.time() + 60
     while time.time() < deadline:
         try:

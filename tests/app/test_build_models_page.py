@@ -66,3 +66,22 @@ def test_a_bad_size_is_refused_with_its_field_and_nothing_is_queued(open_page):
     errors = [e.value for e in at.error]
     assert any("architecture.nhead" in e and "64" in e for e in errors), errors
     assert at.button(key="bn_start").disabled
+
+
+def test_the_layer_editor_applies_edits_deletions_and_additions_and_names_a_bad_row():
+    from components.scratch_views import edited_layers
+    from core.scratch import default_architecture
+
+    arch = default_architecture("mlp")  # Linear 128, ReLU, Dropout, Linear 64, ReLU
+    layers, err = edited_layers(arch, {"edited_rows": {0: {"settings": '{"out_features": 32}'}},
+                                       "deleted_rows": [2], "added_rows": [{"type": "GELU", "settings": ""}]})
+    assert err is None
+    assert [layer["type"] for layer in layers] == ["Linear", "ReLU", "Linear", "ReLU", "GELU"]
+    assert layers[0] == {"type": "Linear", "out_features": 32}
+    _, err = edited_layers(arch, {"edited_rows": {3: {"settings": "{out_features: 8}"}}})
+    assert err.startswith("row 3 (Linear): settings are not a JSON object"), err
+    _, err = edited_layers(arch, {"edited_rows": {1: {"settings": "[1, 2]"}}})
+    assert err.startswith("row 1 (ReLU): settings must be a JSON object"), err
+    # a "type" inside the settings never overrides the row's chosen layer type
+    layers, _ = edited_layers(arch, {"edited_rows": {1: {"settings": '{"type": "Linear"}'}}})
+    assert layers[1]["type"] == "ReLU"
