@@ -140,6 +140,6 @@ def lr_schedule(scheduler: str, learning_rate: float, warmup: float, total_steps
     sched = get_scheduler(scheduler, opt, num_warmup_steps=warm, num_training_steps=total)
     # every scheduler the config offers is a LambdaLR: its multiplier at any step, without stepping there
     factor = sched.lr_lambdas[0]
-    steps = sorted({int(round(x)) for x in
-                    (i * (total - 1) / max(1, points - 1) for i in range(min(points, total)))} | {min(warm, total - 1)})
+    n = min(points, total)
+    steps = sorted({round(i * (total - 1) / max(1, n - 1)) for i in range(n)} | {min(warm, total - 1)})
     return [s + 1 for s in steps], [learning_rate * float(factor(s)) for s in steps]
