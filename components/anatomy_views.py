@@ -13,7 +13,7 @@ import streamlit as st
 from plotly.subplots import make_subplots
 
 from components import loaders
-from core.models import PACKAGED, Anatomy, Check, HeadSummary, LoadedModel
+from core.models import PACKAGED, Anatomy, Check, HeadSummary, LoadedModel, model_family
 
 PACKAGED_LABEL = "MiniLM-L6 (packaged encoder)"
 OTHER = "Local folder or hub id…"
@@ -86,7 +86,8 @@ def model_options() -> dict[str, str]:
     except Exception:  # a damaged or locked store must not break this page
         runs = []
     for r in runs:
-        if r.status == "completed" and r.model_dir and Path(r.model_dir, "config.json").is_file():
+        # runs whose model is a Transformer this page opens (fine-tunes, tiny GPTs), not CNNs or MLPs
+        if r.status == "completed" and r.model_dir and model_family(r.model_dir):
             options[f"run: {r.name} ({r.id})"] = r.model_dir
     options[OTHER] = ""
     return options

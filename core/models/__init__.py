@@ -10,7 +10,7 @@ Sampling (`next_token_probs`, `choose_token`) and positions (`sinusoidal_table`)
 """
 from core.models.anatomy import encode, inspect_text, run_anatomy
 from core.models.attention import attention_mask, compare_masks, verify_walk, walk_head
-from core.models.loading import CAUSAL_HINT, PACKAGED, LoadedModel, is_causal_folder, load_model
+from core.models.loading import CAUSAL_HINT, PACKAGED, LoadedModel, is_causal_folder, load_model, model_family
 from core.models.positions import PositionTables, cosine_similarity, position_tables, sinusoidal_table
 from core.models.sampling import (
     TokenChoice,
@@ -28,7 +28,7 @@ from core.models.types import ATOL, Anatomy, AnatomyError, Check, HeadSummary, H
 __all__ = [
     "ATOL", "Anatomy", "AnatomyError", "CAUSAL_HINT", "Check", "HeadSummary", "HeadWalk", "LoadedModel",
     "PACKAGED", "PositionTables", "TokenChoice", "attention_mask", "choose_token", "compare_masks",
-    "cosine_similarity", "encode", "head_summaries", "inspect_text", "is_causal_folder", "load_model",
+    "cosine_similarity", "encode", "head_summaries", "inspect_text", "is_causal_folder", "load_model", "model_family",
     "next_token_probs", "pooled", "position_tables", "reproduce_code", "run_anatomy", "sinusoidal_table",
     "softmax", "top_k_mask", "top_p_mask", "top_tokens", "verify_walk", "walk_head",
 ]

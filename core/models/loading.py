@@ -17,8 +17,8 @@ DECODERS = ("gpt2",)  # GPT-2-style: wte, wpe, h[i].attn.c_attn (Conv1D), ln_1 /
 PACKAGED = "minilm-l6"
 CAUSAL_HINT = ("No causal language model is loaded. Offline there is no packaged GPT: give a local folder "
                "holding a GPT-2-style model saved with `save_pretrained` (e.g. `GPT2LMHeadModel(GPT2Config(...))` "
-               "and a tokenizer, trained or not), or train a tiny GPT from scratch once the Fine-tuning page "
-               "offers it; its run then appears in the model picker.")
+               "and a tokenizer, trained or not), or train a Tiny GPT on the Build a network page: its completed "
+               "run then appears in the model picker.")
 
 
 @dataclass
@@ -62,6 +62,18 @@ def _resolve(spec: str, settings: Settings) -> str:
         return resolve_model(spec, settings)
     except AssetError as e:
         raise AnatomyError(str(e)) from None
+
+
+def model_family(folder: str | Path) -> str | None:
+    """"bert" or "gpt2" when a saved model folder holds a model this page can open (reads config.json only)."""
+    import json
+
+    try:
+        cfg = json.loads((Path(folder) / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    t = cfg.get("model_type")
+    return "gpt2" if t in DECODERS else "bert" if t in ENCODERS else None
 
 
 def is_causal_folder(folder: str | Path) -> bool:
