@@ -129,6 +129,17 @@ def scratch_results(rec, settings) -> None:
     if fm.get("confusion_matrix"):
         st.plotly_chart(confusion_figure(fm["confusion_matrix"], rec.plan.get("labels", [])), key="bn_cm")
 
+    c1, c2 = st.columns(2)
+    if c1.button("Prepare model download (.zip)", key="bn_zip"):
+        from core.training.predict import zip_model
+
+        st.session_state["bn_zip_bytes"] = (rec.id, zip_model(rec.model_dir))
+    z = st.session_state.get("bn_zip_bytes")
+    if z and z[0] == rec.id:
+        c1.download_button("Download model", z[1], file_name=f"{rec.id}-model.zip", mime="application/zip",
+                           key="bn_zip_dl")
+    c2.caption("Export as a stand-alone script is not there yet for networks built here (it is for "
+               "fine-tunes); the zip holds the `save_pretrained` folder and its config.json records every layer.")
     st.markdown("**Try the model**")
     inputs, shown = _try_inputs(rec, kind, settings)
     if not inputs:
@@ -179,3 +190,42 @@ def _eval_example(run_id: str, config: dict) -> tuple[list[float], str] | None:
         return example_row(TrainingConfig.from_dict(config), loaders.settings())
     except ValueError:
         return None
+
+
+def batch_view(config, settings) -> None:
+    """One real batch from a torch DataLoader over the run's training data, through the run's own collate
+    function: each tensor's shape, dtype and first rows (padding shows as the pad id)."""
+    try:
+        batch, collate = _one_batch(config.to_json(), config)
+    except Exception as e:  # noqa: BLE001 - any data problem is shown beside the view, the page stays up
+        st.error(f"Can't build a batch: {e}")
+        return
+    st.caption(f"`DataLoader(train, batch_size={min(config.batch_size, 8)}, shuffle=True, collate_fn={collate})` "
+               "— the same collate function the Trainer uses (at most 8 rows shown).")
+    st.dataframe(pd.DataFrame([{"tensor": k, "shape": " × ".join(map(str, v.shape)), "dtype": str(v.dtype)}
+                               for k, v in batch.items()]), hide_index=True)
+    for k, v in batch.items():
+        st.markdown(f"`{k}`")
+        shown = v.reshape(-1, 1) if v.dim() < 2 else v.flatten(1)  # one row per example
+        st.dataframe(pd.DataFrame(shown[:, :32].tolist()), height=min(38 + 35 * len(shown), 320))
+
+
+@st.cache_data(show_spinner="Building one batch…", max_entries=4)
+def _one_batch(config_json: str, _config) -> tuple[dict, str]:
+    import tempfile
+
+    import torch
+    from torch.utils.data import DataLoader
+
+    from core.scratch import setup
+
+    with tempfile.TemporaryDirectory() as tmp:
+        task = setup(_config, loaders.settings(), tmp)
+    collate = task.data_collator
+    if collate is None:
+        from transformers import default_data_collator as collate
+    loader = DataLoader(task.train_dataset, batch_size=min(_config.batch_size, 8), shuffle=True, collate_fn=collate,
+                        generator=torch.Generator().manual_seed(_config.seed))
+    batch = next(iter(loader))
+    name = getattr(collate, "__name__", type(collate).__name__)
+    return {k: v for k, v in batch.items() if isinstance(v, torch.Tensor)}, name

@@ -6,6 +6,7 @@ from components.jobs import job_manager
 from components.scratch_views import (
     KIND_HELP,
     KIND_LABELS,
+    batch_view,
     edited_layers,
     layer_frame,
     layers_editor,
@@ -146,6 +147,9 @@ if info:
                               config.scheduler), key="bn_lr_fig")
     b, k = config.batch_size, config.grad_accumulation
     st.caption(f"{steps:,} optimizer steps · effective batch {b * k:,} ({b} × {k} accumulated)")
+    with st.expander("One batch from the DataLoader"):
+        if st.toggle("Build it", key="bn_show_batch", help="runs the data preparation of a real run"):
+            batch_view(config, settings)
 
 
 def _start() -> None:

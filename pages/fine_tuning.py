@@ -85,7 +85,8 @@ with compare:
         st.dataframe(pd.DataFrame(diff) if diff else pd.DataFrame([{"field": "(identical configs)"}]),
                      hide_index=True)
         st.markdown("**Final metrics**")
-        keys = ("accuracy", "f1", "precision", "recall", "loss", "majority_baseline", "global_step")
+        keys = ("accuracy", "f1", "precision", "recall", "loss", "majority_baseline", "perplexity",
+                "bigram_perplexity", "token_accuracy", "global_step")
         st.dataframe(pd.DataFrame([{"run": i, "status": r.status,
                                     **{k: r.final_metrics.get(k) for k in keys}} for i, r in recs.items()]),
                      hide_index=True)

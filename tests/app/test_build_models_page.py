@@ -85,3 +85,19 @@ def test_the_layer_editor_applies_edits_deletions_and_additions_and_names_a_bad_
     # a "type" inside the settings never overrides the row's chosen layer type
     layers, _ = edited_layers(arch, {"edited_rows": {1: {"settings": '{"type": "Linear"}'}}})
     assert layers[1]["type"] == "ReLU"
+
+
+def test_one_batch_from_the_dataloader_shows_the_runs_own_tensors(open_page):
+    at = open_page("pages/build_models.py")
+    at.segmented_control(key="bn_kind").set_value("rnn").run()
+    at.toggle(key="bn_show_batch").set_value(True).run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    tensors = next(d.value for d in at.dataframe if "dtype" in d.value.columns)
+    shapes = dict(zip(tensors["tensor"], tensors["shape"], strict=True))
+    dtypes = dict(zip(tensors["tensor"], tensors["dtype"], strict=True))
+    rows, length = map(int, shapes["input_ids"].split(" × "))
+    assert rows == 8 and 1 <= length <= 128  # padded to the longest of the batch, never past max_length
+    assert shapes["labels"] == "8" and dtypes["input_ids"] == "torch.int64"
+    # the padding the collate function added shows as pad ids where the attention mask is 0
+    ids = next(d.value for d in at.dataframe if len(d.value) == 8 and d.value.shape[1] == min(length, 32))
+    assert ids.shape == (8, min(length, 32))
