@@ -183,7 +183,8 @@ def live(rec, view: dict) -> None:
         m[1].metric("eval loss", f"{evals[-1]['eval_loss']:.4f}" if evals else "—")
         m[2].metric("eval accuracy", f"{evals[-1]['eval_accuracy']:.1%}" if evals else "—")
         m[3].metric("samples / s", f"{last.get('samples_per_s', 0):.1f}")
-        m[4].metric("tokens / s", f"{last.get('tokens_per_s', 0):,.0f}")
+        m[4].metric("tokens / s", f"{last['tokens_per_s']:,.0f}" if last.get("tokens_per_s") else "—",
+                    help="counted for token inputs; images and tables have none")
         c1, c2 = st.columns([1, 2])
         smoothing = c1.slider("Smoothing", 0.0, 0.99, 0.8, key="ft_smooth")
         steps = (train[0]["step"], train[-1]["step"])
