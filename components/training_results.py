@@ -76,3 +76,4 @@ def results(jobs, rec, settings) -> None:
                        key="ft_script")
     with st.expander("Script preview"):
         st.code(script, language="python")
+    __import__("components.training_shrink", fromlist=["shrink_panel"]).shrink_panel(rec, settings)
