@@ -18,7 +18,14 @@ from core import scratch
 from core.data import DatasetStore
 from core.system import human_bytes
 from core.training import ConfigError, TrainingConfig
-from core.training.config import MAX_BATCH_SIZE, MAX_EPOCHS, MAX_GRAD_ACCUMULATION, MAX_PATIENCE, MAX_STEPS
+from core.training.config import (
+    MAX_BATCH_SIZE,
+    MAX_EPOCHS,
+    MAX_GRAD_ACCUMULATION,
+    MAX_PATIENCE,
+    MAX_STEPS,
+    SCHEDULERS,
+)
 from core.training.curves import lr_schedule
 from core.training.runner import total_steps
 
@@ -79,7 +86,9 @@ t[2].number_input("Batch size", 1, MAX_BATCH_SIZE, 64 if kind in ("mlp", "cnn", 
 t[3].number_input("Learning rate", 1e-6, 1.0, 1e-3, format="%.1e", key="bn_lr")
 t[4].selectbox("Optimizer", ["adamw", "adamw_torch", "sgd"], key="bn_opt",
                            help="adamw: fused AdamW where the device has it")
-t[5].selectbox("LR schedule", ["linear", "cosine", "constant", "constant_with_warmup"], key="bn_sched")
+t[5].selectbox("LR schedule", SCHEDULERS, key="bn_sched",
+               help="Hugging Face's schedules (with warm-up) or torch's StepLR, ExponentialLR and OneCycleLR "
+                    "(these ignore warm-up; one_cycle has its own rise); the curve below is the run's")
 t = st.columns(6)
 t[0].number_input("Warm-up (fraction or steps)", 0.0, float(MAX_STEPS), 0.05, key="bn_warmup")
 t[1].number_input("Gradient accumulation", 1, MAX_GRAD_ACCUMULATION, 1, key="bn_accum",

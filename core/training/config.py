@@ -15,7 +15,7 @@ class ConfigError(ValueError):
         self.message = message
 
 
-SCHEDULERS = ("linear", "cosine", "constant", "constant_with_warmup")
+SCHEDULERS = ("linear", "cosine", "constant", "constant_with_warmup", "step", "exponential", "one_cycle")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 OPTIMIZERS = ("adamw", "adamw_torch", "sgd", "adafactor")
 # what a run trains: a pretrained Transformer fine-tuned to classify text, or a network built from scratch

@@ -136,10 +136,15 @@ def lr_schedule(scheduler: str, learning_rate: float, warmup: float, total_steps
 
     total = max(1, int(total_steps))
     warm = int(warmup) if warmup >= 1 else math.ceil(warmup * total)
-    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=learning_rate)
-    sched = get_scheduler(scheduler, opt, num_warmup_steps=warm, num_training_steps=total)
-    # every scheduler the config offers is a LambdaLR: its multiplier at any step, without stepping there
-    factor = sched.lr_lambdas[0]
+    from core.training.schedules import TORCH_SCHEDULES, multiplier
+
+    if scheduler in TORCH_SCHEDULES:
+        factor, warm = multiplier(scheduler, total), 0
+    else:
+        opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=learning_rate)
+        sched = get_scheduler(scheduler, opt, num_warmup_steps=warm, num_training_steps=total)
+        # every Hugging Face schedule offered is a LambdaLR: its multiplier at any step, without stepping there
+        factor = sched.lr_lambdas[0]
     n = min(points, total)
     steps = sorted({round(i * (total - 1) / max(1, n - 1)) for i in range(n)} | {min(warm, total - 1)})
     return [s + 1 for s in steps], [learning_rate * float(factor(s)) for s in steps]

@@ -93,7 +93,7 @@ args = TrainingArguments(
     train_sampling_strategy={sampling!r},
     report_to="none",
 )
-trainer = Trainer(model=model, args=args, train_dataset=train, eval_dataset=evaluation,
+{trainer_class}trainer = Trainer(model=model, args=args, train_dataset=train, eval_dataset=evaluation,
                   processing_class=tokenizer, data_collator=DataCollatorWithPadding(tokenizer),
                   compute_metrics=compute_metrics)
 result = trainer.train()
@@ -126,4 +126,31 @@ def export_script(config: TrainingConfig, settings: Settings, run_id: str = "new
         scheduler=config.scheduler, optim=p.optim, bf16=p.precision == "bf16", fp16=p.precision == "fp16",
         logging_steps=config.logging_steps, eval_steps=eval_steps or config.eval_steps or 50,
         sampling="group_by_length" if config.group_by_length else "random",
-    )
+        trainer_class=_TORCH_SCHEDULE.get(config.scheduler, ""),
+    ).replace("lr_scheduler_type='" + config.scheduler + "'",
+              "lr_scheduler_type='linear'" if config.scheduler in _TORCH_SCHEDULE else
+              "lr_scheduler_type='" + config.scheduler + "'")
+
+
+# torch's own schedules (core.training.schedules) need the Trainer's create_scheduler overridden
+_SCHEDULE_CODE = {
+    "step": "torch.optim.lr_scheduler.StepLR(optimizer, step_size=max(1, num_training_steps // 3), gamma=0.1)",
+    "exponential": "torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=0.01 ** (1 / max(1, "
+                   "num_training_steps - 1)))",
+    "one_cycle": "torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=[g['lr'] for g in optimizer.param_groups], "
+                 "total_steps=max(2, num_training_steps), pct_start=0.3, div_factor=25.0, "
+                 "final_div_factor=1e4, cycle_momentum=False)",
+}
+_TORCH_SCHEDULE = {name: f"""import torch
+
+
+class Trainer(Trainer):  # the {name} schedule is torch's own: built where the Trainer builds its scheduler
+    def create_scheduler(self, num_training_steps, optimizer=None):
+        if self.lr_scheduler is None:
+            optimizer = optimizer or self.optimizer
+            self.lr_scheduler = {code}
+            self._created_lr_scheduler = True
+        return self.lr_scheduler
+
+
+""" for name, code in _SCHEDULE_CODE.items()}

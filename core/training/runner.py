@@ -17,6 +17,7 @@ from pathlib import Path
 from core.assets import AssetError, resolve_model
 from core.settings import Settings, resolve_device
 from core.training.config import ConfigError, Plan, TrainingConfig
+from core.training.schedules import TORCH_SCHEDULES
 from core.training.store import RunStore
 
 
@@ -131,7 +132,7 @@ def run_training(run_id: str, store: RunStore, settings: Settings, should_stop: 
                  extra_callbacks: Sequence = (), resume: bool = False) -> str:
     """Train the run's config; returns the final status (completed / stopped). Raises on failure."""
     import torch
-    from transformers import EarlyStoppingCallback, PrinterCallback, Trainer, TrainingArguments, set_seed
+    from transformers import EarlyStoppingCallback, PrinterCallback, TrainingArguments, set_seed
 
     from core.training.callbacks import StoreCallback
 
@@ -169,7 +170,7 @@ def run_training(run_id: str, store: RunStore, settings: Settings, should_stop: 
         num_train_epochs=config.epochs,
         max_steps=config.max_steps,
         warmup_steps=config.warmup,
-        lr_scheduler_type=config.scheduler,
+        lr_scheduler_type="linear" if config.scheduler in TORCH_SCHEDULES else config.scheduler,
         optim=p.optim,
         bf16=p.precision == "bf16",
         fp16=p.precision == "fp16",
@@ -197,9 +198,10 @@ def run_training(run_id: str, store: RunStore, settings: Settings, should_stop: 
     callbacks = [callback, *extra_callbacks]
     if early:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=config.early_stopping_patience))
-    trainer = Trainer(model=model, args=args, train_dataset=train_ds, eval_dataset=task.eval_dataset,
-                      processing_class=task.processing_class, data_collator=task.data_collator,
-                      compute_metrics=task.compute_metrics, callbacks=callbacks)
+    trainer = _trainer_class(config.scheduler)(
+        model=model, args=args, train_dataset=train_ds, eval_dataset=task.eval_dataset,
+        processing_class=task.processing_class, data_collator=task.data_collator,
+        compute_metrics=task.compute_metrics, callbacks=callbacks)
     trainer.remove_callback(PrinterCallback)  # the store is the log; keep the server's stdout quiet
     try:
         trainer.train(resume_from_checkpoint=str(ckpt) if ckpt else None)
@@ -247,3 +249,22 @@ def _has_lengths(ds) -> bool:
 
 def _has_tokens(ds) -> bool:
     return "input_ids" in (getattr(ds, "column_names", None) or ())
+
+
+def _trainer_class(scheduler: str):
+    """The Trainer, or for torch's own schedules (step, exponential, one_cycle) a Trainer whose
+    `create_scheduler` builds that scheduler (Trainer's documented extension point)."""
+    from transformers import Trainer
+
+    if scheduler not in TORCH_SCHEDULES:
+        return Trainer
+    from core.training import schedules
+
+    class TorchScheduleTrainer(Trainer):
+        def create_scheduler(self, num_training_steps: int, optimizer=None):
+            if self.lr_scheduler is None:
+                self.lr_scheduler = schedules.make(scheduler, optimizer or self.optimizer, num_training_steps)
+                self._created_lr_scheduler = True
+            return self.lr_scheduler
+
+    return TorchScheduleTrainer

@@ -56,10 +56,13 @@ def test_estimate_reports_progress_and_reuses_the_probe_when_only_step_counts_ch
     assert not other.reused
 
 
-def test_exported_script_reproduces_the_run_with_plain_transformers(env, tmp_path):
+@pytest.mark.parametrize("scheduler", ["linear", "one_cycle"])
+def test_exported_script_reproduces_the_run_with_plain_transformers(env, tmp_path, scheduler):
     s, model = env
-    script = export_script(cfg(model), s, "t", labels=["neg", "pos"], eval_steps=2, output=str(tmp_path / "out"))
+    script = export_script(cfg(model, scheduler=scheduler), s, "t", labels=["neg", "pos"], eval_steps=2,
+                           output=str(tmp_path / "out"))
     assert "from core" not in script and "torchlab" not in script.lower()  # standalone
+    assert ("OneCycleLR(" in script) == (scheduler == "one_cycle")
     path = tmp_path / "train.py"
     path.write_text(script)
     out = subprocess.run([sys.executable, str(path)], capture_output=True, text=True, timeout=300, cwd=tmp_path)
