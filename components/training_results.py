@@ -4,6 +4,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from components.training_shrink import shrink_panel
 from components.training_views import confusion_figure, probability_figure
 
 
@@ -76,4 +77,4 @@ def results(jobs, rec, settings) -> None:
                        key="ft_script")
     with st.expander("Script preview"):
         st.code(script, language="python")
-    __import__("components.training_shrink", fromlist=["shrink_panel"]).shrink_panel(rec, settings)
+    shrink_panel(rec, settings)
