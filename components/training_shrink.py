@@ -10,7 +10,7 @@ REPORTS = "shrink_reports"  # session state: run id -> ShrinkReport (measuring t
 def shrink_panel(rec, settings) -> None:
     """The "Make it smaller and faster" expander under a completed text-classification run's results."""
     from core.training.serve import script_name, serve_script
-    from core.training.shrink import ShrinkOptions, pipeline_code, quantize
+    from core.training.shrink import ShrinkOptions, batch_predict, eval_rows, pipeline_code, quantize
 
     if rec.config.get("task", "text-classification") != "text-classification" or not rec.model_dir:
         return
@@ -41,3 +41,15 @@ def shrink_panel(rec, settings) -> None:
                        '`{"texts": ["..."]}` to `http://127.0.0.1:8000/predict`.')
         except ValueError as e:
             st.info(str(e))
+            return
+        if st.button("Run the pipeline over the evaluation split", key=f"shrink_batch_{rec.id}"):
+            with st.spinner("Classifying the evaluation split with transformers.pipeline…"):
+                try:
+                    texts, _ = eval_rows(rec, settings, ShrinkOptions().max_rows)
+                    preds, per_s = batch_predict(rec, texts)
+                except ValueError as e:
+                    st.error(f"Can't run the pipeline: {e}")
+                    return
+            st.metric("pipeline throughput", f"{per_s:.1f} examples/s", help="batch 32, tokenising included")
+            st.dataframe(pd.DataFrame([{"text": t if isinstance(t, str) else " / ".join(t), **p}
+                                       for t, p in zip(texts, preds, strict=True)]), hide_index=True)

@@ -243,11 +243,13 @@ def load_pipeline(run: RunRecord):
     return pipeline("text-classification", model=str(_check(run).resolve()), device="cpu")
 
 
-def batch_predict(run: RunRecord, texts: list[str], batch_size: int = 32, classifier=None
+def batch_predict(run: RunRecord, texts: list, batch_size: int = 32, classifier=None
                   ) -> tuple[list[dict], float]:
-    """(pipeline predictions {label, score} per text, examples per second) through `pipeline()` itself."""
+    """(pipeline predictions {label, score} per text, examples per second) through `pipeline()` itself.
+
+    A (text, pair) tuple goes to the pipeline as {"text": ..., "text_pair": ...}."""
     clf = classifier or load_pipeline(run)
-    texts = [str(t) for t in texts]
+    texts = [{"text": str(t[0]), "text_pair": str(t[1])} if isinstance(t, tuple) else str(t) for t in texts]
     if not texts:
         return [], 0.0
     t = time.perf_counter()

@@ -41,3 +41,7 @@ def test_quantise_shows_the_table_code_and_script(open_page, run_id):
     assert any("ONNX" in c.value for c in at.caption)
     at.run()  # the report stays cached for this run: the table is still there without a click
     assert any("macro F1" in d.value.columns for d in at.dataframe)
+    at.button(key=f"shrink_batch_{run_id}").click().run()
+    assert not at.exception
+    assert next(m for m in at.metric if m.label == "pipeline throughput").value.endswith("examples/s")
+    assert any({"text", "label", "score"} <= set(d.value.columns) for d in at.dataframe)
