@@ -72,9 +72,9 @@ def results(jobs, rec, settings) -> None:
                                rec.plan.get("eval_steps"))
     except (ConfigError, ValueError) as e:  # the model folder or dataset version is gone since
         c2.info(f"Can't export this run as a script any more: {e}")
-        return
-    c2.download_button("Export as script", script, file_name=f"train_{rec.id}.py", mime="text/x-python",
-                       key="ft_script")
-    with st.expander("Script preview"):
-        st.code(script, language="python")
+    else:
+        c2.download_button("Export as script", script, file_name=f"train_{rec.id}.py", mime="text/x-python",
+                           key="ft_script")
+        with st.expander("Script preview"):
+            st.code(script, language="python")
     shrink_panel(rec, settings)
