@@ -104,6 +104,8 @@ def digits_figure(pixels: list[float], side: int = 8) -> go.Figure:
 
 def scratch_results(rec, settings) -> None:
     """A completed from-scratch run: its metrics against the baseline, and the model to try."""
+    # imported here: training_results draws these results (a module-level import would be circular)
+    from components.training_results import classifier_metrics, model_download
     from components.training_views import confusion_figure, probability_figure
     from core.scratch import predict
 
@@ -120,24 +122,14 @@ def scratch_results(rec, settings) -> None:
         if fm.get("sequence_accuracy") is not None:
             m[1].metric("whole sequences right", f"{fm['sequence_accuracy']:.1%}")
     else:
-        base = fm.get("majority_baseline")
-        m[0].metric("accuracy", f"{fm.get('accuracy', 0):.1%}",
-                    f"{fm.get('accuracy', 0) - base:+.1%} vs majority baseline" if base is not None else None)
-        m[1].metric("majority-class baseline", f"{base:.1%}" if base is not None else "—")
-        m[2].metric("macro F1", f"{fm.get('f1', 0):.3f}")
+        classifier_metrics(m, fm)
     m[3].metric("parameters", f"{rec.plan.get('params', 0):,}")
     if fm.get("confusion_matrix"):
         st.plotly_chart(confusion_figure(fm["confusion_matrix"], rec.plan.get("labels", [])), key="bn_cm")
 
-    c1, c2 = st.columns(2)
-    if c1.button("Prepare model download (.zip)", key="bn_zip"):
-        from core.training.predict import zip_model
 
-        st.session_state["bn_zip_bytes"] = (rec.id, zip_model(rec.model_dir))
-    z = st.session_state.get("bn_zip_bytes")
-    if z and z[0] == rec.id:
-        c1.download_button("Download model", z[1], file_name=f"{rec.id}-model.zip", mime="application/zip",
-                           key="bn_zip_dl")
+    c1, c2 = st.columns(2)
+    model_download(c1, rec, "bn")
     c2.caption("Export as a stand-alone script is not there yet for networks built here (it is for "
                "fine-tunes); the zip holds the `save_pretrained` folder and its config.json records every layer.")
     st.markdown("**Try the model**")

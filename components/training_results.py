@@ -15,10 +15,31 @@ def _examples(run_id: str, config: dict, _rec, _settings) -> list[str]:
     return eval_examples(_rec, _settings)
 
 
+def classifier_metrics(m, fm: dict) -> None:
+    """Accuracy against the majority-class baseline and macro F1, in the first three of columns `m`."""
+    base = fm.get("majority_baseline")
+    m[0].metric("accuracy", f"{fm.get('accuracy', 0):.1%}",
+                f"{fm.get('accuracy', 0) - base:+.1%} vs majority baseline" if base is not None else None)
+    m[1].metric("majority-class baseline", f"{base:.1%}" if base is not None else "—")
+    m[2].metric("macro F1", f"{fm.get('f1', 0):.3f}")
+
+
+def model_download(col, rec, prefix: str) -> None:
+    """A button that zips the run's save_pretrained folder (on demand: it can be large), then the download."""
+    from core.training.predict import zip_model
+
+    if col.button("Prepare model download (.zip)", key=f"{prefix}_zip"):
+        st.session_state[f"{prefix}_zip_bytes"] = (rec.id, zip_model(rec.model_dir))
+    z = st.session_state.get(f"{prefix}_zip_bytes")
+    if z and z[0] == rec.id:
+        col.download_button("Download model", z[1], file_name=f"{rec.id}-model.zip", mime="application/zip",
+                            key=f"{prefix}_zip_dl")
+
+
 def results(jobs, rec, settings) -> None:
     from core.training.config import ConfigError, TrainingConfig
     from core.training.export import export_script
-    from core.training.predict import predict_after, predict_before, zip_model
+    from core.training.predict import predict_after, predict_before
 
     if rec.config.get("task") == "scratch":  # a network built on the Build a network page
         from components.scratch_views import scratch_results
@@ -29,11 +50,7 @@ def results(jobs, rec, settings) -> None:
     labels = rec.plan.get("labels", [])
     st.subheader(f"Results · {rec.name}")
     m = st.columns(4)
-    base = fm.get("majority_baseline")
-    m[0].metric("accuracy", f"{fm.get('accuracy', 0):.1%}",
-                f"{fm.get('accuracy', 0) - base:+.1%} vs majority baseline" if base is not None else None)
-    m[1].metric("majority-class baseline", f"{base:.1%}" if base is not None else "—")
-    m[2].metric("macro F1", f"{fm.get('f1', 0):.3f}")
+    classifier_metrics(m, fm)
     m[3].metric("macro precision / recall", f"{fm.get('precision', 0):.2f} / {fm.get('recall', 0):.2f}")
     if fm.get("confusion_matrix"):
         st.plotly_chart(confusion_figure(fm["confusion_matrix"], labels), key="ft_cm")
@@ -61,12 +78,7 @@ def results(jobs, rec, settings) -> None:
         st.dataframe(pd.DataFrame(rows), hide_index=True)
 
     c1, c2 = st.columns(2)
-    if c1.button("Prepare model download (.zip)", key="ft_zip"):
-        st.session_state["ft_zip_bytes"] = (rec.id, zip_model(rec.model_dir))
-    z = st.session_state.get("ft_zip_bytes")
-    if z and z[0] == rec.id:
-        c1.download_button("Download model", z[1], file_name=f"{rec.id}-model.zip", mime="application/zip",
-                           key="ft_zip_dl")
+    model_download(c1, rec, "ft")
     try:
         script = export_script(TrainingConfig.from_dict(rec.config), settings, rec.id, labels,
                                rec.plan.get("eval_steps"))
