@@ -156,8 +156,8 @@ def _live_view(jobs, rec, snap: Snapshot) -> dict:
     finished = rec.finished if rec.status not in ACTIVE else None
     pr = progress(train, rec.total_steps, rec.started if rec.status in ("running", "stopping") else None,
                   finished, before_s=rec.train_seconds, now=snap.taken)
-    if rec.status == "queued":
-        pr.remaining_s = None
+    if rec.status in ("queued", "stopped", "failed", "interrupted"):
+        pr.remaining_s = None  # not counting down: "0:00" would read as finished
     return {"follower": f, "train": train, "evals": f.rows["eval"], "resumes": f.rows["resume"], "progress": pr}
 
 
