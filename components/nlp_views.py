@@ -209,7 +209,9 @@ def finetuned_runs() -> dict[str, str]:
         runs = RunStore(loaders.settings().runs_db).runs()
     except Exception:  # a damaged or locked store must not break this page
         return {}
-    return {f"{r.name} ({r.id}, {r.status})": r.model_dir for r in runs if r.model_dir}
+    # text classifiers only: a network built from scratch (CNN, GPT…) is not a sequence classifier
+    return {f"{r.name} ({r.id}, {r.status})": r.model_dir for r in runs
+            if r.model_dir and r.config.get("task", "text-classification") == "text-classification"}
 
 
 def saved_datasets() -> dict[str, Any]:

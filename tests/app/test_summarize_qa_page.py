@@ -86,3 +86,21 @@ def test_batch_evaluation_on_samples(open_page):
     at.button(key="batch_go").click().run()
     table = at.dataframe[-1].value
     assert len(table) == 4 and table["rougeL"].between(0, 1).all() and not at.exception
+
+
+def test_classify_offers_only_text_classifier_runs(tmp_path, monkeypatch):
+    """A network built from scratch (a CNN on digits) is never offered as a text classifier."""
+    from components import loaders, nlp_views
+    from core.settings import Settings
+    from core.training import RunStore
+
+    s = Settings(workspace=tmp_path)
+    monkeypatch.setattr(loaders, "settings", lambda: s)
+    store = RunStore(s.runs_db)
+    fine = store.create("fine-tune", {"task": "text-classification"})
+    old = store.create("older fine-tune", {})  # stored before runs had a task: a fine-tune
+    cnn = store.create("cnn", {"task": "scratch", "architecture": {"kind": "cnn"}})
+    for rid in (fine, old, cnn):
+        store.update(rid, model_dir=str(tmp_path / rid))
+    offered = set(nlp_views.finetuned_runs().values())
+    assert offered == {str(tmp_path / fine), str(tmp_path / old)}

@@ -116,7 +116,9 @@ def test_every_status_agrees_while_a_run_goes_and_after_it_ends(server, browser,
             counts = sidebar_counts(screen(pg)["sidebar"])
             assert counts == expected, (counts, expected)
             assert "running" not in counts and "no jobs yet" not in screen(pg)["sidebar"]
-        # and the second browser's run picker lists it with its final status
+        # and the second browser's run picker lists it with its final status, once its panel has redrawn
+        # (it polls once a second; a loaded machine can hold a redraw up to a minute)
+        b.wait_for_function(f"() => /Queue: 0 running/.test(({SCREEN_JS})().queue)", timeout=60_000)
         assert any(o.startswith(f"✅ completed · truth-run · {run_id}") for o in run_options(b)), run_options(b)
         shot(b, "truth-second-browser")
         assert not crashes_a + crashes_b, crashes_a + crashes_b
