@@ -24,6 +24,11 @@ KIND_HELP = {
 }
 
 
+def size_settings(arch: dict) -> list[str]:
+    """The architecture's whole-number settings (d_model, n_layer…): one number input each on the page."""
+    return [k for k, v in arch.items() if isinstance(v, int) and not isinstance(v, bool)]
+
+
 def layer_rows(arch: dict) -> list[dict]:
     """The editor's rows for an architecture's layer list: a type and its settings as a JSON object."""
     return [{"type": layer.get("type"), "settings": json.dumps({k: v for k, v in layer.items() if k != "type"})}

@@ -12,6 +12,7 @@ from components.scratch_views import (
     layers_editor,
     lr_figure,
     scratch_results,
+    size_settings,
 )
 from components.training_live import RESULTS_KEY, results_target, runs_panel
 from core import scratch
@@ -70,7 +71,7 @@ base = scratch.default_architecture(kind)
 if "layers" in base:
     st.caption("Add, remove or resize layers; input sizes come from the layer before, so shapes re-propagate.")
     layers_editor(base, key=f"bn_layers_{kind}")
-SIZES = [k for k, v in base.items() if isinstance(v, int) and not isinstance(v, bool)]
+SIZES = size_settings(base)
 if SIZES:
     cols = st.columns(min(len(SIZES), 6))
     for i, size in enumerate(SIZES):
@@ -110,7 +111,7 @@ def _config(state) -> tuple[TrainingConfig, str | None]:
     if "layers" in arch:
         layers, problem = edited_layers(arch, state.get(f"bn_layers_{kind}"))
         arch["layers"] = layers if layers is not None else arch["layers"]
-    for size in [k for k, v in arch.items() if isinstance(v, int) and not isinstance(v, bool)]:
+    for size in size_settings(arch):
         arch[size] = int(state.get(f"bn_{kind}_{size}", arch[size]))
     data = state.get(f"bn_data_{kind}")
     d = TrainingConfig()

@@ -13,9 +13,9 @@ from core.scratch.data import BUILTIN, SKLEARN, TOY
 from core.scratch.examples import example_row
 from core.scratch.inference import model_kind, predict
 from core.scratch.layers import LAYER_PARAMS, LAYER_TYPES
-from core.scratch.task import TaskSetup, check, setup
+from core.scratch.task import TaskSetup, check, describe, prepare, setup
 
 __all__ = [
-    "BUILTIN", "KINDS", "LAYER_PARAMS", "LAYER_TYPES", "MAX_PARAM_BYTES", "SKLEARN", "TOY", "TaskSetup", "check",
-    "default_architecture", "example_row", "layer_table", "model_kind", "predict", "setup",
+    "BUILTIN", "KINDS", "LAYER_PARAMS", "LAYER_TYPES", "MAX_PARAM_BYTES", "SKLEARN", "TOY", "TaskSetup", "check", "describe",
+    "default_architecture", "example_row", "layer_table", "model_kind", "predict", "prepare", "setup",
 ]

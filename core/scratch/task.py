@@ -92,26 +92,33 @@ def _match_vocab(arch: dict, vocab: int) -> dict:
 def check(config: TrainingConfig, settings: Settings) -> dict:
     """Every check before launch (config, data, tokenizer, shapes, memory); ConfigError names the field.
     Returns rows, classes and parameter count."""
-    p = _prepare(config, settings)
-    return _info(p)
+    return describe(prepare(config, settings))
 
 
-def _info(p: Prepared) -> dict:
+def prepare(config: TrainingConfig, settings: Settings) -> Prepared:
+    """What `check` checks, kept: the data, the tokenizer (trained for text kinds) and the layer table, so a
+    run that was just checked hands them to `setup` instead of building them again."""
+    return _prepare(config, settings)
+
+
+def describe(p: Prepared) -> dict:
     return {"kind": p.arch["kind"], "train_rows": len(p.splits.train), "eval_rows": len(p.splits.eval),
             "labels": list(p.splits.label_names), "classes": len(p.splits.label_names),
             "input_shape": list(p.shape), "params": sum(r["params"] for r in p.rows), "layers": p.rows,
             "architecture": p.arch}
 
 
-def setup(config: TrainingConfig, settings: Settings, out_dir: str | Path) -> TaskSetup:
-    """Model, tokenized datasets, collator, metrics and baseline of one run. The saved model's config.json is
-    all `predict` needs to reload it; `out_dir` is the run's folder (unused for now: everything fits in memory)."""
+def setup(config: TrainingConfig, settings: Settings, out_dir: str | Path, prepared: Prepared | None = None
+          ) -> TaskSetup:
+    """Model, tokenized datasets, collator, metrics and baseline of one run (from `prepared`, what `prepare`
+    returned for this config, when the caller has it). The saved model's config.json is all `predict` needs
+    to reload it; `out_dir` is the run's folder (unused for now: everything fits in memory)."""
     import torch
 
     torch.manual_seed(config.seed)
-    p = _prepare(config, settings)
+    p = prepared if prepared is not None else _prepare(config, settings)
     kind = p.arch["kind"]
-    info = _info(p)
+    info = describe(p)
     if kind == "seq2seq":
         model = A.build_model(p.arch)
         setup_ = TaskSetup(model, p.splits.train, p.splits.eval, seq2seq_collator, token_accuracy_metrics, info=info)

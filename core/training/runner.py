@@ -76,17 +76,18 @@ def _model_spec(model: str, settings: Settings) -> str:
 
 def prepare(config: TrainingConfig, settings: Settings):
     """Every check that can fail before launch: config, data, model. Returns (plan, splits), or for a
-    from-scratch run (plan, what core.scratch.check found)."""
+    from-scratch run (plan, core.scratch's Prepared: data, tokenizer and layer table, reused by setup)."""
     from core.training.data import load_splits
 
     config.validate()
     if config.task == "scratch":
         from core import scratch
 
-        info = scratch.check(config, settings)
+        prepared = scratch.prepare(config, settings)
+        info = scratch.describe(prepared)
         p = plan(config, settings, int(info.get("train_rows", 0)), int(info.get("eval_rows", 0)),
                  info.get("labels") or ())
-        return p, info
+        return p, prepared
     splits = load_splits(config, settings)
     p = plan(config, settings, len(splits.train), len(splits.eval), splits.label_names)
     return p, splits
@@ -236,7 +237,7 @@ def _task_setup(config: TrainingConfig, settings: Settings, model_path: str, pre
     if config.task == "scratch":
         from core import scratch
 
-        return scratch.setup(config, settings, out)
+        return scratch.setup(config, settings, out, prepared)
     from core.training.tasks import text_classification
 
     return text_classification(config, model_path, prepared, out)
