@@ -244,6 +244,21 @@ def press_start(page) -> None:
     settle(page)
 
 
+def launch_and_reach(page, server, model: Path, name: str, step_pattern: str):
+    """Launch a 400-step run named `name` (checkpoint every 5 steps), open the Runs tab and wait until the
+    progress line matches `step_pattern` (a JS regex); returns (RunStore, run id)."""
+    from core.training import RunStore
+
+    fill_launch_form(page, model, steps=400, eval_every=5, name=name)
+    press_start(page)
+    page.get_by_role("tab", name="Runs").click()
+    store = RunStore(server.workspace / "runs.sqlite")
+    run_id = next(r.id for r in store.runs() if r.name == name)
+    page.wait_for_function("(p) => (document.querySelector('[data-testid=stProgress]')||{innerText:''})"
+                           ".innerText.match(new RegExp(p))", arg=step_pattern, timeout=180_000)
+    return store, run_id
+
+
 def launch_run(page, model: Path, steps: int, eval_every: int = 0, name: str = "") -> None:
     """Fill the Launch tab and press Start."""
     fill_launch_form(page, model, steps, eval_every, name)

@@ -12,6 +12,7 @@ import pytest
 
 from tests.e2e.conftest import (
     fill_launch_form,
+    launch_and_reach,
     open_page,
     press_start,
     run_options,
@@ -132,16 +133,8 @@ def test_every_status_agrees_while_a_run_goes_and_after_it_ends(server, browser,
 
 
 def test_stop_and_resume_keep_elapsed_time_and_mark_the_resume(server, page, tiny_bert):
-    from core.training import RunStore
-
     open_page(page, server, "fine_tuning")
-    fill_launch_form(page, tiny_bert, steps=400, eval_every=5, name="elapsed-run")
-    press_start(page)
-    page.get_by_role("tab", name="Runs").click()
-    store = RunStore(server.workspace / "runs.sqlite")
-    run_id = next(r.id for r in store.runs() if r.name == "elapsed-run")
-    page.wait_for_function("() => (document.querySelector('[data-testid=stProgress]')||{innerText:''})"
-                           ".innerText.match(/step ([5-9]|\\d\\d+) \\//)", timeout=180_000)
+    store, run_id = launch_and_reach(page, server, tiny_bert, "elapsed-run", r"step ([5-9]|\d\d+) /")
     page.get_by_role("button", name="Stop", exact=True).click()
     line = wait_progress(page, "stopped", 120_000)
     before = store.get(run_id).train_seconds

@@ -3,7 +3,7 @@ story — the status only moves forward, a stopping run says what it is finishin
 offered twice."""
 import pytest
 
-from tests.e2e.conftest import fill_launch_form, open_page, press_start, shot
+from tests.e2e.conftest import launch_and_reach, open_page, shot
 
 pytestmark = pytest.mark.e2e
 
@@ -23,16 +23,8 @@ def status(bar: str) -> str | None:
 
 
 def test_stop_moves_forward_and_says_what_it_finishes(server, page, tiny_bert):
-    from core.training import RunStore
-
     open_page(page, server, "fine_tuning")
-    fill_launch_form(page, tiny_bert, steps=400, eval_every=5, name="stop-phases")
-    press_start(page)
-    page.get_by_role("tab", name="Runs").click()
-    store = RunStore(server.workspace / "runs.sqlite")
-    run_id = next(r.id for r in store.runs() if r.name == "stop-phases")
-    page.wait_for_function("() => (document.querySelector('[data-testid=stProgress]')||{innerText:''})"
-                           ".innerText.match(/running · step ([3-9]|\\d\\d+) \\//)", timeout=180_000)
+    store, run_id = launch_and_reach(page, server, tiny_bert, "stop-phases", r"running · step ([3-9]|\d\d+) /")
     page.get_by_role("button", name="Stop", exact=True).click()
     samples, rank = [], 0
     for _ in range(1200):  # at most ~2 minutes of samples, every 100 ms
