@@ -8,6 +8,7 @@ rerun when the selected run or its completion changes.
 from __future__ import annotations
 
 import hashlib
+import re
 
 import pandas as pd
 import streamlit as st
@@ -156,22 +157,31 @@ def _live_view(jobs, rec, snap: Snapshot) -> dict:
     finished = rec.finished if rec.status not in ACTIVE else None
     pr = progress(train, rec.total_steps, rec.started if rec.status in ("running", "stopping") else None,
                   finished, before_s=rec.train_seconds, now=snap.taken)
-    if rec.status in ("queued", "stopped", "failed", "interrupted"):
+    if rec.status in ("queued", "stopping", "stopped", "failed", "interrupted"):
         pr.remaining_s = None  # not counting down: "0:00" would read as finished
     return {"follower": f, "train": train, "evals": f.rows["eval"], "resumes": f.rows["resume"], "progress": pr}
 
 
 def _progress_line(rec, view: dict) -> None:
+    """The run's status, counts and what it is doing now, in ONE element: the browser applies each element
+    as it arrives, so a note drawn as its own element could still say "running" under a bar that already
+    says "stopping" (seen under load). A failure's full reason follows as an error below."""
     pr = view["progress"]
-    st.progress(pr.fraction, text=f"{BADGE.get(rec.status, '')} {rec.status} · step {pr.step} / {pr.total or '?'}"
-                f" · elapsed {duration(pr.elapsed_s)} · remaining {duration(pr.remaining_s)}")
+    line = (f"{BADGE.get(rec.status, '')} {rec.status} · step {pr.step} / {pr.total or '?'}"
+            f" · elapsed {duration(pr.elapsed_s)} · remaining {duration(pr.remaining_s)}")
+    note = _status_text(rec, pr.step) if rec.status != "failed" else ""
+    st.progress(pr.fraction, text=f"{line}  \n{_escape_md(note)}" if note else line)
+
+
+def _escape_md(text: str) -> str:
+    """A store message shown as plain text inside the progress line's markdown."""
+    return re.sub(r"([\\`*_{}\[\]<>()#+\-.!|~$])", r"\\\1", text)
 
 
 def live(rec, view: dict) -> None:
     f, train, evals, resumes, pr = (view[k] for k in ("follower", "train", "evals", "resumes", "progress"))
-    note = _status_text(rec, pr.step)
-    if note:
-        (st.error if rec.status == "failed" else st.info)(note)
+    if rec.status == "failed" and rec.message:
+        st.error(rec.message)
     if resumes:
         last = resumes[-1]
         st.caption(f"Resumed {len(resumes)}× · last from step {last['step']}, restored: "

@@ -12,9 +12,8 @@ SAMPLE_JS = """() => {
   const bar = document.querySelector('[data-testid=stProgress]');
   const stop = [...document.querySelectorAll('button')].find(b => b.innerText.trim() === 'Stop');
   const resume = [...document.querySelectorAll('button')].find(b => b.innerText.trim() === 'Resume');
-  const info = [...document.querySelectorAll('[data-testid=stAlertContentInfo]')].map(e => e.innerText);
   const stale = !!(bar && bar.closest('[data-stale=true]'));
-  return {bar: bar ? bar.innerText : '', stop: stop ? !stop.disabled : null, resume: !!resume, info, stale};
+  return {bar: bar ? bar.innerText : '', stop: stop ? !stop.disabled : null, resume: !!resume, stale};
 }"""
 
 
@@ -35,7 +34,10 @@ def test_stop_moves_forward_and_says_what_it_finishes(server, page, tiny_bert):
             assert ORDER.index(word) >= rank, samples[-3:]  # never back from stopping to running
             rank = ORDER.index(word)
             if word == "stopping":
-                assert s["info"] and all(t.strip() for t in s["info"]), s  # says what it is finishing
+                # the same element says what it is finishing: a separate note could lag the bar on screen
+                note = s["bar"].split("\n", 1)[1].strip() if "\n" in s["bar"] else ""
+                assert "finishing" in note or "saving" in note or "saved" in note, s
+                assert "remaining —" in s["bar"], s  # not counting down the whole run while it stops
                 assert s["stop"] is not True, s  # Stop is not offered again while stopping
             if word == "stopped" and s["resume"]:
                 break
