@@ -19,32 +19,61 @@ from core.training.config import (
     OPTIMIZERS,
     PRECISIONS,
     SCHEDULERS,
+    TASK_ROLES,
+    TASKS,
 )
 
 CUSTOM = "Local folder or hub id…"
+# the pretrained tasks the form offers (a from-scratch network is built on the Build a network page)
+TASK_LABELS = {"text-classification": "Text classification", "token-classification": "Token classification (NER)",
+               "question-answering": "Extractive question answering", "causal-lm": "Causal language modelling",
+               "seq2seq": "Sequence to sequence (summarise, translate)"}
+assert set(TASK_LABELS) == set(TASKS) - {"scratch"}
+GENERATIVE = ("causal-lm", "seq2seq")  # the packaged encoder can't generate: a decoder comes from elsewhere
 
 
-def model_choices(runs) -> dict[str, str]:
-    """Label -> model spec: the packaged backbone, completed runs' models, or a custom path."""
-    out = {"MiniLM-L6 (packaged, 22.7M params)": "minilm-l6"}
+def model_choices(runs, task: str = "text-classification") -> dict[str, str]:
+    """Label -> model spec: the packaged encoder (not for generation), completed runs of the same task,
+    what the task's module adds (`extra_models(runs)`: e.g. a from-scratch GPT), or a custom path."""
+    out = {} if task in GENERATIVE else {"MiniLM-L6 (packaged, 22.7M params)": "minilm-l6"}
     for r in runs:
-        if r.status == "completed" and r.model_dir and r.config.get("task", "text-classification") != "scratch":
+        if r.status == "completed" and r.model_dir and r.config.get("task", "text-classification") == task:
             out[f"run {r.id} · {r.name}"] = f"run:{r.id}"
+    extra = getattr(_module(task), "extra_models", None) if task in TASK_ROLES else None
+    if extra is not None:
+        out |= extra(runs)
     out[CUSTOM] = ""
     return out
+
+
+def _module(task: str):
+    from core.training.tasks import task_module
+
+    try:
+        return task_module(task)
+    except ModuleNotFoundError:  # a task whose module has not landed yet: the form says so, nothing breaks
+        return None
 
 
 def launch_form(dataset_refs, runs) -> TrainingConfig:
     """Read every field of the config; core validates it here (shown under the widget) and again on Start."""
     d = TrainingConfig()
     slots: dict[str, object] = {}  # field -> an empty spot right under its widget, for its error
+    task = st.selectbox("Task", list(TASK_LABELS), format_func=TASK_LABELS.get, key="ft_task",
+                        help="What the pretrained model learns to do; each task reads its own columns")
+    if task in TASK_ROLES and _module(task) is None:
+        st.warning(f"{TASK_LABELS[task]} is not available in this build yet: its training module is missing.")
     c1, c2 = st.columns(2)
     with c1:
-        models = model_choices(runs)
-        label = st.selectbox("Model", list(models), key="ft_model")
+        models = model_choices(runs, task)
+        label = st.selectbox("Model", list(models), key=f"ft_model_{task}")
         if not models[label]:
             st.text_input("Folder on the server, or a hub id", key="ft_model_custom",
                           placeholder="/path/to/save_pretrained-folder or bert-base-uncased")
+        if task in GENERATIVE:
+            st.caption("Offline, a decoder comes from a completed tiny-GPT / seq2seq run on **Build a network** "
+                       "or a local `save_pretrained` folder; the packaged MiniLM is an encoder and can't generate.")
+        slots["model"] = st.empty()
     names = sorted({r.name for r in dataset_refs} | {"drug-reviews"})
     with c2:
         dataset = st.selectbox("Dataset", names, index=names.index("drug-reviews"), key="ft_dataset",
@@ -54,15 +83,25 @@ def launch_form(dataset_refs, runs) -> TrainingConfig:
                                format_func=lambda v: "latest" if v is None else f"v{v}")
     ref = next((r for r in dataset_refs if r.name == dataset and r.version == version), None)
     columns = ref.columns if ref else ["text", "label", "drug", "condition", "useful_count"]
-    c1, c2, c3 = st.columns(3)
-    c1.selectbox("Text column", columns, index=_index(columns, "text"), key="ft_text")
-    c2.selectbox("Second text column (sentence pairs)", [None, *columns], key="ft_pair",
-                 format_func=lambda c: "— none —" if c is None else c)
-    c3.selectbox("Label column", columns, index=_index(columns, "label"), key="ft_label")
+    if task in TASK_ROLES:
+        roles = TASK_ROLES[task]
+        cols = st.columns(len(roles))
+        for col, (role, what) in zip(cols, roles.items(), strict=True):
+            with col:
+                st.selectbox(f"{role.capitalize()} column", columns, index=_index(columns, _guess(columns, role)),
+                             key=f"ft_col_{task}_{role}", help=what)
+                slots[f"columns.{role}"] = st.empty()
+    else:
+        c1, c2, c3 = st.columns(3)
+        c1.selectbox("Text column", columns, index=_index(columns, "text"), key="ft_text")
+        c2.selectbox("Second text column (sentence pairs)", [None, *columns], key="ft_pair",
+                     format_func=lambda c: "— none —" if c is None else c)
+        c3.selectbox("Label column", columns, index=_index(columns, "label"), key="ft_label")
 
     st.markdown("**Hyperparameters**")
     c = st.columns(4)
-    c[0].number_input("Max length (tokens)", 1, MAX_LENGTH, 128, key="ft_maxlen")
+    c[0].number_input("Max length (tokens)", 1, MAX_LENGTH, 128 if task != "question-answering" else 384,
+                      key=f"ft_maxlen_{task}" if task == "question-answering" else "ft_maxlen")
     slots["max_length"] = c[0].empty()
     c[1].number_input("Batch size", 1, MAX_BATCH_SIZE, d.batch_size, key="ft_bs")
     slots["batch_size"] = c[1].empty()
@@ -93,7 +132,12 @@ def launch_form(dataset_refs, runs) -> TrainingConfig:
                           key="ft_patience")
         c[3].number_input("Held-out fraction (no test split)", 0.01, 0.9, d.eval_fraction,
                           key="ft_evalfrac")
-        st.checkbox("Group batches by length (less padding)", True, key="ft_group")
+        c = st.columns(4)
+        c[0].checkbox("Group batches by length (less padding)", True, key="ft_group")
+        c[1].checkbox("Also log to TensorBoard", False, key="ft_tensorboard",
+                      help="through the Trainer's report_to; the run's page shows the command to open it")
+        if task == "seq2seq":
+            c[2].number_input("Max target length (tokens)", 1, MAX_LENGTH, d.max_target_length, key="ft_maxtarget")
         st.text_input("Run name", key="ft_name", placeholder="default: model on dataset")
         slots["name"] = st.empty()
     config = config_from_state(st.session_state, runs)
@@ -103,7 +147,44 @@ def launch_form(dataset_refs, runs) -> TrainingConfig:
         # an empty field is only unfinished: the page names it if Start is pressed anyway
         if e.field in slots and e.message != "must not be empty":
             slots[e.field].error(e.message)
+    else:
+        if task in TASK_ROLES and _module(task) is not None:
+            mapped_example_view(config)
     return config
+
+
+def _guess(columns: list[str], role: str) -> str:
+    """The column a role most likely reads: its own name, then the usual dataset names for it."""
+    usual = {"tags": ("ner_tags", "tags", "labels", "label"), "tokens": ("tokens", "words"),
+             "source": ("document", "article", "source", "text"), "target": ("summary", "highlights", "target")}
+    return next((c for c in (role, *usual.get(role, ())) if c in columns), columns[0] if columns else role)
+
+
+def mapped_example_view(config: TrainingConfig) -> None:
+    """One row exactly as the model will see it (tokens, labels, masks), before Start: AutoTrain's column
+    mapping shown, so a wrong column is visible before a run spends minutes on it."""
+    from components import loaders
+    from core.training.config import ConfigError as CE
+
+    with st.expander("One example, as the model will see it", expanded=True):
+        try:
+            ex = _mapped_example(config.to_json(), loaders.settings())
+        except CE as e:
+            st.error(f"**{e.field}**: {e.message}")
+            return
+        for note in ex.notes:
+            st.caption(note)
+        st.dataframe(ex.table, hide_index=True, height=min(38 + 35 * len(ex.table), 320))
+
+
+@st.cache_data(show_spinner="Mapping one example…", max_entries=8)
+def _mapped_example(config_json: str, _settings):
+    import json
+
+    from core.training.runner import plan
+
+    config = TrainingConfig.from_dict(json.loads(config_json))
+    return _module(config.task).mapped_example(config, _settings, plan(config, _settings).model_path)
 
 
 def config_from_state(state, runs) -> TrainingConfig:
@@ -113,18 +194,27 @@ def config_from_state(state, runs) -> TrainingConfig:
     never be lost to a rerun that starts over before reaching the button (one click, one action).
     """
     d = TrainingConfig()
-    models = model_choices(runs)
-    model = models.get(state.get("ft_model"), "") or str(state.get("ft_model_custom") or "")
+    task = state.get("ft_task") or d.task
+    models = model_choices(runs, task)
+    chosen = state.get(f"ft_model_{task}")
+    model = models.get(chosen, "") if chosen is not None else next(iter(models.values()))
+    model = model or str(state.get("ft_model_custom") or "")
     dataset = state.get("ft_dataset", d.dataset)
 
     def get(key, default):
         v = state.get(key)
         return default if v is None else v
 
+    roles = TASK_ROLES.get(task, {})
     return TrainingConfig(
+        task=task, columns={r: str(state.get(f"ft_col_{task}_{r}") or "") for r in roles},
+        max_target_length=int(get("ft_maxtarget", d.max_target_length)),
+        report_to="tensorboard" if state.get("ft_tensorboard") else "none",
         model=model, dataset=dataset, dataset_version=state.get(f"ft_version_{dataset}"),
         text_column=get("ft_text", d.text_column), text_pair_column=state.get("ft_pair"),
-        label_column=get("ft_label", d.label_column), max_length=int(get("ft_maxlen", 128)),
+        label_column=get("ft_label", d.label_column),
+        max_length=int(get("ft_maxlen_question-answering", 384) if task == "question-answering"
+                       else get("ft_maxlen", 128)),
         batch_size=int(get("ft_bs", d.batch_size)), learning_rate=float(get("ft_lr", d.learning_rate)),
         epochs=float(get("ft_epochs", d.epochs)), max_steps=int(get("ft_steps", -1)),
         max_train_samples=int(get("ft_ntrain", 0)) or None, warmup=float(get("ft_warmup", d.warmup)),

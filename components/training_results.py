@@ -36,6 +36,39 @@ def model_download(col, rec, prefix: str) -> None:
                             key=f"{prefix}_zip_dl")
 
 
+TASK_VIEWS = {  # each pretrained task's results view: metrics, "try it", export (components/task_*.py)
+    "token-classification": "components.task_tokens",
+    "question-answering": "components.task_qa",
+    "causal-lm": "components.task_generation",
+    "seq2seq": "components.task_generation",
+}
+
+
+def task_results(rec, settings) -> None:
+    """A pretrained task's own results view, and the TensorBoard command when the run logged there."""
+    import importlib
+
+    st.subheader(f"Results · {rec.name}")
+    try:
+        view = importlib.import_module(TASK_VIEWS[rec.config["task"]])
+    except (KeyError, ModuleNotFoundError):
+        st.info(f"This build has no results view for {rec.config.get('task')!r} runs; the final metrics:")
+        st.json(rec.final_metrics)
+    else:
+        view.results(rec, settings)
+    tensorboard_note(rec)
+
+
+def tensorboard_note(rec) -> None:
+    if rec.config.get("report_to") == "tensorboard" and rec.model_dir:
+        from pathlib import Path
+
+        from core.training.runner import tensorboard_dir
+
+        st.caption("This run also logged to TensorBoard; open it with")
+        st.code(f"tensorboard --logdir {tensorboard_dir(Path(rec.model_dir).parent)}", language="bash")
+
+
 def results(jobs, rec, settings) -> None:
     from core.training.config import ConfigError, TrainingConfig
     from core.training.export import export_script
@@ -45,6 +78,9 @@ def results(jobs, rec, settings) -> None:
         from components.scratch_views import scratch_results
 
         scratch_results(rec, settings)
+        return
+    if rec.config.get("task", "text-classification") != "text-classification":
+        task_results(rec, settings)
         return
     fm = rec.final_metrics
     labels = rec.plan.get("labels", [])
@@ -90,3 +126,4 @@ def results(jobs, rec, settings) -> None:
         with st.expander("Script preview"):
             st.code(script, language="python")
     shrink_panel(rec, settings)
+    tensorboard_note(rec)

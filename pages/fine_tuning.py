@@ -14,8 +14,9 @@ from core.training import ConfigError
 from core.training.curves import config_diff
 
 st.title("Fine-tuning")
-st.caption("Sequence classification with the Hugging Face Trainer in a background thread. Runs live in the "
-           "workspace: refresh, open a second browser or restart the server, and they are still here.")
+st.caption("Fine-tune a pretrained Transformer for the tutorials' tasks (classify text, tag entities, answer "
+           "questions from a passage, generate) with the Hugging Face Trainer in a background thread. Runs live in "
+           "the workspace: refresh, open a second browser or restart the server, and they are still here.")
 settings = loaders.settings()
 jobs = job_manager()
 runs = jobs.store.runs()
@@ -85,8 +86,9 @@ with compare:
         st.dataframe(pd.DataFrame(diff) if diff else pd.DataFrame([{"field": "(identical configs)"}]),
                      hide_index=True)
         st.markdown("**Final metrics**")
-        keys = ("accuracy", "f1", "precision", "recall", "loss", "majority_baseline", "perplexity",
-                "bigram_perplexity", "token_accuracy", "global_step")
-        st.dataframe(pd.DataFrame([{"run": i, "status": r.status,
+        # every number any of the runs reports (accuracy, entity F1, exact match, ROUGE, perplexity…)
+        keys = list(dict.fromkeys(k for r in recs.values() for k, v in r.final_metrics.items()
+                                  if isinstance(v, (int, float)) and not isinstance(v, bool)))
+        st.dataframe(pd.DataFrame([{"run": i, "task": r.config.get("task", "text-classification"), "status": r.status,
                                     **{k: r.final_metrics.get(k) for k in keys}} for i, r in recs.items()]),
                      hide_index=True)

@@ -18,9 +18,18 @@ class ConfigError(ValueError):
 SCHEDULERS = ("linear", "cosine", "constant", "constant_with_warmup", "step", "exponential", "one_cycle")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 OPTIMIZERS = ("adamw", "adamw_torch", "sgd", "adafactor")
-# what a run trains: a pretrained Transformer fine-tuned to classify text, or a network built from scratch
-# (core.scratch: MLP, CNN, RNN, Transformer encoder, seq2seq Transformer, tiny GPT) from `architecture`
-TASKS = ("text-classification", "scratch")
+# what a run trains: a pretrained Transformer fine-tuned for one of the tutorials' tasks, or a network built
+# from scratch (core.scratch: MLP, CNN, RNN, Transformer encoder, seq2seq Transformer, tiny GPT) from `architecture`
+TASKS = ("text-classification", "token-classification", "question-answering", "causal-lm", "seq2seq", "scratch")
+# the columns each task beyond text classification reads, by role (`TrainingConfig.columns`: role -> column)
+TASK_ROLES = {
+    "token-classification": {"tokens": "a list of words per row", "tags": "a list of BIO tags, one per word"},
+    "question-answering": {"question": "the question", "context": "the passage holding the answer",
+                           "answers": "SQuAD answers: {'text': [...], 'answer_start': [...]}"},
+    "causal-lm": {"text": "the text to continue"},
+    "seq2seq": {"source": "the input text", "target": "the text to generate"},
+}
+REPORT_TO = ("none", "tensorboard")
 MAX_ARCHITECTURE_CHARS = 65_536  # the architecture spec as JSON
 
 
@@ -42,6 +51,10 @@ class TrainingConfig:
     text_pair_column: str | None = None
     # the label column: ClassLabel, strings (mapped to classes) or integers
     label_column: str = "label"
+    # the other tasks' column mapping, role -> column (TASK_ROLES names each task's roles)
+    columns: dict = field(default_factory=dict)
+    # tokens per generated target (seq2seq); longer targets are truncated
+    max_target_length: int = 64
     # held out for evaluation when the dataset has no "test"/"validation" split
     eval_fraction: float = 0.1
     # use only the first N training / evaluation rows (None = all): the dry-run size
@@ -79,6 +92,8 @@ class TrainingConfig:
     group_by_length: bool = True
     # a name for the run list (default: model + dataset)
     name: str = ""
+    # also log to TensorBoard through the Trainer's report_to (Torch Lab's store stays the source of truth)
+    report_to: str = "none"
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -106,11 +121,13 @@ class TrainingConfig:
         if not isinstance(self.task, str) or self.task not in TASKS:
             raise ConfigError("task", f"one of {', '.join(TASKS)}; got {self.task!r}")
         _architecture(self)
+        _columns(self)
         for name in ("model", "dataset", "text_column", "label_column"):
             _text(self, name, required=True)
         _text(self, "text_pair_column", optional=True)
         _text(self, "name")
-        for name, choices in (("scheduler", SCHEDULERS), ("precision", PRECISIONS), ("optimizer", OPTIMIZERS)):
+        for name, choices in (("scheduler", SCHEDULERS), ("precision", PRECISIONS), ("optimizer", OPTIMIZERS),
+                              ("report_to", REPORT_TO)):
             v = getattr(self, name)
             if not isinstance(v, str) or v not in choices:
                 raise ConfigError(name, f"one of {', '.join(choices)}; got {v!r}")
@@ -137,6 +154,8 @@ class TrainingConfig:
             raise ConfigError("batch_size", f"{self.batch_size:,} × max_length {self.max_length:,} = {tokens:,} tokens "
                               f"per step, over the memory cap of {MAX_BATCH_TOKENS:,}: lower one of them (gradient "
                               "accumulation gives the same effective batch)")
+        if self.task in TASK_ROLES:
+            return  # the column mapping was checked above; the classification columns below are not read
         if self.text_pair_column and self.text_pair_column == self.text_column:
             raise ConfigError("text_pair_column", "must differ from text_column")
         if self.label_column in (self.text_column, self.text_pair_column):
@@ -154,7 +173,7 @@ MAX_PATIENCE = 1000
 MAX_TEXT_CHARS = 4096  # a model path, dataset name, column or run name
 MAX_BATCH_TOKENS = 2**19  # batch_size × max_length: the worst-case padded batch of one step
 COUNTS = {  # whole-number fields: (lowest, highest)
-    "max_length": (1, MAX_LENGTH), "batch_size": (1, MAX_BATCH_SIZE), "grad_accumulation": (1, MAX_GRAD_ACCUMULATION),
+    "max_length": (1, MAX_LENGTH), "max_target_length": (1, MAX_LENGTH), "batch_size": (1, MAX_BATCH_SIZE), "grad_accumulation": (1, MAX_GRAD_ACCUMULATION),
     "logging_steps": (1, MAX_STEPS), "max_steps": (-1, MAX_STEPS), "seed": (0, 2**32 - 1),
     "early_stopping_patience": (0, MAX_PATIENCE), "eval_steps": (1, MAX_STEPS), "save_steps": (1, MAX_STEPS),
     "max_train_samples": (1, MAX_SAMPLES), "max_eval_samples": (1, MAX_SAMPLES), "dataset_version": (1, MAX_SAMPLES),
@@ -181,6 +200,32 @@ def _architecture(config: TrainingConfig) -> None:
                           "seq2seq or gpt)")
     if config.task != "scratch" and a:
         raise ConfigError("architecture", f"only a from-scratch run takes an architecture (task is {config.task!r})")
+
+
+def _columns(config: TrainingConfig) -> None:
+    """The column mapping: exactly the task's roles, each a distinct column name (checked against the data
+    by the task's `prepare`)."""
+    cols = config.columns
+    if not isinstance(cols, dict):
+        raise ConfigError("columns", f"must be a mapping of roles to column names, got {type(cols).__name__}")
+    roles = TASK_ROLES.get(config.task)
+    if roles is None:
+        if cols:
+            raise ConfigError("columns", f"a {config.task!r} run reads text_column / label_column, not a mapping")
+        return
+    for role in cols:
+        if role not in roles:
+            raise ConfigError(f"columns.{role}", f"not a role of {config.task}; its roles: {', '.join(roles)}")
+    seen: dict[str, str] = {}
+    for role in roles:
+        v = cols.get(role)
+        if not isinstance(v, str) or not v.strip():
+            raise ConfigError(f"columns.{role}", f"choose the column that holds {roles[role]}")
+        if len(v) > MAX_TEXT_CHARS or "\x00" in v:
+            raise ConfigError(f"columns.{role}", f"must be at most {MAX_TEXT_CHARS:,} characters with no NUL")
+        if v in seen:
+            raise ConfigError(f"columns.{role}", f"{v!r} is already the {seen[v]} column: each role needs its own")
+        seen[v] = role
 
 
 def _text(config: TrainingConfig, name: str, required: bool = False, optional: bool = False) -> None:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 from functools import lru_cache
 
 from core.settings import Settings
-from core.training.config import TrainingConfig
+from core.training.config import ConfigError, TrainingConfig
 from core.training.runner import prepare, steps_per_epoch
 
 
@@ -62,6 +62,9 @@ def estimate(config: TrainingConfig, settings: Settings, probe_steps: int = 2,
     steps (epochs, max steps, rows used) reuses the first one's probe and returns at once.
     """
     say = progress or (lambda fraction, what: None)
+    if config.task != "text-classification":
+        raise ConfigError("task", f"the estimate probes text-classification runs only so far; a {config.task} "
+                          "run shows its speed on the Runs tab from its first steps")
     say(0.02, "checking the data, the columns and the model…")
     p, splits = prepare(config, settings)
     key = (p.model_path, p.device, len(splits.label_names), *(getattr(config, f) for f in _STEP_FIELDS))

@@ -88,6 +88,13 @@ def prepare(config: TrainingConfig, settings: Settings):
         p = plan(config, settings, int(info.get("train_rows", 0)), int(info.get("eval_rows", 0)),
                  info.get("labels") or ())
         return p, prepared
+    if config.task != "text-classification":  # a pretrained task with its own module (core.training.tasks)
+        from core.training.tasks import task_module
+
+        p = plan(config, settings)
+        prepared = task_module(config.task).prepare(config, settings, p.model_path)
+        p.train_rows, p.eval_rows, p.labels = prepared.train_rows, prepared.eval_rows, list(prepared.labels)
+        return p, prepared
     splits = load_splits(config, settings)
     p = plan(config, settings, len(splits.train), len(splits.eval), splits.label_names)
     return p, splits
@@ -161,7 +168,7 @@ def run_training(run_id: str, store: RunStore, settings: Settings, should_stop: 
     eval_steps = config.eval_steps or max(1, steps // 5)  # about five evaluation points on the curve
     save_steps = config.save_steps or eval_steps
     early = config.early_stopping_patience > 0
-    args = TrainingArguments(
+    args = (task.args_class or TrainingArguments)(
         output_dir=str(ckpt_dir),
         per_device_train_batch_size=config.batch_size,
         per_device_eval_batch_size=config.batch_size * 2,
@@ -188,9 +195,10 @@ def run_training(run_id: str, store: RunStore, settings: Settings, should_stop: 
         metric_for_best_model="eval_loss" if early else None,
         train_sampling_strategy="group_by_length" if config.group_by_length and _has_lengths(train_ds) else "random",
         include_num_input_tokens_seen="non_padding" if _has_tokens(train_ds) else "no",
-        report_to="none",
+        report_to="none",  # TensorBoard, when asked for, is added below with this run's own folder
         disable_tqdm=True,
         dataloader_num_workers=0,
+        **task.args,
     )
     store.update(run_id, plan=asdict(p) | {"task": config.task, "total_steps": steps, "eval_steps": eval_steps,
                                            "processes": world} | task.baseline | task.info,
@@ -199,7 +207,9 @@ def run_training(run_id: str, store: RunStore, settings: Settings, should_stop: 
     callbacks = [callback, *extra_callbacks]
     if early:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=config.early_stopping_patience))
-    trainer = _trainer_class(config.scheduler)(
+    if config.report_to == "tensorboard":
+        callbacks.append(tensorboard_callback(out))
+    trainer = _trainer_class(config.scheduler, task.trainer_class)(
         model=model, args=args, train_dataset=train_ds, eval_dataset=task.eval_dataset,
         processing_class=task.processing_class, data_collator=task.data_collator,
         compute_metrics=task.compute_metrics, callbacks=callbacks)
@@ -238,9 +248,26 @@ def _task_setup(config: TrainingConfig, settings: Settings, model_path: str, pre
         from core import scratch
 
         return scratch.setup(config, settings, out, prepared)
-    from core.training.tasks import text_classification
+    from core.training.tasks import task_module, text_classification
 
+    if config.task != "text-classification":
+        return task_module(config.task).setup(config, model_path, prepared, out)
     return text_classification(config, model_path, prepared, out)
+
+
+def tensorboard_dir(out: Path) -> Path:
+    """Where a run's TensorBoard events go: `tensorboard --logdir <this>` opens them."""
+    return out / "tensorboard"
+
+
+def tensorboard_callback(out: Path):
+    """The Trainer's TensorBoard logger writing to this run's folder. The folder is set on the callback, not
+    through TENSORBOARD_LOGGING_DIR: that variable is process-wide and runs train side by side in threads."""
+    from transformers.integrations import TensorBoardCallback
+
+    cb = TensorBoardCallback()
+    cb.logging_dir = str(tensorboard_dir(out))
+    return cb
 
 
 def _has_lengths(ds) -> bool:
@@ -252,16 +279,17 @@ def _has_tokens(ds) -> bool:
     return "input_ids" in (getattr(ds, "column_names", None) or ())
 
 
-def _trainer_class(scheduler: str):
-    """The Trainer, or for torch's own schedules (step, exponential, one_cycle) a Trainer whose
-    `create_scheduler` builds that scheduler (Trainer's documented extension point)."""
+def _trainer_class(scheduler: str, base=None):
+    """The task's Trainer (`base`, default Trainer), or for torch's own schedules (step, exponential,
+    one_cycle) a subclass whose `create_scheduler` builds that scheduler (Trainer's documented extension point)."""
     from transformers import Trainer
 
+    base = base or Trainer
     if scheduler not in TORCH_SCHEDULES:
-        return Trainer
+        return base
     from core.training import schedules
 
-    class TorchScheduleTrainer(Trainer):
+    class TorchScheduleTrainer(base):
         def create_scheduler(self, num_training_steps: int, optimizer=None):
             if self.lr_scheduler is None:
                 self.lr_scheduler = schedules.make(scheduler, optimizer or self.optimizer, num_training_steps)

@@ -2,9 +2,17 @@
 the runner supplies the one loop for every task (the Hugging Face Trainer: checkpoints, resume, mixed
 precision and multi-GPU come from it) and the job manager, run store, live page and compare serve all.
 
-Tasks: "text-classification" (a pretrained Transformer fine-tuned to classify text, below) and
-"scratch" (a network built from its architecture: `core.scratch`, which imports TaskSetup from here;
-the runner picks between them, so this module never imports a task package).
+Tasks: "text-classification" (a pretrained Transformer fine-tuned to classify text, below), the other
+pretrained tasks in their own modules (`MODULES`), and "scratch" (a network built from its architecture:
+`core.scratch`, which imports TaskSetup from here). The runner picks between them, so this module never
+imports a task module.
+
+A pretrained task's module (`MODULES[task]`) provides:
+    prepare(config, settings, model_path) -> prepared   # every data check before launch; ConfigError names
+        # the field ("columns.tags") and the row. `prepared` has train_rows, eval_rows and labels (list[str]).
+    setup(config, model_path, prepared, out) -> TaskSetup
+    mapped_example(config, settings, model_path) -> MappedExample   # the form's "as the model sees it"
+Its columns come from `config.columns` (role -> column; `core.training.config.TASK_ROLES` names the roles).
 """
 from __future__ import annotations
 
@@ -27,6 +35,34 @@ class TaskSetup:
     processing_class: Any = None  # a tokenizer saved beside the model, if the task has one
     info: dict = field(default_factory=dict)  # JSON-able: stored in the run's plan (labels, layer table…)
     baseline: dict = field(default_factory=dict)  # what an untrained guess scores: {"majority_baseline": 0.65}
+    trainer_class: Any = None  # a Trainer subclass (Seq2SeqTrainer…), or None for Trainer
+    args_class: Any = None  # a TrainingArguments subclass (Seq2SeqTrainingArguments…), or None
+    args: dict = field(default_factory=dict)  # extra TrainingArguments fields (predict_with_generate…)
+
+
+# the module of each pretrained task beyond text classification (see the module docstring)
+MODULES = {
+    "token-classification": "core.training.token_classification",
+    "question-answering": "core.training.extractive_qa",
+    "causal-lm": "core.training.generation",
+    "seq2seq": "core.training.generation",
+}
+
+
+@dataclass
+class MappedExample:
+    """One row of the dataset exactly as the model will see it: a table (one row per token, usually) and
+    notes (what was truncated, how labels were aligned…), shown by the launch form before Start."""
+
+    table: list[dict]
+    notes: list[str] = field(default_factory=list)
+
+
+def task_module(task: str):
+    """The module implementing a pretrained task, imported on first use (`MODULES`)."""
+    import importlib
+
+    return importlib.import_module(MODULES[task])
 
 
 def compute_metrics(eval_pred) -> dict:

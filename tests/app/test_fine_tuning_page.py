@@ -17,7 +17,7 @@ def tiny(tmp_path_factory):
 
 
 def fill(at, model_dir, steps=6, max_length=32):
-    at.selectbox(key="ft_model").set_value(CUSTOM).run()
+    at.selectbox(key="ft_model_text-classification").set_value(CUSTOM).run()
     at.text_input(key="ft_model_custom").set_value(str(model_dir))
     at.selectbox(key="ft_dataset").set_value("tiny-ft").run()
     at.number_input(key="ft_maxlen").set_value(max_length)
