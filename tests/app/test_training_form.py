@@ -11,6 +11,19 @@ def _form():
     st.session_state["built"] = config.to_json()
 
 
+def _form_with_columns():
+    """The form over a saved dataset with NER-style column names (no data is read to map them)."""
+    from types import SimpleNamespace
+
+    import streamlit as st
+
+    from components.training_form import launch_form
+
+    ref = SimpleNamespace(name="ner", version=1, columns=["id", "words", "ner_tags", "summary", "document"])
+    config = launch_form([ref], [])
+    st.session_state["built"] = config.to_json()
+
+
 def test_a_refused_value_is_named_under_its_widget_and_the_form_still_returns_the_config():
     at = AppTest.from_function(_form, default_timeout=60)
     at.run()
@@ -34,6 +47,33 @@ def test_an_unfinished_custom_model_is_left_to_the_page():
 
     at = AppTest.from_function(_form, default_timeout=60)
     at.run()
-    at.selectbox(key="ft_model").set_value(CUSTOM).run()
+    at.selectbox(key="ft_model_text-classification").set_value(CUSTOM).run()
     assert not at.exception and not at.error  # "must not be empty" is shown by the page only if Start is pressed
     assert '"model": ""' in at.session_state["built"]
+
+
+def test_picking_a_task_maps_its_roles_to_columns_and_the_config_carries_them():
+    import json
+
+    at = AppTest.from_function(_form_with_columns, default_timeout=60)
+    at.run()
+    at.selectbox(key="ft_dataset").set_value("ner").run()
+    at.selectbox(key="ft_task").set_value("token-classification").run()
+    assert not at.exception
+    # each role has its column picker, guessed from the usual names
+    assert at.selectbox(key="ft_col_token-classification_tags").value == "ner_tags"
+    assert at.selectbox(key="ft_col_token-classification_tokens").value == "words"
+    built = json.loads(at.session_state["built"])
+    assert built["task"] == "token-classification" and built["columns"]["tags"] == "ner_tags"
+    at.selectbox(key="ft_col_token-classification_tokens").set_value("ner_tags").run()
+    # the same column for two roles is named under the role that repeats it
+    assert any("already the tokens column" in e.value for e in at.error), [e.value for e in at.error]
+    at.selectbox(key="ft_col_token-classification_tokens").set_value("words").run()
+    assert not any("already" in e.value for e in at.error)
+
+    at.selectbox(key="ft_task").set_value("seq2seq").run()
+    assert at.selectbox(key="ft_col_seq2seq_source").value == "document"
+    assert at.selectbox(key="ft_col_seq2seq_target").value == "summary"
+    models = at.selectbox(key="ft_model_seq2seq").options
+    assert not any("MiniLM" in m for m in models)  # an encoder can't generate: not offered
+    assert any("Build a network" in c.value for c in at.caption)  # says where a decoder comes from offline

@@ -1,0 +1,68 @@
+"""The task-aware config (#17): a column mapping checked before any data is read, and TensorBoard logging of a
+run to its own folder, agreeing step for step with the run store."""
+import pytest
+
+from core.settings import Settings
+from core.training import ConfigError, JobManager, TrainingConfig
+from core.training.config import TASK_ROLES
+from tests.core.training.training_fixtures import tiny_dataset, tiny_model
+
+
+def refused(**kw) -> ConfigError:
+    with pytest.raises(ConfigError) as e:
+        TrainingConfig(**kw).validate()
+    return e.value
+
+
+def test_each_task_needs_exactly_its_roles_each_a_distinct_column():
+    full = {"tokens": "words", "tags": "ner_tags"}
+    TrainingConfig(task="token-classification", columns=full).validate()
+    assert refused(task="token-classification", columns={"tokens": "words"}).field == "columns.tags"
+    e = refused(task="token-classification", columns={**full, "question": "q"})
+    assert e.field == "columns.question" and "tokens, tags" in e.message
+    e = refused(task="token-classification", columns={"tokens": "words", "tags": "words"})
+    assert e.field == "columns.tags" and "already the tokens column" in e.message
+    assert refused(task="seq2seq", columns={"source": "a", "target": " "}).field == "columns.target"
+    assert refused(task="question-answering", columns=["question"]).field == "columns"
+    assert refused(task="causal-lm", columns={"text": "t" * 5000}).field == "columns.text"
+    assert refused(task="text-classification", columns={"text": "t"}).field == "columns"
+    assert refused(task="ner").field == "task"
+    assert refused(report_to="wandb").field == "report_to"
+    for task, roles in TASK_ROLES.items():  # every role named in the table is one the task accepts
+        TrainingConfig(task=task, columns={r: f"col_{r}" for r in roles}).validate()
+
+
+def test_a_mapped_task_does_not_check_the_classification_columns():
+    # text_column == label_column would be refused for text classification; another task never reads them
+    TrainingConfig(task="causal-lm", columns={"text": "body"}, text_column="x", label_column="x").validate()
+    assert refused(text_column="x", label_column="x").field == "label_column"
+
+
+def test_tensorboard_gets_the_same_losses_as_the_store(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from core.training.runner import run_dir, tensorboard_dir
+
+    settings = Settings(workspace=tmp_path / "ws")
+    tiny_dataset(settings)
+    model = tiny_model(tmp_path / "tiny")
+    jobs = JobManager(settings=settings)
+    run_id = jobs.submit(TrainingConfig(model=str(model), dataset="tiny", max_length=32, batch_size=8, max_steps=4,
+                                        warmup=0, report_to="tensorboard"))
+    assert jobs.wait(run_id, 300) == "completed", jobs.store.get(run_id).message
+    jobs.shutdown()
+    folder = tensorboard_dir(run_dir(settings, run_id))
+    acc = EventAccumulator(str(folder))
+    acc.Reload()
+    logged = {e.step: e.value for e in acc.Scalars("train/loss")}
+    stored = {m["step"]: m["loss"] for m in jobs.store.metrics(run_id, "train")}
+    assert sorted(logged) == sorted(stored) == [1, 2, 3, 4]
+    assert all(logged[s] == pytest.approx(stored[s], rel=1e-5) for s in stored)
+    assert "eval/loss" in acc.Tags()["scalars"]
+    # a run without report_to writes no events
+    other = JobManager(settings=settings)
+    plain = other.submit(TrainingConfig(model=str(model), dataset="tiny", max_length=32, batch_size=8, max_steps=1,
+                                        warmup=0))
+    assert other.wait(plain, 300) == "completed"
+    other.shutdown()
+    assert not tensorboard_dir(run_dir(settings, plain)).exists()
