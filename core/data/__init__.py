@@ -7,6 +7,13 @@ differently to the Python reader, which names lines exactly), `paths` confines s
 allowed folders, `store` keeps versions, `stats` browses, `sql` queries with DuckDB (read-only),
 `ops` transforms, `exporting` writes files.
 """
+from core.data.colstats import (
+    TOKEN_SAMPLE,
+    ColumnStats,
+    Histogram,
+    TokenLengths,
+    token_length_profile,
+)
 from core.data.exporting import (
     CSV_NOTE,
     EXPORT_FORMATS,
@@ -58,12 +65,11 @@ from core.data.stats import (
     GUESS_ROWS,
     LABEL_NAMES,
     MAX_CLASSES,
-    MAX_DISTINCT,
     PAGE_ROWS,
     SCAN_BATCH,
     ColumnGuess,
     ColumnProfile,
-    ColumnStats,
+    class_rows,
     column_stats,
     default_formula,
     guess_columns,
@@ -107,6 +113,11 @@ __all__ = [
     "ColumnGuess",
     "ColumnProfile",
     "ColumnStats",
+    "Histogram",
+    "TOKEN_SAMPLE",
+    "TokenLengths",
+    "class_rows",
+    "token_length_profile",
     "DELIMITERS",
     "DataError",
     "DatasetRef",
@@ -117,7 +128,6 @@ __all__ = [
     "LABEL_NAMES",
     "LoadReport",
     "MAX_CLASSES",
-    "MAX_DISTINCT",
     "MAX_REPORTED_LINES",
     "MAX_SQL_CHARS",
     "Op",

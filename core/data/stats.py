@@ -1,43 +1,28 @@
-"""Browsing a dataset without reading it whole: pages of rows, column statistics, label counts, search.
+"""Browsing a dataset without reading it whole: pages of rows, label counts, rows of a class, search.
 
-Every scan goes batch by batch over the memory-mapped Arrow data with `pyarrow.compute`, so the
-memory it needs is one batch plus the results, not the dataset.
+Scans use `pyarrow.compute` over the memory-mapped Arrow data (search batch by batch, so it needs one
+batch plus the results); column statistics and histograms are DuckDB's, in `core.data.colstats`.
 """
 from __future__ import annotations
 
 import keyword
 import re
-from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from core.data.colstats import ColumnStats, arrow_table, column_stats  # noqa: F401  (the API callers know)
 from core.data.types import DataError
 
 if TYPE_CHECKING:
     import datasets
+    import numpy as np
     import pandas as pd
     import pyarrow as pa
 
 PAGE_ROWS = 100
 SCAN_BATCH = 50_000
-MAX_DISTINCT = 100_000  # distinct values counted exactly up to this many, then reported as "more than"
 LABEL_NAMES = ("label", "labels", "class", "target", "sentiment", "category")
-
-
-@dataclass
-class ColumnStats:
-    """What one column holds: type, nulls, distinct values, and numbers or text lengths."""
-
-    name: str
-    dtype: str
-    nulls: int = 0
-    distinct: int = 0
-    distinct_capped: bool = False  # more than MAX_DISTINCT distinct values
-    min: float | None = None
-    max: float | None = None
-    mean: float | None = None
-    lengths: list[int] = field(default_factory=list)  # text: character length of every non-null cell
 
 
 def _batches(ds: datasets.Dataset, columns: list[str] | None = None) -> Iterator[pa.Table]:
@@ -68,54 +53,6 @@ def row(ds: datasets.Dataset, index: int) -> dict[str, Any]:
     return ds[int(index)]
 
 
-def column_stats(ds: datasets.Dataset) -> list[ColumnStats]:
-    """Statistics of every column, in one pass over the data."""
-    import datasets
-    import numpy as np
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    stats = {n: ColumnStats(n, _dtype(f)) for n, f in ds.features.items()}
-    classes = {n for n, f in ds.features.items() if isinstance(f, datasets.ClassLabel)}
-    distinct: dict[str, set] = {n: set() for n in stats}
-    sums: dict[str, float] = dict.fromkeys(stats, 0.0)
-    counts: dict[str, int] = dict.fromkeys(stats, 0)
-    lengths: dict[str, list] = {n: [] for n in stats}
-    for table in _batches(ds):
-        for name in table.column_names:
-            col, s = table.column(name), stats[name]
-            s.nulls += col.null_count
-            if not s.distinct_capped:
-                try:
-                    distinct[name].update(pc.unique(col).to_pylist())
-                except (pa.ArrowNotImplementedError, TypeError):  # nested values: no distinct count
-                    pass
-                if len(distinct[name]) > MAX_DISTINCT:
-                    s.distinct_capped, distinct[name] = True, set()
-            typ = col.type
-            if name in classes:
-                continue
-            if pa.types.is_integer(typ) or pa.types.is_floating(typ):
-                mm = pc.min_max(col).as_py()
-                if mm["min"] is not None:
-                    s.min = mm["min"] if s.min is None else min(s.min, mm["min"])
-                    s.max = mm["max"] if s.max is None else max(s.max, mm["max"])
-                sums[name] += pc.sum(col).as_py() or 0.0
-                counts[name] += len(col) - col.null_count
-            elif pa.types.is_string(typ) or pa.types.is_large_string(typ):
-                lengths[name].append(pc.utf8_length(col).drop_null().to_numpy())
-    for name, s in stats.items():
-        s.distinct = MAX_DISTINCT if s.distinct_capped else len(distinct[name] - {None})
-        if counts[name]:
-            s.mean = sums[name] / counts[name]
-        if lengths[name]:
-            arr = np.concatenate(lengths[name])
-            s.lengths = arr.tolist() if len(arr) <= 200_000 else arr[:: max(1, len(arr) // 200_000)].tolist()
-            if len(arr):
-                s.min, s.max, s.mean = int(arr.min()), int(arr.max()), float(arr.mean())
-    return list(stats.values())
-
-
 def _dtype(feat: Any) -> str:
     import datasets
 
@@ -134,7 +71,8 @@ def text_columns(ds: datasets.Dataset) -> list[str]:
 
 
 def label_counts(ds: datasets.Dataset, column: str) -> dict[str, int]:
-    """How often each value of `column` occurs (class names for a ClassLabel), most common first."""
+    """How often each value of `column` occurs (class names for a ClassLabel), most common first (ties in
+    order of first appearance); one `pyarrow.compute.value_counts` over the whole column."""
     import datasets
     import pyarrow.compute as pc
 
@@ -142,13 +80,40 @@ def label_counts(ds: datasets.Dataset, column: str) -> dict[str, int]:
         raise DataError(f"no column {column!r}; columns: {', '.join(ds.column_names)}")
     _scalar(ds, column, "counted")
     feat = ds.features[column]
-    total: Counter = Counter()
-    for table in _batches(ds, [column]):
-        for item in pc.value_counts(table.column(column)).to_pylist():
-            total[item["values"]] += item["counts"]
+    counts = pc.value_counts(arrow_table(ds).column(column)).to_pylist()  # one entry per distinct value
+    counts.sort(key=lambda item: -item["counts"])  # stable: ties stay in order of appearance
     if isinstance(feat, datasets.ClassLabel):
-        return {(feat.int2str(k) if k is not None and k >= 0 else "(none)"): v for k, v in total.most_common()}
-    return {("(null)" if k is None else str(k)): v for k, v in total.most_common()}
+        return {(feat.int2str(c["values"]) if c["values"] is not None and c["values"] >= 0 else "(none)"): c["counts"]
+                for c in counts}
+    return {("(null)" if c["values"] is None else str(c["values"])): c["counts"] for c in counts}
+
+
+def class_rows(ds: datasets.Dataset, column: str, value: str) -> np.ndarray:
+    """Row numbers whose `column` shows as `value` in `label_counts` (a class name, "(null)", or the value as text)."""
+    import datasets
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if column not in ds.column_names:
+        raise DataError(f"no column {column!r}; columns: {', '.join(ds.column_names)}")
+    _scalar(ds, column, "filtered")
+    col, feat = arrow_table(ds).column(column), ds.features[column]
+    if value in ("(null)", "(none)"):
+        mask = pc.is_null(col)
+        if isinstance(feat, datasets.ClassLabel):
+            mask = pc.or_(mask, pc.fill_null(pc.less(col, 0), False))
+    else:
+        if isinstance(feat, datasets.ClassLabel):
+            if value not in feat.names:
+                raise DataError(f"{column!r} has no class {value!r}; classes: {', '.join(feat.names)}")
+            target = pa.scalar(feat.str2int(value), col.type)
+        else:
+            if not (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)):
+                col = col.cast(pa.string())  # the value as label_counts shows it
+            target = value
+        mask = pc.fill_null(pc.equal(col, target), False)
+    return np.flatnonzero(mask.to_numpy(zero_copy_only=False))
 
 
 def search(ds: datasets.Dataset, column: str, query: str, limit: int = PAGE_ROWS) -> tuple[list[int], int]:
