@@ -314,3 +314,118 @@ def pipeline_code(model_dir: str) -> str:
     # group sub-tokens by their own, untrained, tags and could split a word in two
     return (f'from transformers import pipeline\n\ntagger = pipeline("token-classification", model={model_dir!r},\n'
             f'                  aggregation_strategy="first")\nprint(tagger("Angela Merkel visited Paris."))\n')
+
+
+SCRIPT = '''\
+"""Reproduce Torch Lab run {run_id!r} with plain transformers: {name} (token classification).
+
+Run it with the same packages as Torch Lab (requirements.txt): python {filename}
+"""
+import numpy as np
+from datasets import ClassLabel, load_from_disk
+from transformers import (AutoModelForTokenClassification, AutoTokenizer, DataCollatorForTokenClassification,
+                          Trainer, TrainingArguments, set_seed)
+
+MODEL = {model_path!r}
+DATA = {data_path!r}  # a datasets.DatasetDict saved with save_to_disk
+TOKENS, TAGS = {tokens!r}, {tags!r}
+LABELS = {labels!r}
+OUTPUT = {output!r}
+
+set_seed({seed})
+data = load_from_disk(DATA)
+train = data["train"] if "train" in data else data[list(data)[0]]
+evaluation = next((data[s] for s in ("validation", "test", "eval") if s in data and data[s] is not train), None)
+
+
+def encode_tags(ds):
+    """Words in `tokens`, their tags as ids into LABELS in `tags` (a ClassLabel's ids go through its names)."""
+    index = {{name: i for i, name in enumerate(LABELS)}}
+    inner = getattr(ds.features[TAGS], "feature", None)
+    names = inner.names if isinstance(inner, ClassLabel) else None
+    return ds.map(lambda b: {{"tokens": b[TOKENS], "tags": [[index[names[t] if names else t] for t in row]
+                                                            for row in b[TAGS]]}},
+                  batched=True, remove_columns=ds.column_names)
+
+
+train = encode_tags(train)
+if evaluation is None:
+    parts = train.train_test_split(test_size=max(1, round(len(train) * {eval_fraction})), seed={seed})
+    train, evaluation = parts["train"], parts["test"]
+else:
+    evaluation = encode_tags(evaluation)
+{limits}
+tokenizer = AutoTokenizer.from_pretrained(MODEL)
+
+
+def tokenize_and_align(batch):
+    """A word's tag on its first sub-token; -100 (ignored by the loss) on the rest and on special tokens."""
+    out = tokenizer(batch["tokens"], is_split_into_words=True, truncation=True, max_length={max_length})
+    out["labels"] = []
+    for i, tags in enumerate(batch["tags"]):
+        previous, labels = None, []
+        for word in out.word_ids(i):
+            labels.append(-100 if word is None or word == previous else tags[word])
+            previous = word
+        out["labels"].append(labels)
+    return out
+
+
+train = train.map(tokenize_and_align, batched=True, remove_columns=train.column_names)
+evaluation = evaluation.map(tokenize_and_align, batched=True, remove_columns=evaluation.column_names)
+
+model = AutoModelForTokenClassification.from_pretrained(
+    MODEL, num_labels=len(LABELS), id2label=dict(enumerate(LABELS)),
+    label2id={{n: i for i, n in enumerate(LABELS)}}, ignore_mismatched_sizes=True)
+
+
+# entity-level scores as seqeval computes them (pip install seqeval gives the same numbers)
+{entity_code}
+
+def compute_metrics(eval_pred):
+    preds = np.argmax(eval_pred.predictions, axis=-1)
+    true, pred = [], []
+    for p, g in zip(preds, eval_pred.label_ids):
+        keep = g != -100
+        true.append([LABELS[i] for i in g[keep]])
+        pred.append([LABELS[i] for i in p[keep]])
+    scores = entity_scores(true, pred)
+    return {{k: v for k, v in scores.items() if k != "per_entity"}}
+
+
+{arguments}trainer = Trainer(model=model, args=args, train_dataset=train, eval_dataset=evaluation,
+                  processing_class=tokenizer, data_collator=DataCollatorForTokenClassification(tokenizer),
+                  compute_metrics=compute_metrics)
+result = trainer.train()
+print("train", result.metrics)
+print("eval", trainer.evaluate())
+trainer.save_model(OUTPUT + "/model")
+'''
+
+
+def export_script(config: TrainingConfig, settings: Settings, run_id: str = "new", labels=None,
+                  eval_steps: int | None = None, output: str = "reproduced-run") -> str:
+    """A standalone Trainer script for this run. The TrainingArguments (and a torch schedule's Trainer
+    subclass) come from the text-classification export, so both scripts set the same fields the same way."""
+    import inspect
+
+    from core.data.store import DatasetStore
+    from core.training import entities as entity_module
+    from core.training.export import export_script as classification_script
+    from core.training.runner import plan
+
+    p = plan(config, settings)
+    ref = DatasetStore(settings.datasets_dir).ref(config.dataset, config.dataset_version)
+    base = classification_script(config, settings, run_id, labels, eval_steps, output)
+    arguments = base[base.index("args = TrainingArguments("): base.index("trainer = Trainer(")]
+    limits = ""
+    if config.max_train_samples:
+        limits += f"train = train.select(range(min({config.max_train_samples}, len(train))))\n"
+    if config.max_eval_samples:
+        limits += f"evaluation = evaluation.select(range(min({config.max_eval_samples}, len(evaluation))))\n"
+    entity_code = "\n\n".join(inspect.getsource(f) for f in (entity_module.entities, entity_module.entity_scores))
+    return SCRIPT.format(
+        run_id=run_id, name=config.display_name(), filename=f"train_{run_id}.py", model_path=p.model_path,
+        data_path=str((ref.path / "data").resolve()), tokens=config.columns["tokens"], tags=config.columns["tags"],
+        labels=list(labels or []), output=output, seed=config.seed, eval_fraction=config.eval_fraction,
+        limits=limits, max_length=config.max_length, entity_code=entity_code, arguments=arguments)
