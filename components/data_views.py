@@ -76,9 +76,36 @@ def opened(name: str, version: int) -> Any:
 
 @st.cache_data(show_spinner="Computing column statistics…", max_entries=16)
 def stats(name: str, version: int, split: str) -> list:
+    """Every column's statistics and histogram (two DuckDB scans over the whole split)."""
     from core.data import column_stats
 
     return column_stats(opened(name, version)[split])
+
+
+@st.cache_data(show_spinner="Counting classes…", max_entries=32)
+def balance(name: str, version: int, split: str, column: str) -> dict[str, int]:
+    """How many rows each value of `column` has, most common first (raises DataError for list columns)."""
+    from core.data import label_counts
+
+    return label_counts(opened(name, version)[split], column)
+
+
+@st.cache_resource(show_spinner="Filtering…", max_entries=4)
+def class_view(name: str, version: int, split: str, column: str, value: str) -> tuple[Any, Any]:
+    """(row numbers, the split narrowed to them) for the rows of one class; shared, never mutated."""
+    from core.data import class_rows
+
+    ds = opened(name, version)[split]
+    rows = class_rows(ds, column, value)
+    return rows, ds.select(rows)
+
+
+@st.cache_data(show_spinner="Tokenizing…", max_entries=16)
+def token_profile(name: str, version: int, split: str, column: str, tok_name: str) -> Any:
+    """Token lengths of `column` (all rows up to TOKEN_SAMPLE, else a seeded random sample of that many)."""
+    from core.data import token_length_profile
+
+    return token_length_profile(opened(name, version)[split], column, tokenizer(tok_name))
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
@@ -292,37 +319,91 @@ def delete_action(store: DatasetStore, ref: DatasetRef) -> None:
         note("versions", "error", str(e))
 
 
+ALL_CLASSES = "(all rows)"
+MAX_BARS = 100  # the class-balance chart and the class filter list the most common values up to this many
+
+
+def class_from_selection(event: Any) -> str | None:
+    """The class a click on the balance chart picked (the bar's x), or None when the selection was cleared."""
+    points = ((event or {}).get("selection") or {}).get("points") or []
+    return str(points[0]["x"]) if points and points[0].get("x") is not None else None
+
+
+def class_click(chart_key: str = "st_balance", filter_key: str = "br_class") -> None:
+    """on_select of the balance chart: the clicked class becomes the Browse tab's class filter (before the
+    rerun, so the filter widget takes it); clearing the selection shows all rows again."""
+    ss = st.session_state
+    ss[filter_key] = class_from_selection(ss.get(chart_key)) or ALL_CLASSES
+
+
 def stats_table(stats: list) -> None:
+    """One row per column: count, nulls, distinct, then the numbers (values, or text lengths) and top values."""
     import pandas as pd
 
-    rows = [{"column": s.name, "type": s.dtype, "nulls": f"{s.nulls:,}",
-             "distinct": f">{s.distinct:,}" if s.distinct_capped else f"{s.distinct:,}",
-             "min": number(s.min), "max": number(s.max), "mean": number(s.mean),
-             "of": "length (chars)" if s.lengths else ("value" if s.mean is not None else "—")} for s in stats]
+    rows = []
+    for s in stats:
+        q = s.quantiles
+        rows.append({"column": s.name, "type": s.dtype, "count": f"{s.count:,}", "nulls": f"{s.nulls:,}",
+                     "distinct": "—" if s.distinct is None else f"{'≈' if s.distinct_approx else ''}{s.distinct:,}",
+                     "of": s.of, "min": number(s.min), "25%": number(q.get(0.25)), "median": number(q.get(0.5)),
+                     "75%": number(q.get(0.75)), "max": number(s.max), "mean": number(s.mean), "std": number(s.std),
+                     "top values": " · ".join(f"{_short(v)} ({n:,})" for v, n in s.top[:3]) or "—"})
     st.dataframe(pd.DataFrame(rows, dtype=str), hide_index=True)
+    if any(s.distinct_approx for s in stats):
+        st.caption("≈: distinct values estimated with HyperLogLog (DuckDB's approx_count_distinct, within a few %) "
+                   "on splits over 1,000,000 rows.")
 
 
-def number(x: float | None) -> str:
+def _short(v: Any, n: int = 24) -> str:
+    t = str(v).replace("\n", " ")
+    return t if len(t) <= n else t[: n - 1] + "…"
+
+
+def number(x: Any) -> str:
     """A statistic as text: '—' where there is none (a label, a list column), never 'None' or 'nan'."""
     if x is None or x != x:
         return "—"
+    if isinstance(x, str):
+        return x
     if float(x).is_integer():
         return f"{int(x):,}"
     return f"{x:,.3f}".rstrip("0").rstrip(".")
 
 
-def bar(counts: dict[str, int], title: str) -> None:
-    import plotly.graph_objects as go
-
-    fig = go.Figure(go.Bar(x=list(counts), y=list(counts.values()), text=list(counts.values())))
-    fig.update_layout(title=title, height=320, margin=dict(l=10, r=10, t=40, b=10), xaxis_type="category")
-    st.plotly_chart(fig)
-
-
-def histogram(values: list[int], title: str, x_title: str) -> None:
-    import plotly.graph_objects as go
-
-    fig = go.Figure(go.Histogram(x=values, nbinsx=50))
+def _layout(fig: Any, title: str, x_title: str) -> None:
     fig.update_layout(title=title, height=320, margin=dict(l=10, r=10, t=40, b=10), xaxis_title=x_title,
-                      yaxis_title="rows", bargap=0.05)
-    st.plotly_chart(fig)
+                      yaxis_title="rows", bargap=0.05, showlegend=False)
+
+
+def histogram(h: Any, title: str, x_title: str) -> Any:
+    """A histogram already binned in core (`Histogram`: edges + counts) as bars of the bins' widths."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    if h is not None and h.counts:
+        mids = [(a + b) / 2 for a, b in zip(h.edges, h.edges[1:], strict=False)]
+        widths = [b - a for a, b in zip(h.edges, h.edges[1:], strict=False)]
+        fig.add_trace(go.Bar(x=mids, y=h.counts, width=widths, customdata=list(zip(h.edges, h.edges[1:], strict=False)),
+                             hovertemplate="%{customdata[0]:.4g} to %{customdata[1]:.4g}: %{y:,} rows<extra></extra>"))
+    _layout(fig, title, x_title)
+    return fig
+
+
+def token_histogram(profile: Any, max_length: int, title: str) -> tuple[Any, float]:
+    """(the token-length histogram with a line at max_length, share of texts longer than max_length)."""
+    fig = histogram(profile.histogram(), title, "tokens (special tokens included)")
+    share = profile.truncated_share(max_length)
+    fig.add_vline(x=max_length + 0.5, line_dash="dash", line_color="crimson",
+                  annotation_text=f"max_length {max_length}: {share:.1%} truncated", annotation_position="top left")
+    return fig, share
+
+
+def balance_chart(counts: dict[str, int], title: str, key: str = "st_balance") -> None:
+    """Bars of the most common classes; clicking one filters the Browse tab to it (`class_click`)."""
+    import plotly.graph_objects as go
+
+    shown = dict(list(counts.items())[:MAX_BARS])
+    fig = go.Figure(go.Bar(x=list(shown), y=list(shown.values()), text=list(shown.values())))
+    fig.update_layout(title=title, height=320, margin=dict(l=10, r=10, t=40, b=10), xaxis_type="category",
+                      clickmode="event+select")
+    st.plotly_chart(fig, key=key, on_select=class_click, selection_mode="points")

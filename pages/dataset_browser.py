@@ -81,27 +81,51 @@ with sql_tab:  # issue 18: read-only DuckDB over this version, paged, result sav
     from components.sql_console import sql_console
 
     sql_console(ref, dd, store, settings)
+# the class filter of Browse follows the Statistics tab's label column (a click on its balance chart sets it)
+V.follow("st_label", label_col or ds.column_names[0], (ref.label, split))
+if ss.st_label not in ds.column_names:
+    ss.st_label = label_col or ds.column_names[0]
+lcol = ss.st_label
+try:
+    counts, counts_error = V.balance(ref.name, ref.version, split, lcol), None
+except DataError as e:  # a column of lists or structs has no classes
+    counts, counts_error = {}, str(e)
+
 with browse:
-    c = st.columns([1, 1, 2, 2])
-    pages = max(1, -(-len(ds) // D.PAGE_ROWS))
+    classes = [V.ALL_CLASSES, *list(counts)[: V.MAX_BARS]]
+    if ss.get("br_class") not in classes:  # another dataset or label column: the filter no longer applies
+        ss.br_class = V.ALL_CLASSES
+    c = st.columns([1, 1, 2, 2, 2])
+    cls = c[4].selectbox(f"Only rows of class ({lcol})", classes, key="br_class",
+                         help="or click a bar of the class balance chart in Statistics")
+    rows, view = (None, ds) if cls == V.ALL_CLASSES else V.class_view(ref.name, ref.version, split, lcol, cls)
+    pages = max(1, -(-len(view) // D.PAGE_ROWS))
+    if ss.get("br_page", 1) > pages:  # a narrower filter: the last page there is
+        ss.br_page = pages
     page_no = c[0].number_input(f"Page (of {pages:,})", 1, pages, 1, key="br_page")
-    jump = c[1].number_input("…or jump to row", 0, max(len(ds) - 1, 0), None, key="br_jump")
+    jump = c[1].number_input("…or jump to row", 0, max(len(view) - 1, 0), None, key="br_jump")
     text_cols = D.text_columns(ds)
     scol = c[2].selectbox("Search in", text_cols or ds.column_names, key="br_scol")
     query = c[3].text_input("Search text", key="br_query")
+    if rows is not None:
+        st.caption(f"{len(view):,} of {len(ds):,} rows have {lcol} = {cls!r}; row numbers are the dataset's.")
     found = None
     if query and scol:
         try:
-            found = D.search(ds, scol, query)
+            found = D.search(view, scol, query)
         except DataError as e:
             st.error(str(e), icon=":material/error:")
     if found is not None:
         hits, total = found
         st.caption(f"{total:,} rows contain {query!r}; the first {len(hits)} are shown")
-        st.dataframe(D.page(ds.select(hits), 0).set_axis(hits) if hits else None)
+        shown = [int(rows[h]) for h in hits] if rows is not None else hits
+        st.dataframe(D.page(view.select(hits), 0).set_axis(shown) if hits else None)
     else:
         start = int(jump) if jump is not None else (int(page_no) - 1) * D.PAGE_ROWS
-        st.dataframe(D.page(ds, start), height=420)
+        table = D.page(view, start)
+        if rows is not None:
+            table.index = rows[table.index.to_numpy()]
+        st.dataframe(table, height=420)
     with st.expander("Row detail (full texts)"):
         detail = st.number_input("Row", 0, max(len(ds) - 1, 0), int(jump or 0), key="br_detail")
         for name, value in D.page(ds, int(detail), 1).iloc[0].items():
@@ -109,25 +133,48 @@ with browse:
             st.text(str(value))  # st.text: user text is never read as markdown or HTML
 
 with statistics:
-    V.stats_table(V.stats(ref.name, ref.version, split))
+    col_stats = {s.name: s for s in V.stats(ref.name, ref.version, split)}
+    V.stats_table(list(col_stats.values()))
+    hcols = [n for n, s in col_stats.items() if s.histogram is not None]
+    if hcols:
+        hcol = st.selectbox("Histogram of", hcols, key="st_hcol")
+        h = col_stats[hcol]
+        st.plotly_chart(V.histogram(h.histogram, f"{hcol}: {h.of} over all {h.count:,} values",
+                                    "characters" if h.kind == "text" else hcol), key="st_hist")
     c = st.columns(2)
     with c[0]:
-        V.follow("st_label", label_col or ds.column_names[0], (ref.label, split))
-        lcol = st.selectbox("Label column", ds.column_names, key="st_label")
+        st.selectbox("Label column", ds.column_names, key="st_label")
         st.caption(guess.label_why)
-        try:
-            V.bar(D.label_counts(ds, lcol), f"{lcol}: distribution")
-        except DataError as e:  # a column of lists or structs has no distribution to draw
-            st.info(str(e), icon=":material/info:")
+        if counts_error:
+            st.info(counts_error, icon=":material/info:")
+        else:
+            V.balance_chart(counts, f"{lcol}: class balance" + (f" (top {V.MAX_BARS})" if len(counts) > V.MAX_BARS
+                                                                else ""))
+            st.caption("Click a bar to browse only that class (Browse tab); click it again to show all rows.")
     with c[1]:
         V.follow("st_text", guess.text or (text_cols or ds.column_names)[0], (ref.label, split))
         tcol = st.selectbox("Text column", text_cols or ds.column_names, key="st_text")
         st.caption(guess.text_why)
-        lengths = next((s.lengths for s in V.stats(ref.name, ref.version, split) if s.name == tcol), [])
-        V.histogram(lengths, f"{tcol}: length in characters", "characters")
-    tok_name = st.selectbox("Tokenizer for token lengths", D.tokenizer_names(), key="st_tok")
-    if st.toggle("Show token-length histogram (first 2,000 rows)", key="st_tokshow") and tcol in text_cols:
-        V.histogram(D.token_lengths(ds, tcol, V.tokenizer(tok_name)), f"{tcol}: tokens ({tok_name})", "tokens")
+        t = col_stats.get(tcol)
+        st.plotly_chart(V.histogram(t.histogram if t else None, f"{tcol}: length in characters", "characters"),
+                        key="st_chars")
+    c = st.columns([2, 3], vertical_alignment="bottom")
+    tok_name = c[0].selectbox("Tokenizer for token lengths", D.tokenizer_names(), key="st_tok")
+    max_length = c[1].slider("max_length (truncation)", 8, 2048, 128, step=8, key="st_maxlen")
+    if st.toggle(f"Show token lengths (all rows up to {D.TOKEN_SAMPLE:,}, else a random sample of that many)",
+                 key="st_tokshow"):
+        try:
+            prof = V.token_profile(ref.name, ref.version, split, tcol, tok_name)
+        except ValueError as e:  # not a text column (DataError), a tokenizer that fails offline (AssetError)
+            st.error(str(e), icon=":material/error:")
+        else:
+            fig, share = V.token_histogram(prof, max_length, f"{tcol}: tokens ({tok_name})")
+            st.plotly_chart(fig, key="st_tokens")
+            over = int((prof.lengths > max_length).sum())
+            of = (f"a random sample of {len(prof.lengths):,} of the {prof.rows:,} texts (seed {prof.seed})"
+                  if prof.sampled else f"all {prof.rows:,} texts")
+            st.caption(f"**{share:.1%} of rows would be truncated at max_length={max_length}** ({over:,} of {of} "
+                       "have more tokens, special tokens counted as truncation=True counts them).")
 
 with shape:
     work = ss.get("work")
