@@ -65,13 +65,18 @@ def qa_picker() -> dict[str, Any]:
         gran = c[0].radio("Answer unit", ["sentence", "clause"], key="qa_gran", horizontal=True,
                           help="clause: narrow the best sentence to its clause closest to the question")
         return {"method": method, "granularity": gran}
-    spec = st.text_input("Checkpoint folder or hub id", key="qa_spec",
-                         placeholder="/path/to/squad-model or distilbert/distilbert-base-cased-distilled-squad")
+    runs = qa_runs()
+    # the folder box first, as before runs existed; each completed extractive-QA run is one more choice
+    picked = st.selectbox("Span QA checkpoint", [OTHER_CHECKPOINT, *runs], key="qa_run",
+                          help="Completed extractive-QA runs of the Fine-tuning page, or any folder / hub id")
+    spec = runs.get(picked) or st.text_input(
+        "Checkpoint folder or hub id", key="qa_spec",
+        placeholder="/path/to/squad-model or distilbert/distilbert-base-cased-distilled-squad")
     if not spec.strip():
-        st.info("No span-QA checkpoint ships with Torch Lab (none is packaged offline). Give the folder of a "
-                "model fine-tuned for extractive QA (a `save_pretrained` folder, e.g. from the Hugging Face "
-                "course's SQuAD recipe) or a hub id where the network allows; until then the MiniLM "
-                "embeddings method answers offline.", icon=":material/info:")
+        st.info("No span-QA checkpoint ships with Torch Lab (none is packaged offline). Fine-tune one on the "
+                "Fine-tuning page (task: extractive question answering) and pick it above; or give the "
+                "folder of a model fine-tuned for extractive QA (a `save_pretrained` folder) or a hub id where the "
+                "network allows. Until then the MiniLM embeddings method answers offline.", icon=":material/info:")
     kw = {"max_answer_tokens": c[0].number_input("Max answer tokens", 1, 512, 30, key="qa_maxans"),
           "max_length": c[1].number_input("Window tokens", 32, 4096, 384, step=32, key="qa_maxlen"),
           "stride": c[2].number_input("Stride (overlap)", 0, 2048, 128, step=16, key="qa_stride")}
@@ -79,6 +84,20 @@ def qa_picker() -> dict[str, Any]:
                      "[CLS] score beats the best span by more than this"):
         kw["no_answer_threshold"] = c[3].number_input("Threshold", -20.0, 20.0, 0.0, key="qa_null")
     return {"method": method, "spec": spec, **kw}
+
+
+OTHER_CHECKPOINT = "Other folder or hub id…"
+
+
+def qa_runs() -> dict[str, str]:
+    """Label -> model folder of every completed extractive-QA run (the span QA checkpoints)."""
+    try:
+        from core.training import RunStore
+        from core.training.extractive_qa import qa_checkpoints
+
+        return qa_checkpoints(RunStore(loaders.settings().runs_db).runs())
+    except Exception:  # a damaged or locked store must not break this page
+        return {}
 
 
 def summary_picker() -> dict[str, Any]:

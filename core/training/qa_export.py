@@ -132,3 +132,40 @@ def export_script(config: TrainingConfig, settings: Settings, run_id: str = "new
         n_best=squad.N_BEST, max_answer_tokens=squad.MAX_ANSWER_TOKENS, output=output, seed=config.seed,
         eval_fraction=config.eval_fraction, limits=limits, features_code=features_code, squad_code=squad_code,
         arguments=arguments)
+
+
+def pipeline_code(model_dir: str, max_length: int = 384) -> str:
+    """Answer with the saved model in plain transformers: the pipeline call (transformers 4.x), and the same
+    windows and span search by hand for transformers 5, which removed the question-answering pipeline."""
+    from core.training.extractive_qa import doc_stride
+
+    return f'''\
+# transformers 4.x:
+#   from transformers import pipeline
+#   qa = pipeline("question-answering", model={model_dir!r})
+#   print(qa(question="Where is the tower?", context="The tower stands in Paris."))
+# transformers 5 has no question-answering pipeline; the same steps with the model classes:
+import torch
+from transformers import AutoModelForQuestionAnswering, AutoTokenizer
+
+MODEL = {model_dir!r}
+tokenizer = AutoTokenizer.from_pretrained(MODEL)
+model = AutoModelForQuestionAnswering.from_pretrained(MODEL).eval()
+question, context = "Where is the tower?", "The tower stands in Paris."
+enc = tokenizer(question, context, truncation="only_second", max_length={max_length}, stride={doc_stride(max_length)},
+                return_overflowing_tokens=True, return_offsets_mapping=True, padding=True, return_tensors="pt")
+offsets = enc.pop("offset_mapping").tolist()
+enc.pop("overflow_to_sample_mapping")
+with torch.no_grad():
+    out = model(**enc)
+best = (float("-inf"), 0, 0)  # (start + end logit, start char, end char) over every window
+for w, offs in enumerate(offsets):
+    ctx = [t for t, s in enumerate(enc.sequence_ids(w)) if s == 1]  # only context tokens can answer
+    for s in ctx:
+        for e in ctx:
+            if s <= e < s + 30:
+                score = float(out.start_logits[w, s] + out.end_logits[w, e])
+                best = max(best, (score, offs[s][0], offs[e][1]))
+answer = context[best[1]:best[2]]
+print(answer)
+'''
