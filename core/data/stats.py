@@ -108,10 +108,13 @@ def class_rows(ds: datasets.Dataset, column: str, value: str) -> np.ndarray:
             if value not in feat.names:
                 raise DataError(f"{column!r} has no class {value!r}; classes: {', '.join(feat.names)}")
             target = pa.scalar(feat.str2int(value), col.type)
-        else:
-            if not (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)):
-                col = col.cast(pa.string())  # the value as label_counts shows it
+        elif pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
             target = value
+        else:  # the value whose str() label_counts shows (Arrow's own cast writes true / 1 for True / 1.0)
+            shown = {str(v): v for v in pc.unique(col).to_pylist() if v is not None}
+            if value not in shown:
+                return np.zeros(0, dtype=np.int64)
+            target = pa.scalar(shown[value], col.type)
         mask = pc.fill_null(pc.equal(col, target), False)
     return np.flatnonzero(mask.to_numpy(zero_copy_only=False))
 
