@@ -1,0 +1,408 @@
+"""Text generation fine-tunes: "causal-lm" (continue any text column) and "seq2seq" (source text -> target text),
+the task module of both (core.training.tasks explains prepare / setup / mapped_example).
+
+    causal-lm  columns {"text": col}; a decoder (GPT-2-style, a tiny GPT from Build a network, any local folder)
+               AutoModelForCausalLM; rows tokenized and packed into blocks of max_length (the HF course's
+               group_texts); metric perplexity = exp(eval_loss), baseline the perplexity before training.
+    seq2seq    columns {"source": col, "target": col}; an encoder-decoder (T5, BART, Marian…)
+               AutoModelForSeq2SeqLM, teacher forcing through `labels` (DataCollatorForSeq2Seq builds the shifted
+               decoder inputs), Seq2SeqTrainer with predict_with_generate; ROUGE-1/2/L against the "lead" baseline.
+
+Generation from a finished run (`generate`), the pipeline code and the export script live in
+core.training.generation_tools.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from core.settings import Settings
+from core.training.config import ConfigError, TrainingConfig
+from core.training.tasks import MappedExample, TaskSetup
+
+IGNORED = -100  # the label the loss skips (padding, and the first token of a causal block)
+# Packing is the default for causal LM: rows are joined (an end-of-text token between them) and cut into blocks of
+# exactly max_length tokens, so no step computes on padding (short rows like reviews would be mostly padding), every
+# token is predicted with up to max_length tokens of context, and, all blocks being equal, the Trainer's eval_loss
+# (a mean of per-batch means weighted by rows) is exactly the mean loss per predicted token: exp(eval_loss) is the
+# true per-token perplexity. The price: a block may start mid-row and span two rows. Padding (one row per example,
+# truncated) keeps rows apart; TrainingConfig has no field for it yet, so a config may carry `packing = False`.
+PACKING = True
+GROUP_ROWS = 1000  # rows per datasets.map batch when packing: the tokens left over after each 1000 rows are dropped
+
+
+@dataclass
+class Prepared:
+    """Tokenized splits and what the baselines need; `labels` is [] (no classes)."""
+
+    task: str
+    train: Any  # datasets.Dataset of model inputs: packed blocks / rows (causal), rows with labels (seq2seq)
+    eval: Any
+    tokenizer: Any
+    packing: bool = False
+    baseline: dict = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    labels: list = field(default_factory=list)
+
+    @property
+    def train_rows(self) -> int:
+        return len(self.train)
+
+    @property
+    def eval_rows(self) -> int:
+        return len(self.eval)
+
+
+# --- the model's kind ---------------------------------------------------------------------------------------------
+
+def model_kind(model_config) -> str:
+    """"encoder-decoder", "decoder", "encoder" or "unknown", from a transformers config (no weights read)."""
+    from transformers.models.auto.modeling_auto import (
+        MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
+        MODEL_FOR_MASKED_LM_MAPPING_NAMES,
+        MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES,
+    )
+
+    t = getattr(model_config, "model_type", None)
+    if getattr(model_config, "is_encoder_decoder", False) or t in MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES:
+        return "encoder-decoder"
+    # BERT-likes also have a causal head (BertLMHeadModel, for use inside an encoder-decoder): a masked-LM
+    # head says the checkpoint was trained as a bidirectional encoder
+    if t in MODEL_FOR_MASKED_LM_MAPPING_NAMES:
+        return "encoder"
+    return "decoder" if t in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES else "unknown"
+
+
+def check_model(task: str, model_path: str):
+    """The checkpoint's config, refused (ConfigError "model") when its architecture can't do the task."""
+    from transformers import AutoConfig
+
+    try:
+        cfg = AutoConfig.from_pretrained(model_path)
+    except (OSError, ValueError) as e:
+        raise ConfigError("model", f"can't read the model config at {model_path}: {e}") from None
+    kind, t = model_kind(cfg), cfg.model_type
+    if task == "seq2seq" and kind != "encoder-decoder":
+        raise ConfigError("model", f"{model_path} is a {t} {kind if kind != 'unknown' else 'model'}; "
+                          "sequence-to-sequence needs an encoder-decoder checkpoint (T5, BART, Marian…)")
+    if task == "causal-lm" and kind != "decoder":
+        raise ConfigError("model", f"{model_path} is a {t} {kind if kind != 'unknown' else 'model'}; causal language "
+                          "modelling needs a decoder-only checkpoint (GPT-2-style, or a tiny GPT from Build a network)")
+    if task == "seq2seq":
+        start = getattr(cfg, "decoder_start_token_id", None)
+        if start is None:
+            raise ConfigError("model", f"{model_path} has no decoder_start_token_id in its config: the decoder "
+                              "can't be fed its first input")
+    return cfg
+
+
+def load_tokenizer(model_path: str):
+    from transformers import AutoTokenizer
+
+    try:
+        tok = AutoTokenizer.from_pretrained(model_path)
+    except (OSError, ValueError, TypeError) as e:
+        raise ConfigError("model", f"{model_path} has no tokenizer that loads ({type(e).__name__}): save one beside "
+                          "the model with tokenizer.save_pretrained(folder)") from None
+    if tok.pad_token_id is None:  # GPT-2 has none: its end-of-text token pads (the usual recipe)
+        if tok.eos_token is None:
+            raise ConfigError("model", f"the tokenizer of {model_path} has neither a padding nor an end-of-text token")
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+def end_token(tok) -> int | None:
+    """The token that ends a text: eos, else BERT's [SEP]."""
+    return tok.eos_token_id if tok.eos_token_id is not None else tok.sep_token_id
+
+
+# --- data ---------------------------------------------------------------------------------------------------------
+
+def load_rows(config: TrainingConfig, settings: Settings):
+    """(train, eval, eval split name) raw datasets, capped by max_*_samples; ConfigError names the field."""
+    import datasets
+
+    from core.data.store import DatasetStore
+
+    datasets.disable_progress_bars()
+    store = DatasetStore(settings.datasets_dir)
+    if config.dataset == "drug-reviews":
+        store.ensure_sample()
+    try:
+        dd = store.load(config.dataset, config.dataset_version)
+    except Exception as e:  # a missing or unreadable dataset is a config problem, not a crash
+        raise ConfigError("dataset", f"can't open {config.dataset!r}: {e}") from None
+    train_name = "train" if "train" in dd else next(iter(dd))
+    train = dd[train_name]
+    for role, col in config.columns.items():
+        if col not in train.column_names:
+            raise ConfigError(f"columns.{role}", f"no column {col!r} in {config.dataset}; columns: "
+                              f"{', '.join(train.column_names)}")
+    eval_name = next((s for s in ("validation", "test", "eval") if s in dd and s != train_name), None)
+    if eval_name:
+        ev = dd[eval_name]
+    else:
+        n_eval = max(1, round(len(train) * config.eval_fraction))
+        if len(train) - n_eval < 1:
+            raise ConfigError("eval_fraction", f"{len(train)} rows leave nothing to train on")
+        parts = train.train_test_split(test_size=n_eval, seed=config.seed)
+        train, ev, eval_name = parts["train"], parts["test"], "held-out"
+    if config.max_train_samples:
+        train = train.select(range(min(config.max_train_samples, len(train))))
+    if config.max_eval_samples:
+        ev = ev.select(range(min(config.max_eval_samples, len(ev))))
+    if len(train) == 0 or len(ev) == 0:
+        raise ConfigError("dataset", f"{config.dataset} has an empty {'train' if len(train) == 0 else eval_name} split")
+    return train, ev, eval_name
+
+
+def check_texts(values, role: str, split: str, allow_empty: bool = False) -> None:
+    """Every value a string (and not blank unless allowed); ConfigError names the column role and the row."""
+    where = "" if split == "train" else f" of the {split} split"
+    what = {"target": "the target", "source": "the source", "text": "the text"}.get(role, role)
+    for i, v in enumerate(values):
+        if not isinstance(v, str):
+            raise ConfigError(f"columns.{role}", f"row {i}{where}: {what} is not text ({type(v).__name__} {v!r:.40})")
+        if not allow_empty and not v.strip():
+            raise ConfigError(f"columns.{role}", f"row {i}{where}: {what} is empty")
+
+
+def group_texts(batch: dict, block_size: int) -> dict:
+    """The HF course's group_texts: concatenate the batch's token lists, cut them into blocks of block_size
+    (the remainder is dropped), labels = input_ids (the model shifts them by one inside its loss)."""
+    joined = {k: sum(batch[k], []) for k in ("input_ids", "attention_mask")}
+    total = len(joined["input_ids"]) // block_size * block_size
+    out = {k: [v[i:i + block_size] for i in range(0, total, block_size)] for k, v in joined.items()}
+    out["labels"] = [list(b) for b in out["input_ids"]]
+    return out
+
+
+def lm_dataset(ds, column: str, tokenizer, max_length: int, packing: bool):
+    """Rows of text -> packed blocks of max_length (packing) or one truncated row per example, with `length`."""
+    end = end_token(tokenizer)
+
+    def encode(batch):
+        texts = [t for t in batch[column] if t.strip()] if packing else batch[column]
+        if packing:  # the whole row, an end-of-text token after it: the model sees where a row ends
+            ids = tokenizer(texts, add_special_tokens=True)["input_ids"]
+            ids = [x if x and x[-1] == end or end is None else x + [end] for x in ids]
+        else:
+            ids = tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]
+        return {"input_ids": ids, "attention_mask": [[1] * len(x) for x in ids]}
+
+    out = ds.map(encode, batched=True, remove_columns=ds.column_names, keep_in_memory=True)
+    if packing:
+        return out.map(group_texts, batched=True, batch_size=GROUP_ROWS, fn_kwargs={"block_size": max_length},
+                       keep_in_memory=True)
+    return out.map(lambda b: {"length": [len(x) for x in b["input_ids"]]}, batched=True, keep_in_memory=True)
+
+
+def seq2seq_dataset(ds, config: TrainingConfig, tokenizer):
+    """Sources truncated to max_length, targets to max_target_length as `labels` (padded later with -100)."""
+    src, tgt = config.columns["source"], config.columns["target"]
+
+    def encode(batch):
+        enc = tokenizer(batch[src], truncation=True, max_length=config.max_length, return_token_type_ids=False)
+        enc["labels"] = tokenizer(text_target=batch[tgt], truncation=True,
+                                  max_length=config.max_target_length)["input_ids"]
+        enc["length"] = [len(x) for x in enc["input_ids"]]
+        return enc
+
+    return ds.map(encode, batched=True, remove_columns=ds.column_names, keep_in_memory=True)
+
+
+# --- baselines and metrics ------------------------------------------------------------------------------------------
+
+def unigram_perplexity(train_blocks, eval_blocks, vocab_size: int) -> float:
+    """Perplexity of add-one-smoothed training token frequencies on the tokens the model predicts (every label
+    but each block's first, which has no context)."""
+    from collections import Counter
+
+    counts = Counter(t for b in train_blocks for t in b if t != IGNORED)
+    total = sum(counts.values()) + vocab_size
+    nll, n = 0.0, 0
+    for b in eval_blocks:
+        for t in b[1:]:
+            if t != IGNORED:
+                nll -= math.log((counts[t] + 1) / total)
+                n += 1
+    return math.exp(nll / n) if n else float("nan")
+
+
+def perplexity(loss: float) -> float:
+    return math.exp(loss) if loss < 700 else float("inf")  # exp overflows a float past ~709
+
+
+@cache
+def perplexity_trainer():
+    """Trainer that adds `perplexity` = exp(loss) to every evaluation.
+
+    Computed from the evaluation loss inside `evaluation_loop`, so it is logged with the other eval_* values
+    (the live curve, the final metrics) without a compute_metrics: that would make the Trainer gather every
+    logit of the evaluation set (rows × tokens × vocabulary floats) just to recompute the loss it already has.
+    """
+    from transformers import Trainer
+
+    class PerplexityTrainer(Trainer):
+        def evaluation_loop(self, *args, **kwargs):
+            out = super().evaluation_loop(*args, **kwargs)
+            prefix = kwargs.get("metric_key_prefix", args[4] if len(args) > 4 else "eval")
+            loss = out.metrics.get(f"{prefix}_loss")
+            if loss is not None:
+                out.metrics[f"{prefix}_perplexity"] = perplexity(float(loss))
+            return out
+
+    return PerplexityTrainer
+
+
+def mean_rouge(predictions: list[str], references: list[str]) -> dict[str, float]:
+    """Mean ROUGE-1/2/L F-measure (0..1) over pairs, each scored by core.nlp.metrics.rouge (rouge-score)."""
+    from core.nlp.metrics import ROUGE_TYPES, rouge
+
+    if not predictions:
+        return {k: 0.0 for k in ROUGE_TYPES}
+    scores = [rouge(p, r) for p, r in zip(predictions, references, strict=True)]
+    return {k: sum(s[k] for s in scores) / len(scores) for k in ROUGE_TYPES}
+
+
+def lead(text: str, words: int) -> str:
+    """The "lead" baseline summary: the first `words` words of the source."""
+    return " ".join(text.split()[:words])
+
+
+def lead_baseline(train, ev, src: str, tgt: str) -> dict:
+    """ROUGE of the lead (as many first words of the source as a training target's median word count)."""
+    import statistics
+
+    n = max(1, round(statistics.median(len(t.split()) for t in train[tgt])))
+    scores = mean_rouge([lead(s, n) for s in ev[src]], list(ev[tgt]))
+    return {f"lead_{k}": v for k, v in scores.items()} | {"lead_words": n}
+
+
+def rouge_metrics(tokenizer):
+    """compute_metrics for Seq2SeqTrainer(predict_with_generate): generated ids and labels decoded, then ROUGE."""
+    import numpy as np
+
+    pad = tokenizer.pad_token_id
+
+    def compute(eval_pred) -> dict:
+        preds, labels = eval_pred.predictions, eval_pred.label_ids
+        if isinstance(preds, tuple):
+            preds = preds[0]
+        preds = np.where(np.asarray(preds) != IGNORED, preds, pad)
+        labels = np.where(np.asarray(labels) != IGNORED, labels, pad)
+        out = mean_rouge(tokenizer.batch_decode(preds, skip_special_tokens=True),
+                         tokenizer.batch_decode(labels, skip_special_tokens=True))
+        out["gen_len"] = float(np.mean([(row != pad).sum() for row in preds])) if len(preds) else 0.0
+        return out
+
+    return compute
+
+
+# --- the task contract -------------------------------------------------------------------------------------------
+
+def prepare(config: TrainingConfig, settings: Settings, model_path: str) -> Prepared:
+    """Every check before launch: the model's kind, the columns, each value, the token budget."""
+    mcfg = check_model(config.task, model_path)
+    train, ev, eval_name = load_rows(config, settings)
+    tok = load_tokenizer(model_path)
+    if config.task == "causal-lm":
+        col = config.columns["text"]
+        check_texts(train[col], "text", "train", allow_empty=True)
+        check_texts(ev[col], "text", eval_name, allow_empty=True)
+        packing = bool(getattr(config, "packing", PACKING))
+        tr, te = (lm_dataset(d, col, tok, config.max_length, packing) for d in (train, ev))
+        for name, d, rows in (("training", tr, train), ("evaluation", te, ev)):
+            if len(d) == 0:
+                raise ConfigError("max_length", f"the {name} rows ({len(rows)}) hold fewer tokens than one block of "
+                                  f"{config.max_length}: lower max_length or use more rows")
+        baseline = {"unigram_perplexity": unigram_perplexity(tr["labels"], te["labels"], len(tok))} if packing else {}
+        return Prepared("causal-lm", tr, te, tok, packing, baseline)
+    src, tgt = config.columns["source"], config.columns["target"]
+    for d, split in ((train, "train"), (ev, eval_name)):
+        check_texts(d[src], "source", split)
+        check_texts(d[tgt], "target", split)
+    limit = getattr(mcfg, "max_position_embeddings", None)
+    if limit and config.max_target_length > limit:
+        raise ConfigError("max_target_length", f"{config.max_target_length} is above this model's limit of {limit}")
+    return Prepared("seq2seq", seq2seq_dataset(train, config, tok), seq2seq_dataset(ev, config, tok), tok,
+                    baseline=lead_baseline(train, ev, src, tgt))
+
+
+def setup(config: TrainingConfig, model_path: str, prepared: Prepared, out: Path) -> TaskSetup:
+    tok = prepared.tokenizer
+    if prepared.task == "causal-lm":
+        from transformers import AutoModelForCausalLM, DataCollatorForLanguageModeling, default_data_collator
+
+        model = AutoModelForCausalLM.from_pretrained(model_path)
+        if model.config.pad_token_id is None:
+            model.config.pad_token_id = tok.pad_token_id
+        if getattr(model, "loss_type", None) is None:
+            # transformers 5 names the loss from the class: "GPT2LMHeadModel" matches no *ForCausalLM, so loss_type is
+            # None (the loss still defaults to ForCausalLMLoss), and the Trainer, which counts the tokens a causal
+            # loss averages over as labels[..., 1:] only when loss_type says so, counted every label: each loss was
+            # divided by T instead of T - 1 tokens per row (eval_loss 9.02 for a true 9.62 on 16-token blocks)
+            model.loss_type = "ForCausalLM"
+        # packed blocks are all max_length long and carry their labels: nothing to pad (run_clm.py's collator).
+        # DataCollatorForLanguageModeling would also set every pad-id token's label to -100, and GPT-2-style
+        # tokenizers pad with their end-of-text token: every row boundary would drop out of the loss.
+        collator = default_data_collator if prepared.packing else DataCollatorForLanguageModeling(tok, mlm=False)
+        before = eval_perplexity(model, prepared.eval, collator, config.batch_size * 2)
+        return TaskSetup(model, prepared.train, prepared.eval, collator, None, processing_class=tok,
+                         info={"packing": prepared.packing, "block_size": config.max_length},
+                         baseline={"perplexity_before": before} | prepared.baseline,
+                         trainer_class=perplexity_trainer())
+    from transformers import (
+        AutoModelForSeq2SeqLM,
+        DataCollatorForSeq2Seq,
+        Seq2SeqTrainer,
+        Seq2SeqTrainingArguments,
+    )
+
+    model = AutoModelForSeq2SeqLM.from_pretrained(model_path)
+    collator = DataCollatorForSeq2Seq(tok, model=model, label_pad_token_id=IGNORED)
+    return TaskSetup(model, prepared.train, prepared.eval, collator, rouge_metrics(tok), processing_class=tok,
+                     info={"max_target_length": config.max_target_length}, baseline=prepared.baseline,
+                     trainer_class=Seq2SeqTrainer, args_class=Seq2SeqTrainingArguments,
+                     args={"predict_with_generate": True, "generation_max_length": config.max_target_length})
+
+
+def eval_perplexity(model, dataset, collator, batch_size: int) -> float:
+    """exp(mean loss per predicted token) of `model` on `dataset`: the perplexity before training, measured on
+    the very blocks the Trainer evaluates (the untrained model is the baseline that says what fine-tuning bought;
+    unigram frequencies, also stored, say whether the model beats counting)."""
+    import torch
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    model.to(device).eval()
+    nll, n = 0.0, 0
+    with torch.no_grad():
+        for i in range(0, len(dataset), batch_size):
+            rows = [dataset[j] for j in range(i, min(i + batch_size, len(dataset)))]
+            batch = {k: v.to(device) for k, v in collator(rows).items() if k in ("input_ids", "attention_mask", "labels")}
+            count = int((batch["labels"][:, 1:] != IGNORED).sum())
+            nll += float(model(**batch).loss) * count
+            n += count
+    model.to("cpu").train()
+    return perplexity(nll / n) if n else float("nan")
+
+
+def extra_models(runs) -> dict[str, str]:
+    """Decoders offline: completed tiny-GPT runs of Build a network (a GPT2LMHeadModel subclass whose folder
+    says model_type "gpt2": AutoModelForCausalLM loads it as GPT2LMHeadModel with its trained BPE tokenizer).
+    A from-scratch seq2seq run reads symbol ids, not text, so none serves seq2seq."""
+    out = {}
+    for r in runs:
+        if (r.status == "completed" and r.model_dir and r.config.get("task") == "scratch"
+                and (r.config.get("architecture") or {}).get("kind") == "gpt"):
+            out[f"tiny GPT run {r.id} · {r.name}"] = f"run:{r.id}"
+    return out
+
+
+def mapped_example(config: TrainingConfig, settings: Settings, model_path: str) -> MappedExample:
+    from core.training.generation_tools import mapped_example as _mapped
+
+    return _mapped(config, settings, model_path)
