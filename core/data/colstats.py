@@ -1,11 +1,15 @@
-"""Column statistics and histograms of a whole dataset in two DuckDB scans, and token lengths on a sample.
+"""Column statistics and histograms of a whole dataset with Arrow compute kernels, and token lengths on a sample.
 
-DuckDB reads the memory-mapped Arrow table in place (no copy, no Python per row): the first scan computes every
-column's count, nulls, distinct values, min/max/mean/std/quantiles (of the values for numbers, of the length in
-characters for text) and candidate top values; the second bins every column into a histogram (`histogram()` over a
-bin number, so only bin edges and counts come back) and counts the top candidates exactly. Numbers agree with
-pandas' `describe()` (sample std, linear-interpolated quantiles; NaN counted as null), `str.len()` (characters =
-code points) and `value_counts()`.
+`pyarrow.compute` runs over the memory-mapped Arrow columns in place (C++ kernels, no Python per row): count,
+nulls, min/max/mean/std and exact quantiles of the values (numbers) or of the length in characters (text),
+histograms binned in Arrow (only bin edges and counts come back), distinct and top values by `value_counts`.
+Above EXACT_DISTINCT_ROWS rows distinct values and top-value candidates come from DuckDB's sketches instead
+(HyperLogLog, space-saving; the candidates then counted exactly), so memory stays bounded by the sketches, not
+by the distinct values. The figures agree with pandas' `describe()` (sample std, linear-interpolated quantiles,
+NaN counted as missing), `str.len()` (characters = code points), `nunique()` and `value_counts()`.
+
+(A first version did it all in two DuckDB scans; Arrow's kernels were 2-5x faster on the same data here, DuckDB's
+scan of Arrow strings costing more than the work, so DuckDB is kept for the sketches Arrow lacks.)
 
 Token lengths need the tokenizer, so they are computed on at most TOKEN_SAMPLE rows (all rows when fewer), drawn
 at random with a fixed seed, and encoded in one batch call of the fast tokenizer.
@@ -13,6 +17,8 @@ at random with a fixed seed, and encoded in one batch call of the fast tokenizer
 from __future__ import annotations
 
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -111,126 +117,112 @@ def _connect(settings: Any = None) -> Any:
 
 def column_stats(ds: datasets.Dataset, bins: int = HIST_BINS, top_k: int = TOP_K, settings: Any = None
                  ) -> list[ColumnStats]:
-    """Statistics and a histogram of every column of `ds`, over all its rows (two DuckDB scans)."""
+    """Statistics and a histogram of every column of `ds`, over all its rows."""
     from core.data.stats import _dtype
 
     table = arrow_table(ds)
     stats = [ColumnStats(n, _dtype(f), _kind(table.schema.field(n).type, f)) for n, f in ds.features.items()]
-    if not stats:
-        return []
-    con = _connect(settings)
-    try:
-        con.register("t", table)
-        _first_scan(con, table, stats, top_k)
-        _second_scan(con, table, stats, bins, ds.features)
-    finally:
-        con.close()
+    big = table.num_rows > EXACT_DISTINCT_ROWS
+    # Arrow's kernels release the GIL: columns run side by side on the machine's cores
+    with ThreadPoolExecutor(max_workers=max(1, min(len(stats), os.cpu_count() or 1))) as pool:
+        list(pool.map(lambda s: _column(s, table.column(s.name), bins, top_k, exact=not big), stats))
+    if big:
+        _sketches(table, [s for s in stats if s.kind != "other"], top_k, settings)
+    for s in stats:
+        if s.kind == "class" and s.top:  # class ids as the names the browser shows
+            names = ds.features[s.name].int2str
+            s.top = [(names(int(v)) if int(v) >= 0 else "(none)", n) for v, n in s.top]
     return stats
 
 
-def _measure(s: ColumnStats, typ: pa.DataType) -> str | None:
-    """The SQL expression the numbers are taken of: the value, the length of a text, else None."""
+def _column(s: ColumnStats, col: pa.ChunkedArray, bins: int, top_k: int, exact: bool) -> None:
+    """One column with `pyarrow.compute` kernels (C++ over the mapped buffers; no Python per row)."""
     import pyarrow as pa
+    import pyarrow.compute as pc
 
-    c = _q(s.name)
-    if s.kind == "number":
-        # pandas reads NaN as missing: so do these statistics (DuckDB takes NaN = NaN, so nullif finds it)
-        return f"nullif(CAST({c} AS DOUBLE), 'NaN'::DOUBLE)" if pa.types.is_floating(typ) else f"CAST({c} AS DOUBLE)"
-    if s.kind == "text":
-        return f"length({c})"  # characters (code points), as Python's len and pandas' str.len
-    return None
-
-
-def _first_scan(con: Any, table: pa.Table, stats: list[ColumnStats], top_k: int) -> None:
-    rows = table.num_rows
-    qs = "[" + ", ".join(str(q) for q in QUANTILES) + "]"
-    exprs: list[str] = ["count(*)"]
-    for s in stats:
-        c, m = _q(s.name), _measure(s, table.schema.field(s.name).type)
-        counted = m if s.kind == "number" else c
-        exprs.append(f"count({counted})")
-        if s.kind == "other":
-            continue
-        exprs.append(f"count(DISTINCT {counted})" if rows <= EXACT_DISTINCT_ROWS else
-                     f"approx_count_distinct({counted})")
-        if m is not None:
-            exprs += [f"min({m})", f"max({m})", f"avg({m})", f"stddev_samp({m})", f"quantile_cont({m}, {qs})"]
-        elif s.kind == "time":
-            exprs += [f"CAST(min({c}) AS VARCHAR)", f"CAST(max({c}) AS VARCHAR)"]
-        if s.kind in ("text", "class", "bool"):  # candidates by DuckDB's space-saving sketch, counted exactly later
-            exprs.append(f"approx_top_k({c}, {int(top_k)})")
-    values = iter(con.execute(f"SELECT {', '.join(exprs)} FROM t").fetchone())
-    total = next(values)
-    for s in stats:
-        s.count = int(next(values))
-        s.nulls = total - s.count
-        if s.kind == "other":
-            continue
-        s.distinct, s.distinct_approx = int(next(values)), rows > EXACT_DISTINCT_ROWS
-        if s.kind in ("number", "text"):
-            s.min, s.max, s.mean, s.std, qv = (next(values) for _ in range(5))
-            s.quantiles = dict(zip(QUANTILES, qv, strict=True)) if qv else {}
-        elif s.kind == "time":
-            s.min, s.max = next(values), next(values)
-        if s.kind in ("text", "class", "bool"):
-            s.top = [(v, 0) for v in (next(values) or []) if v is not None]
-
-
-def _bin_edges(s: ColumnStats, bins: int) -> tuple[float, float, int]:
-    """(low edge, bin width, number of bins): whole-number widths for integers and lengths, so no bin
-    holds more integers than its neighbours."""
-    lo, hi = float(s.min), float(s.max)
-    if s.dtype.startswith(("int", "uint")) or s.kind == "text":
-        width = max(1, math.ceil((hi - lo + 1) / bins))
-        return lo, float(width), int((hi - lo) // width) + 1
-    if hi == lo:
-        return lo, 1.0, 1
-    return lo, (hi - lo) / bins, bins
-
-
-def _second_scan(con: Any, table: pa.Table, stats: list[ColumnStats], bins: int, features: Any) -> None:
-    import datasets
-
-    exprs, jobs = [], []
-    for s in stats:
-        m = _measure(s, table.schema.field(s.name).type)
-        if m is not None and s.count and s.min is not None:
-            lo, width, n = _bin_edges(s, bins)
-            # the bin number of each value; the maximum goes into the last bin (closed right edge)
-            # (DuckDB's least() skips a NULL, so nulls are filtered out first)
-            exprs.append(f"histogram(least(CAST(floor(({m} - {lo!r}) / {width!r}) AS BIGINT), {n - 1})) "
-                         f"FILTER (WHERE {m} IS NOT NULL)")
-            jobs.append(("hist", s, (lo, width, n)))
-        if s.top:
-            values = ", ".join(_literal(v) for v, _ in s.top)
-            exprs.append(f"histogram({_q(s.name)}) FILTER (WHERE {_q(s.name)} IN ({values}))")
-            jobs.append(("top", s, None))
-    if not exprs:
+    if pa.types.is_decimal(col.type):
+        col = col.cast(pa.float64())  # as pandas reads decimals: Arrow's quantile takes no decimals
+    if pa.types.is_floating(col.type) and col.length() and pc.any(pc.is_nan(col)).as_py():
+        col = pc.if_else(pc.is_nan(col), pa.scalar(None, col.type), col)  # NaN is missing, as to pandas
+    s.nulls = col.null_count
+    s.count = len(col) - s.nulls
+    if s.kind == "other" or not s.count:
         return
-    for (what, s, shape), got in zip(jobs, con.execute(f"SELECT {', '.join(exprs)} FROM t").fetchone(), strict=True):
-        got = got or {}
-        if what == "hist":
-            lo, width, n = shape
-            counts = [0] * n
-            for b, k in got.items():
-                counts[int(b)] += int(k)
-            edges = [lo + i * width for i in range(n + 1)]
-            if s.kind == "text" or s.dtype.startswith(("int", "uint")):
-                edges = [e - 0.5 for e in edges]  # whole numbers sit mid-bin
-            s.histogram = Histogram(edges, counts)
-        else:
-            feat = features[s.name]
-            names = feat.int2str if isinstance(feat, datasets.ClassLabel) else None
-            ranked = sorted(got.items(), key=lambda kv: (-kv[1], str(kv[0])))
-            s.top = [(names(k) if names and k >= 0 else str(k), int(v)) for k, v in ranked]
+    if s.kind == "time":
+        mm = pc.min_max(col).as_py()
+        s.min, s.max = str(mm["min"]), str(mm["max"])
+    if s.kind in ("number", "text"):
+        m = pc.utf8_length(col) if s.kind == "text" else col  # characters (code points), as pandas' str.len
+        mm = pc.min_max(m).as_py()
+        s.min, s.max = mm["min"], mm["max"]
+        s.mean, s.std = pc.mean(m).as_py(), pc.stddev(m, ddof=1).as_py()  # ddof=1: pandas' sample std
+        s.quantiles = dict(zip(QUANTILES, pc.quantile(m, q=list(QUANTILES)).to_pylist(), strict=True))
+        s.histogram = _histogram(m, s, bins)
+    if not exact:
+        return  # distinct and top values from DuckDB's sketches (`_sketches`)
+    if s.kind in ("text", "class", "bool"):
+        vc = pc.value_counts(col.drop_null())
+        s.distinct = len(vc)
+        order = pc.array_sort_indices(vc.field("counts"), order="descending")[:top_k]  # stable: ties by appearance
+        top = vc.take(order).to_pylist()
+        s.top = [(v["values"] if s.kind == "class" else str(v["values"]), v["counts"]) for v in top]
+    else:
+        s.distinct = pc.count_distinct(col).as_py()
 
 
-def _literal(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, (int, float)):
-        return repr(v)
-    return "'" + str(v).replace("'", "''") + "'"
+def _histogram(m: pa.ChunkedArray, s: ColumnStats, bins: int) -> Histogram:
+    """Counts in `bins` equal bins over min..max, whole-number widths for integers and lengths so no bin holds
+    more integers than its neighbours; binned with Arrow kernels, only edges and counts come back."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    lo, hi = float(s.min), float(s.max)
+    whole = pa.types.is_integer(m.type)
+    if whole:
+        width = float(max(1, math.ceil((hi - lo + 1) / bins)))
+        n = int((hi - lo) // width) + 1
+    else:
+        width, n = ((hi - lo) / bins, bins) if hi > lo else (1.0, 1)
+    b = pc.floor(pc.divide(pc.subtract(pc.cast(m.drop_null(), pa.float64()), lo), width))
+    b = pc.min_element_wise(pc.cast(b, pa.int64()), n - 1)  # the maximum goes into the last bin
+    # (nulls dropped first: min_element_wise skips a null, which would put it in the last bin)
+    counts = [0] * n
+    for item in pc.value_counts(b).to_pylist():  # at most `bins` entries
+        counts[item["values"]] += item["counts"]
+    edges = [lo + i * width - (0.5 if whole else 0.0) for i in range(n + 1)]  # whole numbers sit mid-bin
+    if not whole:
+        edges[-1] = hi
+    return Histogram(edges, counts)
+
+
+def _sketches(table: pa.Table, stats: list[ColumnStats], top_k: int, settings: Any) -> None:
+    """Distinct values (HyperLogLog) and top-value candidates (space-saving) of a large table in one DuckDB
+    scan; exact pandas-style distinct counts would hold every distinct value (a 1 GB file's texts) in memory.
+    The candidates are then counted exactly with Arrow."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    exprs = []
+    for s in stats:
+        c = _q(s.name)
+        exprs.append(f"approx_count_distinct({c})")
+        if s.kind in ("text", "class", "bool"):
+            exprs.append(f"approx_top_k({c}, {int(top_k)})")
+    con = _connect(settings)
+    try:
+        con.register("t", table)
+        values = iter(con.execute(f"SELECT {', '.join(exprs)} FROM t").fetchone())
+    finally:
+        con.close()
+    for s in stats:
+        s.distinct, s.distinct_approx = int(next(values)), True
+        if s.kind in ("text", "class", "bool"):
+            candidates = [v for v in (next(values) or []) if v is not None]
+            col = table.column(s.name)
+            if candidates:
+                vc = pc.value_counts(col.filter(pc.is_in(col, pa.array(candidates, col.type)))).to_pylist()
+                vc.sort(key=lambda v: -v["counts"])
+                s.top = [(v["values"] if s.kind == "class" else str(v["values"]), v["counts"]) for v in vc]
 
 
 # ------------------------------------------------------------------ token lengths
