@@ -32,6 +32,8 @@ OP_LABELS = {
 }
 DELIMS = {"detect": "auto", "comma": ",", "semicolon": ";", "tab": "\t", "pipe": "|"}
 PROGRESS_AFTER_S = 1.0  # a load shows a progress bar once it has run this long
+ALL_CLASSES = "(all rows)"
+MAX_BARS = 100  # the class-balance chart and the class filter list the most common values up to this many
 
 
 def progress_text(done: int, size: int, rows: int, elapsed: float) -> tuple[float, str]:
@@ -84,10 +86,11 @@ def stats(name: str, version: int, split: str) -> list:
 
 @st.cache_data(show_spinner="Counting classes…", max_entries=32)
 def balance(name: str, version: int, split: str, column: str) -> dict[str, int]:
-    """How many rows each value of `column` has, most common first (raises DataError for list columns)."""
+    """Rows per value of `column`, the MAX_BARS + 1 most common (one more tells there are more than the chart
+    shows; a text column picked as labels can have millions); raises DataError for list columns."""
     from core.data import label_counts
 
-    return label_counts(opened(name, version)[split], column)
+    return dict(list(label_counts(opened(name, version)[split], column).items())[: MAX_BARS + 1])
 
 
 @st.cache_resource(show_spinner="Filtering…", max_entries=4)
@@ -319,8 +322,6 @@ def delete_action(store: DatasetStore, ref: DatasetRef) -> None:
         note("versions", "error", str(e))
 
 
-ALL_CLASSES = "(all rows)"
-MAX_BARS = 100  # the class-balance chart and the class filter list the most common values up to this many
 
 
 def class_from_selection(event: Any) -> str | None:

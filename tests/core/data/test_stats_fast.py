@@ -102,6 +102,8 @@ def test_class_labels_select_and_approximate_distinct(frame, monkeypatch):
     monkeypatch.setattr(C, "EXACT_DISTINCT_ROWS", 10)  # HyperLogLog from 10 rows on: within a few %
     i = {s.name: s for s in column_stats(ds)}["i"]
     assert i.distinct_approx and i.distinct == pytest.approx(frame["i"].nunique(), rel=0.05)
+    lab = {s.name: s for s in column_stats(enc)}["label"]  # top values: sketch candidates, counted exactly
+    assert lab.distinct_approx and dict(lab.top) == frame["label"].fillna("neu").value_counts().to_dict()
 
 
 def test_class_rows_equal_pandas_masks(frame):
