@@ -148,8 +148,8 @@ with statistics:
         if counts_error:
             st.info(counts_error, icon=":material/info:")
         else:
-            V.balance_chart(counts, f"{lcol}: class balance" + (f" (top {V.MAX_BARS})" if len(counts) > V.MAX_BARS
-                                                                else ""))
+            V.balance_chart(counts, f"{lcol}: distribution" + (f" (top {V.MAX_BARS})" if len(counts) > V.MAX_BARS
+                                                               else ""))
             st.caption("Click a bar to browse only that class (Browse tab); click it again to show all rows.")
     with c[1]:
         V.follow("st_text", guess.text or (text_cols or ds.column_names)[0], (ref.label, split))
@@ -161,8 +161,8 @@ with statistics:
     c = st.columns([2, 3], vertical_alignment="bottom")
     tok_name = c[0].selectbox("Tokenizer for token lengths", D.tokenizer_names(), key="st_tok")
     max_length = c[1].slider("max_length (truncation)", 8, 2048, 128, step=8, key="st_maxlen")
-    if st.toggle(f"Show token lengths (all rows up to {D.TOKEN_SAMPLE:,}, else a random sample of that many)",
-                 key="st_tokshow"):
+    if st.toggle(f"Show token-length histogram (all rows up to {D.TOKEN_SAMPLE:,}, else a random sample of "
+                 "that many)", key="st_tokshow"):
         try:
             prof = V.token_profile(ref.name, ref.version, split, tcol, tok_name)
         except ValueError as e:  # not a text column (DataError), a tokenizer that fails offline (AssetError)
