@@ -390,16 +390,25 @@ def eval_perplexity(model, dataset, collator, batch_size: int) -> float:
     return perplexity(nll / n) if n else float("nan")
 
 
-def extra_models(runs) -> dict[str, str]:
+def extra_models(runs, task: str = "causal-lm") -> dict[str, str]:
     """Decoders offline: completed tiny-GPT runs of Build a network (a GPT2LMHeadModel subclass whose folder
     says model_type "gpt2": AutoModelForCausalLM loads it as GPT2LMHeadModel with its trained BPE tokenizer).
     A from-scratch seq2seq run reads symbol ids, not text, so none serves seq2seq."""
     out = {}
+    if task == "seq2seq":
+        return out
     for r in runs:
         if (r.status == "completed" and r.model_dir and r.config.get("task") == "scratch"
                 and (r.config.get("architecture") or {}).get("kind") == "gpt"):
             out[f"tiny GPT run {r.id} · {r.name}"] = f"run:{r.id}"
     return out
+
+
+def summarizer_models(runs) -> dict[str, str]:
+    """Label -> saved model folder of every completed seq2seq run: the models a summarise / translate page can
+    offer (generate with core.training.generation_tools.generate(folder, text, settings))."""
+    return {f"run {r.id} · {r.name}": r.model_dir for r in runs
+            if r.status == "completed" and r.model_dir and r.config.get("task") == "seq2seq"}
 
 
 def mapped_example(config: TrainingConfig, settings: Settings, model_path: str) -> MappedExample:

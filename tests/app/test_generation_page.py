@@ -43,7 +43,7 @@ def _results_script(workspace: str, run_id: str):
     results(RunStore(settings.runs_db).get(run_id), settings)
 
 
-def test_results_try_it_generates_text(tmp_path, gpt):
+def test_results_try_it_generates_text(tmp_path, gpt, monkeypatch):
     from core.training import RunStore, TrainingConfig
 
     settings = Settings(workspace=tmp_path / "ws")
@@ -71,3 +71,8 @@ def test_results_try_it_generates_text(tmp_path, gpt):
     assert out.startswith("the cat sat") and len(out) > len("the cat sat")  # 5 new tokens
     assert any('pipeline("text-generation"' in c.value and "num_beams=4" in c.value for c in at.code)
     assert any("AutoModelForCausalLM" in c.value and "group_texts" in c.value for c in at.code)  # the export script
+    # the Transformer anatomy page lists the completed causal-lm run (a GPT-2-style folder it opens)
+    from components import anatomy_views, loaders
+
+    monkeypatch.setattr(loaders, "settings", lambda: settings)
+    assert anatomy_views.model_options()[f"run: gpt on text ({run_id})"] == str(gpt)

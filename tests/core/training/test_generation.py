@@ -249,7 +249,9 @@ def test_extra_models_and_scratch_gpt_folders_load_as_causal_lms(tmp_path):
                             config={"task": "scratch", "architecture": {"kind": "cnn"}}),
             SimpleNamespace(id="c3", name="gpt", status="failed", model_dir=None,
                             config={"task": "scratch", "architecture": {"kind": "gpt"}})]
-    assert list(G.extra_models(runs).values()) == ["run:a1"]
+    assert list(G.extra_models(runs).values()) == ["run:a1"] and G.extra_models(runs, "seq2seq") == {}
+    runs.append(SimpleNamespace(id="d4", name="summaries", status="completed", model_dir="/m", config={"task": "seq2seq"}))
+    assert G.summarizer_models(runs) == {"run d4 · summaries": "/m"}
 
 
 def test_mapped_causal_example(models, settings):
