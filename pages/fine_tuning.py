@@ -9,6 +9,7 @@ from components.training_live import RESULTS_KEY, results_target, run_label, run
 from components.training_results import results
 from components.training_views import compare_figure
 from core.data import DatasetStore
+from core.data.conll import ensure_ner_sample
 from core.system import human_bytes
 from core.training import ConfigError
 from core.training.curves import config_diff
@@ -36,6 +37,7 @@ def _start(jobs, runs) -> None:
 with launch:
     store = DatasetStore(settings.datasets_dir)
     store.ensure_sample()  # the built-in drug-review sample is always offered
+    ensure_ner_sample(store)  # and the CoNLL sample for token classification
     refs = store.list()
     config = launch_form(refs, runs)
     b1, b2, _ = st.columns([1, 1, 3])

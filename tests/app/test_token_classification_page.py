@@ -42,6 +42,7 @@ def fill(at, model_dir):
 def test_the_form_maps_the_columns_and_shows_one_aligned_example(open_page, tiny):
     at = fill(open_page("pages/fine_tuning.py"), tiny)
     assert not at.exception
+    assert "ner-sample" in at.selectbox(key="ft_dataset").options  # the shipped CoNLL sample is offered
     assert at.selectbox(key=f"ft_col_{TASK}_tokens").value == "tokens"
     assert at.selectbox(key=f"ft_col_{TASK}_tags").value == "ner_tags"  # guessed from the usual names
     table = next(d.value for d in at.dataframe if "sub-token" in d.value.columns)

@@ -239,6 +239,15 @@ def test_conll_text_reads_into_tokens_and_tags():
     assert got == {"tokens": [["EU", "rejects"], ["Peter"]], "ner_tags": [["B-ORG", "O"], ["B-PER"]]}
 
 
+def test_the_shipped_conll_sample_prepares(settings):
+    p = prepare(cfg(dataset="ner-sample"), settings, "")
+    assert (p.train_rows, p.eval_rows) == (54, 6)
+    assert p.labels == ["O", "B-LOC", "B-MISC", "B-ORG", "B-PER", "I-LOC", "I-MISC", "I-ORG", "I-PER"]
+    first = DatasetStore(settings.datasets_dir).load("ner-sample")["train"][0]
+    assert first == {"tokens": ["Angela", "Merkel", "visited", "Paris", "on", "Monday", "."],
+                     "ner_tags": ["B-PER", "I-PER", "O", "B-LOC", "O", "O", "O"]}
+
+
 # ---- a run end to end ------------------------------------------------------------------------------------
 
 def test_a_tiny_run_completes_stores_entity_metrics_and_tags_a_sentence(settings, model_dir):
