@@ -99,11 +99,18 @@ def test_class_labels_select_and_approximate_distinct(frame, monkeypatch):
     # a select/shuffle's indices mapping: the statistics are those of the rows it selects
     picked = enc.shuffle(seed=1).select(range(1_000))
     _check_against_pandas([s for s in column_stats(picked) if s.name == "i"], picked.to_pandas()[["i"]])
-    monkeypatch.setattr(C, "EXACT_DISTINCT_ROWS", 10)  # HyperLogLog from 10 rows on: within a few %
-    i = {s.name: s for s in column_stats(ds)}["i"]
-    assert i.distinct_approx and i.distinct == pytest.approx(frame["i"].nunique(), rel=0.05)
-    lab = {s.name: s for s in column_stats(enc)}["label"]  # top values: sketch candidates, counted exactly
-    assert lab.distinct_approx and dict(lab.top) == frame["label"].fillna("neu").value_counts().to_dict()
+    # a "large" table (from 10 rows on): text and real numbers get DuckDB's HyperLogLog (within a few %) and
+    # top values from its sketch, counted exactly; whole numbers, classes and true/false stay exact
+    monkeypatch.setattr(C, "EXACT_DISTINCT_ROWS", 10)
+    big = datasets.Dataset.from_pandas(frame[["x", "i", "label", "flag"]], preserve_index=False)
+    by = {s.name: s for s in column_stats(big)}
+    assert by["x"].distinct_approx and by["x"].distinct == pytest.approx(frame["x"].nunique(), rel=0.05)
+    assert by["label"].distinct_approx and dict(by["label"].top) == frame["label"].value_counts().to_dict()
+    assert (by["i"].distinct_approx, by["i"].distinct) == (False, frame["i"].nunique())
+    assert not by["flag"].distinct_approx
+    assert dict(by["flag"].top) == {str(k): v for k, v in frame["flag"].value_counts().items()}
+    lab = {s.name: s for s in column_stats(enc)}["label"]
+    assert not lab.distinct_approx and dict(lab.top) == frame["label"].fillna("neu").value_counts().to_dict()
 
 
 def test_class_rows_equal_pandas_masks(frame):
