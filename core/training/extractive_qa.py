@@ -198,8 +198,8 @@ def features(tok, questions, contexts, answers, max_length: int, stride: int | N
         a_start = answers[ex]["answer_start"][0]
         a_end = a_start + len(answers[ex]["text"][0])
         ctx_tokens = [t for t, s in enumerate(seq) if s == ctx_id]
-        first, last = ctx_tokens[0], ctx_tokens[-1]
-        if offs[first][0] > a_start or offs[last][1] < a_end:  # the answer is not (wholly) in this window
+        first, last = (ctx_tokens[0], ctx_tokens[-1]) if ctx_tokens else (0, -1)
+        if not ctx_tokens or offs[first][0] > a_start or offs[last][1] < a_end:  # the answer is not (wholly) here
             start = end = cls
         else:
             start = first
