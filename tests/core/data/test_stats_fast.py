@@ -169,3 +169,11 @@ def test_truncated_share_by_hand():
     assert prof.truncated_share(4) == 1.0 and prof.truncated_share(12) == 0.0
     h = prof.histogram(bins=4)  # 5..12 in whole-number bins of 2
     assert h.edges == [4.5, 6.5, 8.5, 10.5, 12.5] and h.counts == [1, 3, 1, 1]
+
+
+def test_take_sorted_equals_arrow_take_across_chunks():
+    import pyarrow as pa
+
+    col = pa.chunked_array([["a", "b", None], [], ["c"], ["d", "e", "f", "g"]])
+    rows = np.array([0, 2, 3, 4, 7])
+    assert C.take_sorted(col, rows).to_pylist() == col.take(pa.array(rows)).to_pylist() == ["a", None, "c", "d", "g"]
