@@ -350,9 +350,13 @@ def stats_table(stats: list) -> None:
                      "75%": number(q.get(0.75)), "max": number(s.max), "mean": number(s.mean), "std": number(s.std),
                      "top values": " · ".join(f"{_short(v)} ({n:,})" for v, n in s.top[:3]) or "—"})
     st.dataframe(pd.DataFrame(rows, dtype=str), hide_index=True)
+    st.caption("Over every row (Arrow compute kernels on the memory-mapped data). For text, min to std are the "
+               "length in characters; std is the sample standard deviation and quartiles interpolate, as pandas' "
+               "describe().")
     if any(s.distinct_approx for s in stats):
-        st.caption("≈: distinct values estimated with HyperLogLog (DuckDB's approx_count_distinct, within a few %) "
-                   "on splits over 1,000,000 rows.")
+        st.caption("≈: distinct values of text and real numbers estimated with HyperLogLog (DuckDB's "
+                   "approx_count_distinct, within ~5 %) on splits over 1,000,000 rows; their top texts are looked "
+                   "for in 100,000 random rows, then counted exactly.")
 
 
 def _short(v: Any, n: int = 24) -> str:

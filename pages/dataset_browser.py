@@ -26,7 +26,9 @@ st.caption("Files are streamed into Arrow on disk and memory-mapped: browsing a 
            "on screen. Every saved dataset has versions, listed for every page, session and server restart.")
 
 SOURCES = {"upload": "Upload", "server path": "Path on the server", "hub": "Hugging Face hub"}
-with st.expander("Load a dataset", expanded=not store.list()):
+# open on a first visit to an empty workspace, and then left as the user leaves it: an `expanded` that followed the
+# store would fold the expander (and the "Saved …" note inside it) the moment the first dataset is saved
+with st.expander("Load a dataset", expanded=ss.setdefault("load_expanded", not store.list())):
     # the tab on show follows the "Load from" choice, so a message written into a tab is seen
     up_tab, path_tab, hub_tab = st.tabs(list(SOURCES.values()), default=SOURCES[ss.get("load_src", "upload")])
     with up_tab:
@@ -102,6 +104,8 @@ with browse:
     pages = max(1, -(-len(view) // D.PAGE_ROWS))
     if ss.get("br_page", 1) > pages:  # a narrower filter: the last page there is
         ss.br_page = pages
+    if (ss.get("br_jump") or 0) > max(len(view) - 1, 0):
+        ss.br_jump = None
     page_no = c[0].number_input(f"Page (of {pages:,})", 1, pages, 1, key="br_page")
     jump = c[1].number_input("…or jump to row", 0, max(len(view) - 1, 0), None, key="br_jump")
     text_cols = D.text_columns(ds)
@@ -127,7 +131,8 @@ with browse:
             table.index = rows[table.index.to_numpy()]
         st.dataframe(table, height=420)
     with st.expander("Row detail (full texts)"):
-        detail = st.number_input("Row", 0, max(len(ds) - 1, 0), int(jump or 0), key="br_detail")
+        first = int(rows[jump]) if rows is not None and jump is not None and len(rows) else int(jump or 0)
+        detail = st.number_input("Row", 0, max(len(ds) - 1, 0), first, key="br_detail")
         for name, value in D.page(ds, int(detail), 1).iloc[0].items():
             st.caption(name)
             st.text(str(value))  # st.text: user text is never read as markdown or HTML

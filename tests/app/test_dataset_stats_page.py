@@ -4,6 +4,7 @@ import uuid
 
 import pytest
 
+from components.data_views import number
 from core.data import DatasetStore
 
 N = 250
@@ -31,6 +32,16 @@ def test_class_filter_composes_with_paging_and_search_and_token_slider(open_page
     at.selectbox(key="ds_pick").set_value(ref.label).run()
     assert not at.exception, at.exception
     assert at.selectbox(key="st_label").value == "label"
+    # the statistics table (the second table on the page) over every row, as pandas gives them
+    import pandas as pd
+
+    table = at.dataframe[1].value.set_index("column")
+    lengths = pd.Series(texts).str.len()
+    assert table.loc["score", ["count", "nulls", "distinct", "min", "max", "mean"]].tolist() == \
+        ["250", "0", "250", "0", "24.9", "12.45"]
+    assert table.loc["text", ["of", "min", "median", "max"]].tolist() == \
+        ["length (chars)", str(lengths.min()), number(lengths.median()), str(lengths.max())]
+    assert table.loc["label", "top values"] == "pos (166) · neg (84)"
     assert at.selectbox(key="br_class").options == ["(all rows)", "pos", "neg"]  # most common first
 
     neg = [i for i in range(N) if labels[i] == "neg"]
