@@ -41,6 +41,46 @@ def pandas_brief(df) -> dict:
     return {"describe": df.describe(), "labels": df["label"].value_counts(), "len": df["text"].str.len().describe()}
 
 
+MEMORY_CHILD = r'''
+import sys, threading, time
+mode, path = sys.argv[1], sys.argv[2]
+def status(key):
+    for line in open("/proc/self/status"):
+        if line.startswith(key):
+            return int(line.split()[1]) * 1024
+peak = [0]
+def watch():  # private (anonymous) memory, sampled: mapped file pages are the page cache's, shared and evictable
+    while True:
+        peak[0] = max(peak[0], status("RssAnon:"))
+        time.sleep(0.02)
+import pandas as pd, datasets  # noqa: F401
+from bench.bench_stats import pandas_same_figures
+from core.data import column_stats
+base = status("RssAnon:")
+threading.Thread(target=watch, daemon=True).start()
+t = time.perf_counter()
+if mode == "pandas":
+    pandas_same_figures(pd.read_parquet(path))
+else:
+    column_stats(datasets.Dataset.from_file(path))
+time.sleep(0.05)
+print(f"{mode}: {time.perf_counter() - t:.1f} s, peak private memory over baseline {(peak[0] - base) / 1e6:,.0f} MB")
+'''
+
+
+def memory(parquet: Path, arrow: Path) -> None:
+    """Peak private memory of each side in a fresh process: pandas reads the data then computes, Torch Lab opens
+    the saved Arrow file (memory-mapped) and computes."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    for mode, path in (("pandas", parquet), ("torchlab", arrow)):
+        out = subprocess.run([sys.executable, "-c", MEMORY_CHILD, mode, str(path)], cwd=root, capture_output=True,
+                             text=True, env={**os.environ, "PYTHONPATH": str(root), "HF_HUB_OFFLINE": "1"})
+        print(out.stdout.strip() or out.stderr[-2000:])
+
+
 def timed(fn) -> float:
     t = time.perf_counter()
     fn()
@@ -123,6 +163,7 @@ def main() -> None:
         print(f"{k:26s} best {min(v):8.3f} s   all {', '.join(f'{x:.3f}' for x in v)}")
     print(f"parquet: {pqf.stat().st_size / 1e6:.0f} MB; ratio {min(load['torchlab parquet load']) / min(load['pandas read_parquet']):.2f}")
     print(f"load average at the end: {os.getloadavg()}")
+    memory(pqf, Path(ds.cache_files[0]["filename"]))
 
 
 if __name__ == "__main__":
