@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 HIST_BINS = 40
 TOP_K = 10
+FEW_VALUES = 100_000  # a large table's column with fewer distinct values (HyperLogLog's estimate) is counted exactly
 TOP_SAMPLE = 100_000  # a large table's top texts are looked for among the commonest of this many random rows
 DENSE_RANGE = 1 << 24  # integers spanning fewer values than this have their distinct values counted in a bitmap
 EXACT_DISTINCT_ROWS = 1_000_000  # distinct values counted exactly up to this many rows, then HyperLogLog (±~2 %)
@@ -170,14 +171,20 @@ def _column(s: ColumnStats, col: pa.ChunkedArray, bins: int, top_k: int, exact: 
         seen[col.drop_null().to_numpy() - s.min] = True
         s.distinct = int(seen.sum())
     elif s.kind in ("class", "bool") or (exact and s.kind == "text"):  # few values, or few rows: count them all
-        vc = pc.value_counts(col.drop_null())
-        s.distinct = len(vc)
-        order = pc.array_sort_indices(vc.field("counts"), order="descending")[:top_k]  # stable: ties by appearance
-        top = vc.take(order).to_pylist()
-        s.top = [(v["values"] if s.kind == "class" else str(v["values"]), v["counts"]) for v in top]
+        _value_counts(s, col, top_k)
     elif exact:
         s.distinct = pc.count_distinct(col).as_py()
     # else: text and real numbers of a large table get DuckDB's sketches (`_sketches`)
+
+
+def _value_counts(s: ColumnStats, col: pa.ChunkedArray, top_k: int) -> None:
+    """Exact distinct values and top values, from one value_counts (memory grows with the distinct values)."""
+    import pyarrow.compute as pc
+
+    vc = pc.value_counts(col.drop_null())
+    s.distinct = len(vc)
+    order = pc.array_sort_indices(vc.field("counts"), order="descending")[:top_k]  # stable: ties by appearance
+    s.top = [(v["values"] if s.kind == "class" else str(v["values"]), v["counts"]) for v in vc.take(order).to_pylist()]
 
 
 def _histogram(m: pa.ChunkedArray, s: ColumnStats, bins: int) -> Histogram:
@@ -206,10 +213,11 @@ def _histogram(m: pa.ChunkedArray, s: ColumnStats, bins: int) -> Histogram:
 
 
 def _sketches(table: pa.Table, stats: list[ColumnStats], top_k: int, settings: Any) -> None:
-    """Distinct values of a large table's text and real-number columns by DuckDB's HyperLogLog (one scan), and the
-    top texts: candidates from the value counts of TOP_SAMPLE random rows, then counted exactly over every row.
-    Exact distinct counts and whole-column value counts would hold every distinct value (a 1 GB file's texts)
-    in memory; DuckDB's own approx_top_k was 3-4x slower than this on 1 GB of text here."""
+    """Distinct values of a large table's text and real-number columns by DuckDB's HyperLogLog (one scan). A column
+    with at most FEW_VALUES is then counted exactly; with more, the top texts are looked for among the commonest
+    of TOP_SAMPLE random rows and those counted exactly over every row (exact counts, but with many values of
+    nearly equal counts the true top can be missed). Exact counts of every distinct value would hold them all
+    (a 1 GB file's texts) in memory; DuckDB's approx_top_k was 3-4x slower than the sample on 1 GB of text here."""
     import numpy as np
     import pyarrow.compute as pc
 
@@ -224,10 +232,16 @@ def _sketches(table: pa.Table, stats: list[ColumnStats], top_k: int, settings: A
         con.close()
     rows = np.sort(np.random.default_rng(0).choice(table.num_rows, min(TOP_SAMPLE, table.num_rows), replace=False))
     for s, distinct in zip(stats, found, strict=True):
+        col = table.column(s.name)
+        if distinct <= FEW_VALUES:  # few distinct values: counting them all is cheap in memory, and exact
+            if s.kind == "text":
+                _value_counts(s, col, top_k)
+            else:
+                s.distinct = pc.count_distinct(col).as_py()
+            continue
         s.distinct, s.distinct_approx = int(distinct), True
         if s.kind != "text":
             continue
-        col = table.column(s.name)
         vc = pc.value_counts(take_sorted(col, rows).drop_null())
         order = pc.array_sort_indices(vc.field("counts"), order="descending")[: 2 * top_k]
         candidates = vc.field("values").take(order)

@@ -99,10 +99,15 @@ def test_class_labels_select_and_approximate_distinct(frame, monkeypatch):
     # a select/shuffle's indices mapping: the statistics are those of the rows it selects
     picked = enc.shuffle(seed=1).select(range(1_000))
     _check_against_pandas([s for s in column_stats(picked) if s.name == "i"], picked.to_pandas()[["i"]])
-    # a "large" table (from 10 rows on): text and real numbers get DuckDB's HyperLogLog (within a few %) and
-    # top values from its sketch, counted exactly; whole numbers, classes and true/false stay exact
+    # a "large" table (from 10 rows on): text and real numbers with many values (from 10 on) get DuckDB's
+    # HyperLogLog (within a few %) and top texts from a sample, counted exactly; whole numbers, classes and
+    # true/false stay exact
     monkeypatch.setattr(C, "EXACT_DISTINCT_ROWS", 10)
     big = datasets.Dataset.from_pandas(frame[["x", "i", "label", "flag"]], preserve_index=False)
+    few = {s.name: s for s in column_stats(big)}  # fewer distinct values than FEW_VALUES: counted exactly
+    assert [few[c].distinct_approx for c in ("x", "label")] == [False, False]
+    assert (few["x"].distinct, dict(few["label"].top)) == (frame["x"].nunique(), frame["label"].value_counts().to_dict())
+    monkeypatch.setattr(C, "FEW_VALUES", 2)
     by = {s.name: s for s in column_stats(big)}
     assert by["x"].distinct_approx and by["x"].distinct == pytest.approx(frame["x"].nunique(), rel=0.05)
     assert by["label"].distinct_approx and dict(by["label"].top) == frame["label"].value_counts().to_dict()
