@@ -94,6 +94,8 @@ def test_summarize_page_offers_the_run_as_a_span_qa_checkpoint(launched):
     at.switch_page("pages/summarize_qa.py").run()
     at.radio(key="qa_method").set_value("Span QA checkpoint").run()
     picker = at.selectbox(key="qa_run")
+    # the folder box stays the default (as before runs were offered); the runs are further choices
+    assert picker.value.startswith("Other") and at.text_input(key="qa_spec").value == ""
     label = next(o for o in picker.options if o.startswith(f"run {run_id}"))
     assert all(o.startswith("run ") or o.startswith("Other") for o in picker.options)
     picker.set_value(label).run()
