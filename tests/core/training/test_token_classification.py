@@ -30,9 +30,9 @@ PLACES = [["paris"], ["rome"], ["oslo"], ["new", "york"]]
 
 
 def tagged(name, place, other=None):
-    """'alice met bob in new york .' with its BIO tags."""
-    words = [name] + (["met", other] if other else ["visited"]) + ["in", *place, "."]
-    tags = ["B-PER"] + (["O", "B-PER"] if other else ["O"]) + ["O"] + \
+    """'alice met bob in new york .' or 'alice visited rome .' with its BIO tags."""
+    words = [name] + (["met", other, "in"] if other else ["visited"]) + [*place, "."]
+    tags = ["B-PER"] + (["O", "B-PER", "O"] if other else ["O"]) + \
         ["B-LOC"] + ["I-LOC"] * (len(place) - 1) + ["O"]
     return words, tags
 
@@ -58,6 +58,9 @@ def cfg(model="minilm-l6", **kw) -> TrainingConfig:
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
+    import torch
+
+    torch.manual_seed(0)  # the same random tiny BERT every time: what it learns in 20 steps does not vary
     return tiny_model(tmp_path_factory.mktemp("tiny-ner-model"))
 
 
