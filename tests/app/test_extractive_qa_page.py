@@ -37,10 +37,14 @@ def launched(tmp_path_factory):
     assert not at.exception, [(e.message, e.stack_trace) for e in at.exception]
     mapped = [d.value for d in at.dataframe if "token" in d.value.columns]
     notes = " ".join(c.value for c in at.caption)
-    at.button(key="ft_start").click().run()
-    assert at.success, [e.value for e in at.error]
-    run_id = at.success[0].value.split("Queued run ")[1].split(":")[0]
     store = RunStore(get_settings().runs_db)
+    before = {r.id for r in store.runs()}
+    at.button(key="ft_start").click().run()
+    assert not at.error, [e.value for e in at.error]
+    # the store, not the flash, names the run (a rerun may eat the flash; other tests may share the store)
+    new = [r.id for r in store.runs() if r.id not in before and r.config.get("model") == str(model)]
+    assert len(new) == 1, new
+    run_id = new[0]
     deadline = time.time() + 240
     while store.get(run_id).status not in ("completed", "failed") and time.time() < deadline:
         time.sleep(0.5)
