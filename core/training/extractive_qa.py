@@ -298,21 +298,21 @@ def mapped_example(config: TrainingConfig, settings: Settings, model_path: str) 
     row = ds[0]
     ans = check_row(row[c["question"]], row[c["context"]], row[c["answers"]], f"{train_name} row 0")
     tok = tokenizer_for(model_path)
+    _check_questions({"question": [row[c["question"]]]}, tok, config.max_length, train_name)
     stride = doc_stride(config.max_length)
     f = features(tok, [row[c["question"]]], [row[c["context"]]], [ans], config.max_length, padding=False)
     ids, offs = f["input_ids"][0], f["offset_mapping"][0]
-    enc = tok(row[c["question"]].lstrip(), row[c["context"]], truncation="only_second", max_length=config.max_length,
-              stride=stride, return_overflowing_tokens=True)
-    seq = enc.sequence_ids(0)
     context = row[c["context"]]
     start, end = f["start_positions"][0], f["end_positions"][0]
+    special = set(tok.all_special_ids)
     table = []
     for t, (tid, o) in enumerate(zip(ids, offs, strict=True)):
         label = " / ".join(n for n, p in (("start", start), ("end", end)) if p == t)
         entry = {"#": t, "token": tok.convert_ids_to_tokens(tid), "id": tid}
         if "token_type_ids" in f:
             entry["token_type"] = f["token_type_ids"][0][t]
-        entry |= {"sequence": {0: "question", 1: "context"}.get(seq[t], "special"),
+        part = "context" if o is not None else "special" if tid in special else "question"
+        entry |= {"sequence": part,
                   "offsets": "" if o is None else f"{o[0]}–{o[1]}", "text": "" if o is None else context[o[0]:o[1]],
                   "attention": f["attention_mask"][0][t], "label": label}
         table.append(entry)
