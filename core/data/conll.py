@@ -63,6 +63,25 @@ def read_conll(path: str | Path):
     return datasets.Dataset.from_dict(rows, features=features)
 
 
+def load_conll(path: str | Path, out: str | Path, limits=None):
+    """`load_file_report`'s branch for CoNLL files: the rows written as an Arrow stream at `out` (which
+    `datasets.Dataset.from_file` memory-maps), and a LoadReport; `limits.rows` caps the sentences."""
+    import pyarrow as pa
+
+    from core.data.types import LoadReport
+
+    ds = read_conll(path)
+    if limits is not None and len(ds) > limits.rows:
+        raise DataError(f"{Path(path).name}: more than {limits.rows:,} sentences, over the row cap "
+                        "(TORCHLAB_MAX_ROWS)")
+    table = ds.data.table  # carries the features (tokens, ner_tags: lists of strings) in its schema
+    with pa.OSFile(str(out), "wb") as sink, pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    words = sum(len(t) for t in ds["tokens"])
+    return LoadReport(dataset=None, format="conll", delimiter=None, header=False,  # type: ignore[arg-type]
+                      notes=[f"CoNLL: {len(ds):,} sentences, {words:,} words; tokens and ner_tags (BIO strings)"])
+
+
 def ensure_ner_sample(store):
     """Register the shipped CoNLL sample (samples/ner_sample.conll, hand-written) in `store` once."""
     from core.data.store import _lock  # the store's own cross-process lock, as its ensure_sample takes it

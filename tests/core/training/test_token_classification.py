@@ -242,6 +242,25 @@ def test_conll_text_reads_into_tokens_and_tags():
     assert got == {"tokens": [["EU", "rejects"], ["Peter"]], "ner_tags": [["B-ORG", "O"], ["B-PER"]]}
 
 
+def test_a_conll_file_loads_as_the_loader_would_memory_map_it(tmp_path):
+    from core.data.conll import load_conll
+    from core.data.limits import Limits
+    from core.data.types import DataError
+
+    src = tmp_path / "x.conll"
+    src.write_text("EU\tB-ORG\nrejects\tO\n\nPeter B-PER\nBlackburn I-PER\n", encoding="utf-8")
+    report = load_conll(src, tmp_path / "x.arrow")
+    ds = datasets.Dataset.from_file(str(tmp_path / "x.arrow"))
+    assert ds.to_dict() == {"tokens": [["EU", "rejects"], ["Peter", "Blackburn"]],
+                            "ner_tags": [["B-ORG", "O"], ["B-PER", "I-PER"]]}
+    assert report.format == "conll" and "2 sentences, 4 words" in report.notes[0]
+    with pytest.raises(DataError, match="over the row cap"):
+        load_conll(src, tmp_path / "y.arrow", Limits(rows=1))
+    src.write_text("EU B-ORG\nrejects\n", encoding="utf-8")
+    with pytest.raises(DataError, match="line 2: 'rejects' has a word but no tag"):
+        load_conll(src, tmp_path / "z.arrow")
+
+
 def test_the_shipped_conll_sample_prepares(settings):
     p = prepare(cfg(dataset="ner-sample"), settings, "")
     assert (p.train_rows, p.eval_rows) == (54, 6)
