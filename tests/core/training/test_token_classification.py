@@ -297,6 +297,12 @@ def test_a_tiny_run_completes_stores_entity_metrics_and_tags_a_sentence(settings
     spans = predict(rec, text)
     assert [(s["entity"], s["text"], s["start"], s["end"]) for s in spans] == [("PER", "Bob", 0, 3),
                                                                              ("LOC", "New York", 12, 20)]
+    # the same spans as transformers' own pipeline with the code the results page shows
+    from transformers import pipeline
+
+    tagger = pipeline("token-classification", model=rec.model_dir, aggregation_strategy="first", device="cpu")
+    assert [(d["entity_group"], d["start"], d["end"]) for d in tagger(text)] == \
+        [(s["entity"], s["start"], s["end"]) for s in spans]
     assert predict(rec, ["alice", "met", "dave"])[0] | {"score": 0} == {"entity": "PER", "text": "alice",
                                                                         "start": 0, "end": 5, "score": 0}
     script = export_script(TrainingConfig.from_dict(rec.config), settings, run_id, rec.plan["labels"], 10)
