@@ -7,6 +7,8 @@ from components import loaders
 from components.fragments import live_fragment
 from core.system import human_bytes
 
+IDLE_POLL_S = 10.0  # the runs summary's poll while no run is queued, running or stopping
+
 
 def render_sidebar() -> None:
     poll = loaders.settings().poll_interval_s
@@ -15,7 +17,11 @@ def render_sidebar() -> None:
         ready = loaders.device_report(wait=False) is not None
         live_fragment(_device, None if ready else poll)
         st.caption("Training runs")
-        live_fragment(_runs_summary, poll)
+        # every poll reruns a fragment, and a widget change landing during one is sometimes dropped by
+        # Streamlit (see components.fragments): with no run active the summary can only change when a run
+        # starts, so it polls slowly until then and switches to `poll` with one full rerun
+        fast = st.session_state["sb_fast_poll"] = loaders.run_store().snapshot().active
+        live_fragment(_runs_summary, poll if fast else max(IDLE_POLL_S, poll))
 
 
 def _device() -> None:
@@ -32,4 +38,14 @@ def _device() -> None:
 
 def _runs_summary() -> None:
     """What exists in the run store ('3 completed · 1 running'), re-read every poll on every page."""
-    st.markdown(loaders.run_store().snapshot().summary())
+    snap = loaders.run_store().snapshot()
+    st.markdown(snap.summary())
+    follow_active_runs(snap)
+
+
+def follow_active_runs(snap) -> None:
+    """Called by every live fragment that reads the run store: when a run is active (started here or in
+    another browser) while the sidebar polls at its idle rate, one full rerun puts it on the fast rate, so
+    the sidebar never lags the runs panel beside it."""
+    if snap.active and not st.session_state.get("sb_fast_poll"):
+        st.rerun(scope="app")

@@ -14,6 +14,7 @@ import pandas as pd
 import streamlit as st
 
 from components.fragments import live_fragment
+from components.sidebar import follow_active_runs
 from components.training_views import duration, live_figure
 from core.training.curves import overfitting, progress
 from core.training.store import ACTIVE, MetricsFollower, Snapshot
@@ -65,6 +66,7 @@ def runs_panel(jobs, settings, empty: str = "No runs yet. Start one on the **Lau
 
     def panel() -> None:
         snap = jobs.store.snapshot()  # the one read every status below comes from
+        follow_active_runs(snap)
         if not snap.runs:
             st.info(empty)
             return

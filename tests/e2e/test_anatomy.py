@@ -25,11 +25,23 @@ def test_open_a_head_and_step_through_it(server, page):
     shot(page, "anatomy-1-model-view")
 
     # click a head in the model view: it opens in the head view, framed, and the pickers follow
-    page.wait_for_function(f"() => ({TILE_JS})([4, 9]) !== null", timeout=30_000)
-    at = page.evaluate(TILE_JS, [4, 9])
-    page.mouse.move(at["x"], at["y"])
-    page.mouse.click(at["x"], at["y"])
-    page.locator(".gtitle", has_text="Head view: layer 4, head 9").wait_for(timeout=60_000)
+    head_view = page.locator(".gtitle", has_text="Head view: layer 4, head 9")
+    for attempt in range(3):
+        # measured after the page settles, and again if the click found nothing: a late element above the
+        # chart (seen on a loaded machine) moves the tile between the measurement and the click
+        settle(page)
+        if head_view.is_visible():  # the last click's rerun landed after all: a second click could undo it
+            break
+        page.wait_for_function(f"() => ({TILE_JS})([4, 9]) !== null", timeout=30_000)
+        at = page.evaluate(TILE_JS, [4, 9])
+        page.mouse.move(at["x"], at["y"])
+        page.mouse.click(at["x"], at["y"])
+        try:
+            head_view.wait_for(timeout=30_000 if attempt < 2 else 60_000)
+            break
+        except Exception:
+            if attempt == 2:
+                raise
     page.locator(".gtitle", has_text="layer 4, head 9 framed").wait_for(timeout=30_000)
     shot(page, "anatomy-1b-clicked-head")
 
