@@ -91,11 +91,23 @@ OTHER_CHECKPOINT = "Other folder or hub id…"
 
 def qa_runs() -> dict[str, str]:
     """Label -> model folder of every completed extractive-QA run (the span QA checkpoints)."""
+    from core.training.extractive_qa import qa_checkpoints
+
+    return _completed_runs(qa_checkpoints)
+
+
+def seq2seq_runs() -> dict[str, str]:
+    """Label -> model folder of every completed sequence-to-sequence run (summarisers)."""
+    from core.training.generation import summarizer_models
+
+    return _completed_runs(summarizer_models)
+
+
+def _completed_runs(pick) -> dict[str, str]:
     try:
         from core.training import RunStore
-        from core.training.extractive_qa import qa_checkpoints
 
-        return qa_checkpoints(RunStore(loaders.settings().runs_db).runs())
+        return pick(RunStore(loaders.settings().runs_db).runs())
     except Exception:  # a damaged or locked store must not break this page
         return {}
 
@@ -111,10 +123,14 @@ def summary_picker() -> dict[str, Any]:
         n = c[1].number_input("Sentences", 1, 50, 2, key="sum_n")
         words = c[2].number_input("Max words (0 = no cap)", 0, 5000, 0, key="sum_words")
         return {"method": method, "kwargs": {"method": rank, "max_sentences": n, "max_words": words or None}}
-    spec = st.text_input("Checkpoint folder or hub id", key="sum_spec",
-                         placeholder="/path/to/bart-or-t5 or sshleifer/distilbart-cnn-12-6")
+    runs = seq2seq_runs()
+    picked = st.selectbox("Seq2seq checkpoint", [OTHER_CHECKPOINT, *runs], key="sum_run",
+                          help="Completed sequence-to-sequence runs of the Fine-tuning page, or any folder / hub id")
+    spec = runs.get(picked) or st.text_input("Checkpoint folder or hub id", key="sum_spec",
+                                             placeholder="/path/to/bart-or-t5 or sshleifer/distilbart-cnn-12-6")
     if not spec.strip():
-        st.info("No summarization checkpoint ships with Torch Lab. Give the folder of a seq2seq model "
+        st.info("No summarization checkpoint ships with Torch Lab. Fine-tune an encoder-decoder on the Fine-tuning "
+                "page (task: sequence to sequence) and pick it above; or give the folder of a seq2seq model "
                 "(BART, T5, Pegasus: a `save_pretrained` folder) or a hub id where the network allows; "
                 "until then the MiniLM embeddings method summarizes offline.", icon=":material/info:")
     kw = {"num_beams": c[0].number_input("Beams", 1, 16, 4, key="sum_beams"),

@@ -41,7 +41,7 @@ def model_choices(runs, task: str = "text-classification") -> dict[str, str]:
             out[f"run {r.id} · {r.name}"] = f"run:{r.id}"
     extra = getattr(_module(task), "extra_models", None) if task in TASK_ROLES else None
     if extra is not None:
-        out |= extra(runs)
+        out |= extra(runs, task)
     out[CUSTOM] = ""
     return out
 

@@ -112,6 +112,13 @@ def abstractive_summary(lm: LoadedModel, text: str, *, num_beams: int = 4, min_l
     if len(chunks) > 1:
         warnings.append(f"The document is longer than the model's {limit + 2}-token input: it was summarized "
                         f"in {len(chunks)} chunks, joined in order.")
+    # a decoder with learned positions (BART, Pegasus, Marian) can't write past its last position: generate()
+    # would index past the position table; T5's relative positions have no such end
+    positions = None if cfg.model_type in ("t5", "mt5", "umt5") else getattr(cfg, "max_position_embeddings", None)
+    if positions and max_length > positions - 1:
+        warnings.append(f"This model's decoder has {positions} positions: the summary is capped at "
+                        f"{positions - 1} new tokens (asked: {max_length}).")
+        max_length, min_length = positions - 1, min(min_length, positions - 1)
     gen = dict(num_beams=num_beams, min_new_tokens=min_length, max_new_tokens=max_length,
                no_repeat_ngram_size=no_repeat_ngram_size or 0)
     if num_beams > 1:  # length_penalty only shapes beam scores; greedy search would warn about it

@@ -104,3 +104,29 @@ def test_classify_offers_only_text_classifier_runs(tmp_path, monkeypatch):
         store.update(rid, model_dir=str(tmp_path / rid))
     offered = set(nlp_views.finetuned_runs().values())
     assert offered == {str(tmp_path / fine), str(tmp_path / old)}
+
+
+def test_a_completed_seq2seq_run_is_offered_as_a_summariser(open_page, tmp_path_factory):
+    """A sequence-to-sequence run of the Fine-tuning page is one click away on the Summarization tab."""
+    from core.settings import get_settings
+    from core.training import RunStore, TrainingConfig
+    from tests.core.training.generation_fixtures import tiny_bart
+
+    folder = tiny_bart(tmp_path_factory.mktemp("sum-bart") / "bart")
+    store = RunStore(get_settings().runs_db)
+    config = TrainingConfig(task="seq2seq", model=str(folder), dataset="tiny-text",
+                            columns={"source": "document", "target": "summary"})
+    run_id = store.create("bart summariser", config.__dict__)
+    store.update(run_id, status="completed", model_dir=str(folder))
+    other = store.create("bart not finished", config.__dict__)  # only completed runs are offered
+    at = open_page(PAGE, timeout=180)
+    at.radio(key="sum_method").set_value("Seq2seq checkpoint").run()
+    picker = at.selectbox(key="sum_run")
+    label = f"run {run_id} · bart summariser"
+    assert label in picker.options and not any(other in o for o in picker.options), picker.options
+    picker.set_value(label).run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert not [t for t in at.text_input if t.key == "sum_spec"]  # the run stands in for the folder box
+    assert any("BartForConditionalGeneration" in c.value for c in at.caption), [c.value for c in at.caption]
+    # its decoder has 64 learned positions: the default 128 new tokens are capped, and the page says so
+    assert any("capped at 63 new tokens (asked: 128)" in w.value for w in at.warning), [w.value for w in at.warning]
