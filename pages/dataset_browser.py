@@ -32,11 +32,13 @@ with st.expander("Load a dataset", expanded=ss.setdefault("load_expanded", not s
     # the tab on show follows the "Load from" choice, so a message written into a tab is seen
     up_tab, path_tab, hub_tab = st.tabs(list(SOURCES.values()), default=SOURCES[ss.get("load_src", "upload")])
     with up_tab:
-        st.caption(f"CSV, TSV, JSON Lines or Parquet, up to **{settings.max_upload_mb} MB** "
+        st.caption("CSV, TSV, JSON Lines, Parquet or CoNLL (a word and its tag per line, for token classification), "
+                   f"up to **{settings.max_upload_mb} MB** "
                    f"({settings.env_name('max_upload_mb')}). Larger files: copy them to the server and use "
                    f"*Path on the server* (up to {settings.max_dataset_mb:,} MB once loaded, "
                    f"{settings.env_name('max_dataset_mb')}).")
-        upload = st.file_uploader("File", type=["csv", "tsv", "txt", "jsonl", "ndjson", "json", "parquet"],
+        upload = st.file_uploader("File", type=["csv", "tsv", "txt", "jsonl", "ndjson", "json", "parquet",
+                                                "conll", "conllu", "iob", "bio"],
                                   max_upload_size=settings.max_upload_mb, key="up_file")
         up_msg = st.empty()
         V.load_options("up")

@@ -92,6 +92,10 @@ def load_file_report(path: str | os.PathLike, *, format: str = "auto", encoding:
 
         if fmt == "parquet":
             report = dataformats.load_parquet(path, final, limits)
+        elif fmt == "conll":  # token-classification data: a word and its tag per line
+            from core.data.conll import load_conll
+
+            report = load_conll(path, final, limits)
         elif fmt == "jsonl":
             report = _load_jsonl(path, raw, final, limits)
         else:
@@ -149,6 +153,10 @@ def _detect_format(path: Path, fmt: str) -> str:
             raise DataError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
         return fmt
     ext = path.suffix.lower()
+    from core.data.conll import SUFFIXES as CONLL_SUFFIXES
+
+    if ext in CONLL_SUFFIXES:
+        return "conll"
     if ext in (".jsonl", ".ndjson", ".json"):
         return "jsonl"
     if ext in (".parquet", ".pq"):

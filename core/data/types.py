@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import datasets
 
-FORMATS = ("csv", "tsv", "jsonl", "parquet")
+FORMATS = ("csv", "tsv", "jsonl", "parquet", "conll")
 DELIMITERS = (",", "\t", ";", "|")
 SNIFF_BYTES = 64 * 1024
 BATCH_ROWS = 20_000  # rows per Arrow record batch: small enough to bound memory, big enough to be fast
