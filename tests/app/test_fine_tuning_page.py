@@ -42,6 +42,8 @@ def test_launch_watch_results(open_page, tiny):
     assert store.get(run_id).status == "completed", store.get(run_id).message
     at.run()
     assert not at.exception
+    # the launch message outlives the reruns that followed (the run completed, its results were drawn)
+    assert any(f"Queued run {run_id}" in m.value for m in at.success), [m.value for m in at.success]
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["majority-class baseline"] == "50.0%"
     assert "accuracy" in metrics and metrics["train loss"] != "—"
@@ -62,3 +64,7 @@ def test_bad_max_length_is_refused_with_the_field(open_page, tiny):
     assert not at.exception
     assert "max_length" in at.error[0].value and "64 positions" in at.error[0].value
     assert len(RunStore(get_settings().runs_db).runs()) == before
+    at.run()  # the refusal stays while the form holds the refused value…
+    assert any("64 positions" in e.value for e in at.error)
+    at.number_input(key="ft_maxlen").set_value(32).run()  # …and goes once the field is changed
+    assert not any("64 positions" in e.value for e in at.error), [e.value for e in at.error]

@@ -239,8 +239,12 @@ def fill_launch_form(page, model: Path, steps: int, eval_every: int = 0, name: s
 
 
 def press_start(page) -> None:
+    """Click Start and wait for its own "Queued run …" (the Launch tab keeps the last launch's message)."""
+    before = page.locator("[data-testid=stAlertContentSuccess]").all_inner_texts()
     page.get_by_role("button", name="Start training").click()
-    page.get_by_text("Queued run", exact=False).wait_for(timeout=60_000)
+    page.wait_for_function(
+        "(before) => [...document.querySelectorAll('[data-testid=stAlertContentSuccess]')]"
+        ".some(e => e.innerText.includes('Queued run') && !before.includes(e.innerText))", arg=before, timeout=60_000)
     settle(page)
 
 
