@@ -16,7 +16,7 @@ import streamlit as st
 from components.fragments import live_fragment
 from components.sidebar import follow_active_runs
 from components.training_views import duration, live_figure
-from core.training.curves import overfitting, progress
+from core.training.curves import headline, overfitting, progress
 from core.training.store import ACTIVE, MetricsFollower, Snapshot
 
 BADGE = {"queued": "🕒", "running": "🟢", "stopping": "🟠", "stopped": "⏸️", "completed": "✅", "failed": "❌",
@@ -39,12 +39,13 @@ def _cell(v, fmt: str = "{:.1%}"):
 
 
 def runs_table(runs) -> pd.DataFrame:
-    return pd.DataFrame([{
-        "status": f"{BADGE.get(r.status, '')} {r.status}", "name": r.name, "run": r.id,
-        "steps": _cell(r.total_steps, "{:,}"), "accuracy": _cell(r.final_metrics.get("accuracy")),
-        "baseline": _cell(r.final_metrics.get("majority_baseline")), "train time": duration(r.elapsed()),
-        "device": _cell(r.device), "runner": _cell(r.runner),
-    } for r in runs])
+    rows = []
+    for r in runs:
+        label, value, base = headline(r.config.get("task", "text-classification"), r.final_metrics)
+        rows.append({"status": f"{BADGE.get(r.status, '')} {r.status}", "name": r.name, "run": r.id,
+                     "steps": _cell(r.total_steps, "{:,}"), "metric": label, "score": value, "baseline": base,
+                     "train time": duration(r.elapsed()), "device": _cell(r.device), "runner": _cell(r.runner)})
+    return pd.DataFrame(rows)
 
 
 def selected_run(snap: Snapshot) -> str | None:

@@ -148,3 +148,30 @@ def lr_schedule(scheduler: str, learning_rate: float, warmup: float, total_steps
     n = min(points, total)
     steps = sorted({round(i * (total - 1) / max(1, n - 1)) for i in range(n)} | {min(warm, total - 1)})
     return [s + 1 for s in steps], [learning_rate * float(factor(s)) for s in steps]
+
+
+# the one number that says how a run of each task did, and what an untrained guess scores on it:
+# (label, final-metrics key, baseline key, format)
+HEADLINES = {
+    "text-classification": ("accuracy", "accuracy", "majority_baseline", "{:.1%}"),
+    "token-classification": ("entity F1", "f1", "all_o_f1", "{:.3f}"),
+    "question-answering": ("F1 (SQuAD, %)", "f1", "baseline_f1", "{:.1f}"),
+    "causal-lm": ("perplexity", "perplexity", "perplexity_before", "{:,.1f}"),
+    "seq2seq": ("ROUGE-L", "rougeL", "lead_rougeL", "{:.3f}"),
+}
+# a from-scratch run's headline follows what its network reports
+SCRATCH_HEADLINES = (("accuracy", "accuracy", "majority_baseline", "{:.1%}"),
+                     ("token accuracy", "token_accuracy", None, "{:.1%}"),
+                     ("perplexity", "perplexity", "bigram_perplexity", "{:,.1f}"))
+
+
+def headline(task: str, final: dict) -> tuple[str, str, str]:
+    """(label, value, baseline) of a run's headline metric as text, '—' where it has none yet."""
+    options = (HEADLINES[task],) if task in HEADLINES else SCRATCH_HEADLINES
+    label, key, base, fmt = next((h for h in options if h[1] in final), options[0])
+
+    def show(k):
+        v = final.get(k) if k else None
+        return fmt.format(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else "—"
+
+    return label, show(key), show(base)

@@ -66,3 +66,21 @@ def test_tensorboard_gets_the_same_losses_as_the_store(tmp_path):
     assert other.wait(plain, 300) == "completed"
     other.shutdown()
     assert not tensorboard_dir(run_dir(settings, plain)).exists()
+
+
+def test_each_task_has_one_headline_metric_against_its_baseline():
+    from core.training.curves import headline
+
+    assert headline("text-classification", {"accuracy": 0.702, "majority_baseline": 0.654}) == \
+        ("accuracy", "70.2%", "65.4%")
+    assert headline("token-classification", {"f1": 0.5912, "accuracy": 0.86, "all_o_f1": 0.0}) == \
+        ("entity F1", "0.591", "0.000")
+    assert headline("question-answering", {"exact_match": 40.0, "f1": 52.25, "baseline_f1": 3.5}) == \
+        ("F1 (SQuAD, %)", "52.2", "3.5")
+    assert headline("causal-lm", {"perplexity": 1359.04, "perplexity_before": 30153.2}) == \
+        ("perplexity", "1,359.0", "30,153.2")
+    assert headline("seq2seq", {"rougeL": 0.93, "lead_rougeL": 0.1}) == ("ROUGE-L", "0.930", "0.100")
+    # a from-scratch run: whatever its network reports (a tiny GPT has no accuracy)
+    assert headline("scratch", {"perplexity": 79.7, "bigram_perplexity": 77.8}) == ("perplexity", "79.7", "77.8")
+    assert headline("scratch", {"token_accuracy": 0.9996}) == ("token accuracy", "100.0%", "—")
+    assert headline("causal-lm", {}) == ("perplexity", "—", "—")  # still running: nothing to show yet
