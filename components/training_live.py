@@ -194,8 +194,10 @@ def live(rec, view: dict) -> None:
         m = st.columns(5)
         m[0].metric("train loss", f"{last['loss']:.4f}" if isinstance(last.get("loss"), float) else "—")
         m[1].metric("eval loss", f"{evals[-1]['eval_loss']:.4f}" if evals else "—")
-        acc = evals[-1].get("eval_accuracy") if evals else None  # tasks without accuracy (QA, generation) show —
-        m[2].metric("eval accuracy", f"{acc:.1%}" if isinstance(acc, (int, float)) else "—")
+        # the task's headline metric at the last evaluation (accuracy, entity F1, SQuAD F1, perplexity, ROUGE-L)
+        label, value, _ = headline(rec.config.get("task", "text-classification"),
+                                   {k.removeprefix("eval_"): v for k, v in (evals[-1] if evals else {}).items()})
+        m[2].metric(f"eval {label}", value)
         m[3].metric("samples / s", f"{last.get('samples_per_s', 0):.1f}")
         m[4].metric("tokens / s", f"{last['tokens_per_s']:,.0f}" if last.get("tokens_per_s") else "—",
                     help="counted for token inputs; images and tables have none")

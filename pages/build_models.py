@@ -171,16 +171,25 @@ def _start() -> None:
             raise ConfigError("architecture.layers", problem)
         run_id = jobs.submit(config)
         st.session_state["ft_selected"] = run_id
-        st.session_state["bn_flash"] = ("success", f"Queued run {run_id}: it trains below.")
+        st.session_state["bn_flash"] = ("success", f"Queued run {run_id}: it trains below.", None)
     except ConfigError as e:
-        st.session_state["bn_flash"] = ("error", f"**{e.field}**: {e.message}")
+        st.session_state["bn_flash"] = ("error", f"**{e.field}**: {e.message}", _form_key(st.session_state))
+
+
+def _form_key(state) -> str:
+    config, problem = _config(state)
+    return f"{config.to_json()}|{problem}"
 
 
 st.button("Start training", type="primary", key="bn_start", on_click=_start,
           disabled=info is None)
-flash = st.session_state.pop("bn_flash", None)
-if flash:
-    (st.success if flash[0] == "success" else st.error)(flash[1])
+# kept, not popped: the rerun right after this one (the runs panel following a new run) must not swallow it;
+# a refusal shows while the form still holds what was refused
+flash = st.session_state.get("bn_flash")
+if flash and flash[0] == "success":
+    st.success(flash[1])
+elif flash and flash[2] == _form_key(st.session_state):
+    st.error(flash[1])
 
 # --- runs ---------------------------------------------------------------------------------------------
 st.subheader("Runs")
