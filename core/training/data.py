@@ -19,26 +19,58 @@ class Splits:
     majority_baseline: float  # accuracy of always answering the most frequent training class, on eval
 
 
-def load_splits(config: TrainingConfig, settings: Settings) -> Splits:
-    """Load the dataset from the store and check columns, labels and sizes; ConfigError names the field."""
+def open_dataset(config: TrainingConfig, settings: Settings):
+    """(DatasetDict, train split name, eval split name or None) of the saved dataset the config names, for
+    every task: the built-in samples are registered on first use, and each mapped column (`config.columns`)
+    must exist in the train split. ConfigError names the field."""
     import datasets
 
     from core.data.store import DatasetStore
 
     datasets.disable_progress_bars()  # server logs, not progress bars
-
     store = DatasetStore(settings.datasets_dir)
     if config.dataset == "drug-reviews":
-        store.ensure_sample()  # the built-in sample is always there
+        store.ensure_sample()  # the built-in samples are always there
+    elif config.dataset == "ner-sample":
+        from core.data.conll import ensure_ner_sample
+
+        ensure_ner_sample(store)
     try:
         dd = store.load(config.dataset, config.dataset_version)
     except Exception as e:  # a missing or unreadable dataset is a config problem, not a crash
         names = ", ".join(sorted({r.name for r in store.list()})) or "none yet"
         raise ConfigError("dataset", f"can't open {config.dataset!r}: {e}. Saved datasets: {names}") from None
-
     train_name = "train" if "train" in dd else next(iter(dd))
-    train = dd[train_name]
     eval_name = next((s for s in ("validation", "test", "eval") if s in dd and s != train_name), None)
+    cols = dd[train_name].column_names
+    for role, col in config.columns.items():
+        if col not in cols:
+            raise ConfigError(f"columns.{role}", f"no column {col!r} in {config.dataset}; columns: {', '.join(cols)}")
+    return dd, train_name, eval_name
+
+
+def hold_out(train, config: TrainingConfig, stratify: str | None = None):
+    """(train, eval): `eval_fraction` of the rows held out (seeded), for a dataset with no evaluation split."""
+    n_eval = max(1, round(len(train) * config.eval_fraction))
+    if len(train) - n_eval < 1:
+        raise ConfigError("eval_fraction", f"{len(train)} rows leave nothing to train on")
+    parts = train.train_test_split(test_size=n_eval, seed=config.seed, stratify_by_column=stratify)
+    return parts["train"], parts["test"]
+
+
+def cap(train, ev, config: TrainingConfig):
+    """(train, eval) cut to max_train_samples / max_eval_samples (the dry-run size)."""
+    if config.max_train_samples:
+        train = train.select(range(min(config.max_train_samples, len(train))))
+    if config.max_eval_samples:
+        ev = ev.select(range(min(config.max_eval_samples, len(ev))))
+    return train, ev
+
+
+def load_splits(config: TrainingConfig, settings: Settings) -> Splits:
+    """Load the dataset from the store and check columns, labels and sizes; ConfigError names the field."""
+    dd, train_name, eval_name = open_dataset(config, settings)
+    train = dd[train_name]
     for col, fld in ((config.text_column, "text_column"), (config.text_pair_column, "text_pair_column"),
                      (config.label_column, "label_column")):
         if col and col not in train.column_names:
@@ -53,17 +85,11 @@ def load_splits(config: TrainingConfig, settings: Settings) -> Splits:
         if len(ev) == 0:
             raise ConfigError("dataset", f"the {eval_name!r} split of {config.dataset} is empty")
     else:
-        n_eval = max(1, round(len(train) * config.eval_fraction))
-        if len(train) - n_eval < 1:
-            raise ConfigError("eval_fraction", f"{len(train)} rows leave nothing to train on")
         counts = Counter(train["labels"])
+        n_eval = max(1, round(len(train) * config.eval_fraction))
         stratify = "labels" if min(counts.values()) >= 2 and n_eval >= len(counts) else None
-        parts = train.train_test_split(test_size=n_eval, seed=config.seed, stratify_by_column=stratify)
-        train, ev = parts["train"], parts["test"]
-    if config.max_train_samples:
-        train = train.select(range(min(config.max_train_samples, len(train))))
-    if config.max_eval_samples:
-        ev = ev.select(range(min(config.max_eval_samples, len(ev))))
+        train, ev = hold_out(train, config, stratify)
+    train, ev = cap(train, ev, config)
     if len(set(train["labels"])) < 2:
         raise ConfigError("label_column", f"the training rows have a single class "
                           f"({label_names[train['labels'][0]]!r}): a classifier needs at least two")

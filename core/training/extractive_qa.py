@@ -19,6 +19,7 @@ from typing import Any
 
 from core.settings import Settings
 from core.training.config import ConfigError, TrainingConfig
+from core.training.data import cap, hold_out, open_dataset
 from core.training.tasks import MappedExample, TaskSetup
 
 ROLES = ("question", "context", "answers")
@@ -51,29 +52,6 @@ class Prepared:
 
 
 # --- data ------------------------------------------------------------------------------------
-
-def _open(config: TrainingConfig, settings: Settings):
-    """(DatasetDict, train split name, eval split name or None), with the role columns checked."""
-    import datasets
-
-    from core.data.store import DatasetStore
-
-    datasets.disable_progress_bars()
-    store = DatasetStore(settings.datasets_dir)
-    try:
-        dd = store.load(config.dataset, config.dataset_version)
-    except Exception as e:  # a missing or unreadable dataset is a config problem, not a crash
-        names = ", ".join(sorted({r.name for r in store.list()})) or "none yet"
-        raise ConfigError("dataset", f"can't open {config.dataset!r}: {e}. Saved datasets: {names}") from None
-    train_name = "train" if "train" in dd else next(iter(dd))
-    eval_name = next((s for s in ("validation", "test", "eval") if s in dd and s != train_name), None)
-    cols = dd[train_name].column_names
-    for role in ROLES:
-        col = config.columns.get(role)
-        if col not in cols:
-            raise ConfigError(f"columns.{role}", f"no column {col!r} in {config.dataset}; columns: {', '.join(cols)}")
-    return dd, train_name, eval_name
-
 
 def parse_answers(value: Any, where: str) -> dict:
     """A SQuAD answers value as {"text": [str], "answer_start": [int]}; ConfigError naming `where` if not."""
@@ -150,7 +128,7 @@ def prepare(config: TrainingConfig, settings: Settings, model_path: str) -> Prep
     """Open, check every row of, and split the dataset (a context longer than the model is windowed, not refused)."""
     import statistics
 
-    dd, train_name, eval_name = _open(config, settings)
+    dd, train_name, eval_name = open_dataset(config, settings)
     if len(dd[train_name]) == 0:
         raise ConfigError("dataset", f"the {train_name!r} split of {config.dataset} is empty")
     tok = tokenizer_for(model_path)
@@ -162,15 +140,8 @@ def prepare(config: TrainingConfig, settings: Settings, model_path: str) -> Prep
         if len(ev) == 0:
             raise ConfigError("dataset", f"the {eval_name!r} split of {config.dataset} is empty")
     else:
-        n_eval = max(1, round(len(train) * config.eval_fraction))
-        if len(train) - n_eval < 1:
-            raise ConfigError("eval_fraction", f"{len(train)} rows leave nothing to train on")
-        parts = train.train_test_split(test_size=n_eval, seed=config.seed)
-        train, ev = parts["train"], parts["test"]
-    if config.max_train_samples:
-        train = train.select(range(min(config.max_train_samples, len(train))))
-    if config.max_eval_samples:
-        ev = ev.select(range(min(config.max_eval_samples, len(ev))))
+        train, ev = hold_out(train, config)
+    train, ev = cap(train, ev, config)
     words = statistics.median(len(a["text"][0].split()) for a in list(train["answers"]))
     return Prepared(train, ev, [], max(1, round(words)))
 
@@ -290,7 +261,7 @@ def setup(config: TrainingConfig, model_path: str, prepared: Prepared, out: Path
 
 def mapped_example(config: TrainingConfig, settings: Settings, model_path: str) -> MappedExample:
     """The first training row's first window, token by token: what the model reads and which tokens are labels."""
-    dd, train_name, _ = _open(config, settings)
+    dd, train_name, _ = open_dataset(config, settings)
     ds = dd[train_name]
     if len(ds) == 0:
         raise ConfigError("dataset", f"the {train_name!r} split of {config.dataset} is empty")

@@ -19,6 +19,7 @@ from typing import Any
 
 from core.settings import Settings
 from core.training.config import ConfigError, TrainingConfig
+from core.training.data import cap, hold_out, open_dataset
 from core.training.generation_metrics import (  # noqa: F401 - part of this module's API
     eval_perplexity,
     lead,
@@ -131,37 +132,13 @@ def end_token(tok) -> int | None:
 
 def load_rows(config: TrainingConfig, settings: Settings):
     """(train, eval, eval split name) raw datasets, capped by max_*_samples; ConfigError names the field."""
-    import datasets
-
-    from core.data.store import DatasetStore
-
-    datasets.disable_progress_bars()
-    store = DatasetStore(settings.datasets_dir)
-    if config.dataset == "drug-reviews":
-        store.ensure_sample()
-    try:
-        dd = store.load(config.dataset, config.dataset_version)
-    except Exception as e:  # a missing or unreadable dataset is a config problem, not a crash
-        raise ConfigError("dataset", f"can't open {config.dataset!r}: {e}") from None
-    train_name = "train" if "train" in dd else next(iter(dd))
+    dd, train_name, eval_name = open_dataset(config, settings)
     train = dd[train_name]
-    for role, col in config.columns.items():
-        if col not in train.column_names:
-            raise ConfigError(f"columns.{role}", f"no column {col!r} in {config.dataset}; columns: "
-                              f"{', '.join(train.column_names)}")
-    eval_name = next((s for s in ("validation", "test", "eval") if s in dd and s != train_name), None)
     if eval_name:
         ev = dd[eval_name]
     else:
-        n_eval = max(1, round(len(train) * config.eval_fraction))
-        if len(train) - n_eval < 1:
-            raise ConfigError("eval_fraction", f"{len(train)} rows leave nothing to train on")
-        parts = train.train_test_split(test_size=n_eval, seed=config.seed)
-        train, ev, eval_name = parts["train"], parts["test"], "held-out"
-    if config.max_train_samples:
-        train = train.select(range(min(config.max_train_samples, len(train))))
-    if config.max_eval_samples:
-        ev = ev.select(range(min(config.max_eval_samples, len(ev))))
+        (train, ev), eval_name = hold_out(train, config), "held-out"
+    train, ev = cap(train, ev, config)
     if len(train) == 0 or len(ev) == 0:
         raise ConfigError("dataset", f"{config.dataset} has an empty {'train' if len(train) == 0 else eval_name} split")
     return train, ev, eval_name

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from core.settings import Settings
 from core.training.config import ConfigError, TrainingConfig
+from core.training.data import cap, hold_out, open_dataset
 from core.training.entities import BIO_TAG, entities, entity_scores
 from core.training.tasks import MappedExample, TaskSetup
 
@@ -42,15 +43,9 @@ def prepare(config: TrainingConfig, settings: Settings, model_path: str) -> Prep
     """Open the dataset, check every row (ConfigError names the field and the row), split, encode tags."""
     import datasets
 
-    dd = _open(config, settings)
+    dd, train_name, eval_name = open_dataset(config, settings)
     tok_col, tag_col = config.columns["tokens"], config.columns["tags"]
-    train_name = "train" if "train" in dd else next(iter(dd))
-    eval_name = next((s for s in ("validation", "test", "eval") if s in dd and s != train_name), None)
     parts = {train_name: dd[train_name]} | ({eval_name: dd[eval_name]} if eval_name else {})
-    for role, col in (("tokens", tok_col), ("tags", tag_col)):
-        if col not in dd[train_name].column_names:
-            raise ConfigError(f"columns.{role}", f"no column {col!r} in {config.dataset}; columns: "
-                              f"{', '.join(dd[train_name].column_names)}")
     rows = {}
     for name, ds in parts.items():
         if len(ds) == 0:
@@ -72,38 +67,12 @@ def prepare(config: TrainingConfig, settings: Settings, model_path: str) -> Prep
     if eval_name:
         ev = encoded(rows[eval_name])
     else:
-        n_eval = max(1, round(len(train) * config.eval_fraction))
-        if len(train) - n_eval < 1:
-            raise ConfigError("eval_fraction", f"{len(train)} rows leave nothing to train on")
-        split = train.train_test_split(test_size=n_eval, seed=config.seed)
-        train, ev = split["train"], split["test"]
-    if config.max_train_samples:
-        train = train.select(range(min(config.max_train_samples, len(train))))
-    if config.max_eval_samples:
-        ev = ev.select(range(min(config.max_eval_samples, len(ev))))
+        train, ev = hold_out(train, config)
+    train, ev = cap(train, ev, config)
     if not any(t for tags in train["tags"] for t in tags):
         raise ConfigError("columns.tags", f"every training tag in {tag_col!r} is 'O': there is no entity "
                           "to learn")
     return Prepared(train, ev, labels)
-
-
-def _open(config: TrainingConfig, settings: Settings):
-    """The saved dataset as a DatasetDict; the shipped CoNLL sample is registered on first use."""
-    import datasets
-
-    from core.data.store import DatasetStore
-
-    datasets.disable_progress_bars()
-    store = DatasetStore(settings.datasets_dir)
-    if config.dataset == "ner-sample":
-        from core.data.conll import ensure_ner_sample
-
-        ensure_ner_sample(store)
-    try:
-        return store.load(config.dataset, config.dataset_version)
-    except Exception as e:  # a missing or unreadable dataset is a config problem, not a crash
-        names = ", ".join(sorted({r.name for r in store.list()})) or "none yet"
-        raise ConfigError("dataset", f"can't open {config.dataset!r}: {e}. Saved datasets: {names}") from None
 
 
 def _tag_names(feature) -> list[str] | None:

@@ -200,7 +200,7 @@ def test_bad_rows_are_refused_naming_field_and_row(settings, rows, field, words,
         features = datasets.Features({"tokens": datasets.List(datasets.Value("string")),
                                       "ner_tags": datasets.List(datasets.Value("string"))})
         empty = datasets.DatasetDict({"train": datasets.Dataset.from_dict(rows, features=features)})
-        monkeypatch.setattr(token_classification, "_open", lambda config, settings: empty)
+        monkeypatch.setattr(token_classification, "open_dataset", lambda config, settings: (empty, "train", None))
     with pytest.raises(ConfigError) as e:
         prepare(cfg(), settings, "")
     assert e.value.field == field and words in e.value.message, (e.value.field, e.value.message)
