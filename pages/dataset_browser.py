@@ -100,8 +100,9 @@ with browse:
     if ss.get("br_class") not in classes:  # another dataset or label column: the filter no longer applies
         ss.br_class = V.ALL_CLASSES
     c = st.columns([1, 1, 2, 2, 2])
-    cls = c[4].selectbox(f"Only rows of class ({lcol})", classes, key="br_class",
-                         help="or click a bar of the class balance chart in Statistics")
+    cls = c[4].selectbox(f"Only rows of class ({lcol})", classes, key="br_class", disabled=bool(counts_error),
+                         help=f"{lcol} has no classes to filter by: {counts_error}" if counts_error
+                         else "or click a bar of the class balance chart in Statistics")
     rows, view = (None, ds) if cls == V.ALL_CLASSES else V.class_view(ref.name, ref.version, split, lcol, cls)
     pages = max(1, -(-len(view) // D.PAGE_ROWS))
     if ss.get("br_page", 1) > pages:  # a narrower filter: the last page there is
