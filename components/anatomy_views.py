@@ -20,6 +20,8 @@ OTHER = "Local folder or hub id…"
 LINES_UP_TO = 40  # the head view draws lines up to this many tokens, a heat map beyond
 MATRIX_ROWS = 40  # step-by-step matrices show at most this many tokens
 SCALE = "Blues"
+SEQ2SEQ_NOTE = ("This is the encoder of a seq2seq BART; its decoder (causal self-attention plus cross-attention over "
+                "the encoder's output) is not opened here.")
 
 
 class Forward(NamedTuple):
@@ -50,47 +52,79 @@ def model(spec: str) -> LoadedModel:
 
 
 @st.cache_resource(show_spinner="Running the model…", max_entries=8)
-def _forward(spec: str, stamp: float, ids: tuple[int, ...], truncated: bool) -> Forward:
+def _forward(spec: str, stamp: float, ids: tuple[int, ...], truncated: bool,
+             other: tuple[int, ...] | None) -> Forward:
     from core.models import head_summaries, pooled, run_anatomy
 
-    anatomy = run_anatomy(_model(spec, stamp), list(ids), truncated)
+    anatomy = run_anatomy(_model(spec, stamp), list(ids), truncated, other)
     return Forward(anatomy, head_summaries(anatomy.layer_attentions), pooled(anatomy.layer_attentions))
 
 
-def forward(spec: str, ids: list[int], truncated: bool) -> Forward:
-    """The forward pass, its per-head summaries and the pooled model view, once per (model, token ids)."""
-    return _forward(spec.strip(), _stamp(spec.strip()), tuple(ids), truncated)
+def forward(spec: str, ids: list[int], truncated: bool, other: list[int] | None = None) -> Forward:
+    """The forward pass, its per-head summaries and the pooled model view, once per (model, token ids).
+
+    `other`: a second text's ids batched with `ids` (padding); the page shows row 0, `ids`.
+    """
+    return _forward(spec.strip(), _stamp(spec.strip()), tuple(ids), truncated,
+                    None if other is None else tuple(other))
 
 
 @st.cache_resource(show_spinner=False, max_entries=32)
-def _verification(spec: str, stamp: float, ids: tuple[int, ...], truncated: bool, layer: int,
-                  head: int) -> list[Check]:
+def _verification(spec: str, stamp: float, ids: tuple[int, ...], truncated: bool, other: tuple[int, ...] | None,
+                  layer: int, head: int) -> list[Check]:
     from core.models import verify_walk, walk_head
 
-    lm, anatomy = _model(spec, stamp), _forward(spec, stamp, ids, truncated).anatomy
+    lm, anatomy = _model(spec, stamp), _forward(spec, stamp, ids, truncated, other).anatomy
     return verify_walk(lm, anatomy, walk_head(lm, anatomy, layer, head, verify=False))
 
 
-def verification(spec: str, ids: list[int], truncated: bool, layer: int, head: int) -> list[Check]:
+def verification(spec: str, ids: list[int], truncated: bool, layer: int, head: int,
+                 other: list[int] | None = None) -> list[Check]:
     """The walk's nine checks (its whole layer recomputed), once per (model, token ids, layer, head)."""
-    return _verification(spec.strip(), _stamp(spec.strip()), tuple(ids), truncated, layer, head)
+    return _verification(spec.strip(), _stamp(spec.strip()), tuple(ids), truncated,
+                         None if other is None else tuple(other), layer, head)
 
 
-def model_options() -> dict[str, str]:
-    """Picker label -> spec: the packaged MiniLM, then every completed run that saved a model."""
-    options = {PACKAGED_LABEL: PACKAGED}
+def _completed_runs() -> list:
     try:
         from core.training import RunStore
 
         runs = RunStore(loaders.settings().runs_db).runs()
     except Exception:  # a damaged or locked store must not break this page
-        runs = []
-    for r in runs:
-        # runs whose model is a Transformer this page opens (fine-tunes, tiny GPTs), not CNNs or MLPs
-        if r.status == "completed" and r.model_dir and model_family(r.model_dir):
+        return []
+    return [r for r in runs if r.status == "completed" and r.model_dir]
+
+
+def model_options() -> dict[str, str]:
+    """Picker label -> spec: the packaged MiniLM, then every completed run that saved a model."""
+    options = {PACKAGED_LABEL: PACKAGED}
+    for r in _completed_runs():
+        # runs whose model is a Transformer this page opens (fine-tunes, tiny GPTs, a BART's encoder), not CNNs,
+        # MLPs or other seq2seq families (T5, mBART, Marian: model_family says None)
+        if model_family(r.model_dir):
             options[f"run: {r.name} ({r.id})"] = r.model_dir
     options[OTHER] = ""
     return options
+
+
+def unopened_seq2seq() -> str | None:
+    """Why completed seq2seq runs are missing from the picker, naming them; None when none is."""
+    import json
+
+    missing = []
+    for r in _completed_runs():
+        if r.config.get("task") == "seq2seq" and not model_family(r.model_dir):
+            try:
+                kind = json.loads((Path(r.model_dir) / "config.json").read_text(encoding="utf-8"))["model_type"]
+            except (OSError, ValueError, KeyError):
+                kind = "unreadable config.json"
+            missing.append(f"{r.name} ({kind})")
+    if not missing:
+        return None
+    return (f"Not listed: seq2seq run{'s' * (len(missing) > 1)} {', '.join(missing)}. Of encoder-decoders the anatomy "
+            "opens BART's encoder only: T5 adds a learned relative position bias to the scores, and mBART / Marian "
+            "normalise before each block or use sinusoidal positions, which the step-by-step walk does not "
+            "recompute yet.")
 
 
 # --- figures -----------------------------------------------------------------------------------
@@ -147,21 +181,24 @@ def clicked_head(state: Any) -> tuple[int, int] | None:
     return int(layer), int(head)
 
 
+def token_hover(anatomy: Anatomy, weights: np.ndarray) -> list[str]:
+    """Per token: its id, the norm of its embedding (layer 0's input) and where it attends most in this head."""
+    tokens = anatomy.tokens
+    norms = np.linalg.norm(anatomy.embedding_output, axis=-1)
+    most = weights.argmax(-1)
+    return [f"<b>{i}:{t}</b><br>id {anatomy.ids[i]}<br>embedding norm {norms[i]:.3f}<br>attends most to "
+            f"{most[i]}:{tokens[most[i]]} ({weights[i, most[i]]:.3f})" for i, t in enumerate(tokens)]
+
+
 def head_view(anatomy: Anatomy, weights: np.ndarray, layer: int, head: int) -> go.Figure:
     """bertviz-style: queries left, keys right, a line per pair with the weight as its opacity.
 
-    Hovering a token shows its id, its embedding's norm and where it attends most in this head.
+    Hovering a token shows its id, its embedding's norm and where it attends most in this head (past
+    LINES_UP_TO tokens, on a heat map: hover the token column at its left; past 128, block means only).
     """
     tokens, T = anatomy.tokens, len(anatomy.tokens)
-    norms = np.linalg.norm(anatomy.embedding_output, axis=-1)
     if T > LINES_UP_TO:  # too many lines to follow: a heat map, block means past 128 tokens
-        from core.models import pooled
-
-        side = min(T, 128)
-        z = pooled(weights[None, None], side)[0, 0]
-        labels = tokens if side == T else [f"≈{int(i * T / side)}" for i in range(side)]
-        return matrix(z, f"Layer {layer}, head {head}: attention of {T} tokens" + ("" if side == T else
-                      f" (block means, {side} × {side})"), labels, labels, height=700, scale=SCALE, zmid=None)
+        return _head_map(anatomy, weights, layer, head)
     fig = go.Figure()
     for lo, hi in ((0.05, 0.2), (0.2, 0.4), (0.4, 0.6), (0.6, 0.8), (0.8, 1.01)):  # one trace per opacity band
         xs, ys = [], []
@@ -171,16 +208,39 @@ def head_view(anatomy: Anatomy, weights: np.ndarray, layer: int, head: int) -> g
         if xs:
             fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", hoverinfo="skip", showlegend=False,
                                      line={"color": f"rgba(31,119,180,{(lo + hi) / 2:.2f})", "width": 1 + 4 * lo}))
-    most = weights.argmax(-1)
-    hover = [f"<b>{t}</b><br>id {anatomy.ids[i]}<br>embedding norm {norms[i]:.2f}<br>attends most to "
-             f"{most[i]}:{tokens[most[i]]} ({weights[i, most[i]]:.2f})" for i, t in enumerate(tokens)]
+    hover = token_hover(anatomy, weights)
+    colour = ["#1f77b4" if anatomy.padding is None or anatomy.padding[i] else "#bbbbbb" for i in range(T)]
     for x, side in ((0, "left"), (1, "right")):
         fig.add_trace(go.Scatter(x=[x] * T, y=list(range(T)), mode="markers+text", text=tokens, hovertext=hover,
                                  hoverinfo="text", textposition=f"middle {side}", showlegend=False,
-                                 marker={"size": 8, "color": "#1f77b4"}, name="queries" if x == 0 else "keys"))
+                                 marker={"size": 8, "color": colour}, name="queries" if x == 0 else "keys"))
     fig.update_xaxes(visible=False, range=[-0.6, 1.6])
     fig.update_yaxes(visible=False, autorange="reversed")
     return _layout(fig, 80 + 26 * T, title=f"Head view: layer {layer}, head {head}")
+
+
+def _head_map(anatomy: Anatomy, weights: np.ndarray, layer: int, head: int) -> go.Figure:
+    """The head as a heat map, with a column of token markers at its left that carry the hover (≤ 128 tokens)."""
+    from core.models import pooled
+
+    tokens, T = anatomy.tokens, len(anatomy.tokens)
+    side = min(T, 128)
+    z = pooled(weights[None, None], side)[0, 0]
+    title = f"Head view: layer {layer}, head {head} · attention of {T} tokens"
+    fig = go.Figure(go.Heatmap(z=z, colorscale=SCALE, name="weights",
+                               hovertemplate="query %{y} → key %{x}: %{z:.4f}<extra></extra>"))
+    if side == T:
+        fig.add_trace(go.Scatter(x=[-2] * T, y=list(range(T)), mode="markers", hovertext=token_hover(anatomy, weights),
+                                 hoverinfo="text", showlegend=False, name="queries",
+                                 marker={"size": 5, "symbol": "square", "color": "#1f77b4"}))
+        step = max(1, T // 32)
+        fig.update_yaxes(tickvals=list(range(0, T, step)), ticktext=_labels(tokens)[::step])
+        title += " (hover the column at the left for a token)"
+    else:  # a row is a block of tokens: no token to hover
+        fig.update_yaxes(tickvals=list(range(0, side, 8)), ticktext=[f"≈{int(i * T / side)}" for i in range(0, side, 8)])
+        title += f" (block means, {side} × {side})"
+    fig.update_yaxes(autorange="reversed")
+    return _layout(fig, 700, title=title, hovermode="closest")
 
 
 def matrix(m: np.ndarray, title: str, rows: list[str] | None = None, cols: list[str] | None = None,
@@ -218,6 +278,17 @@ def step_figures(walk, tokens: list[str], step: int) -> list[go.Figure]:
     return [matrix(walk.concat, "every head's context side by side", tokens),
             matrix(walk.projected, "concat·W_O + b_O", tokens),
             matrix(walk.attention_output, "attention block output", tokens)]
+
+
+def padding_note(walk, tokens: list[str]) -> str | None:
+    """What padding does to this row, with the weights' own numbers; None when the row has no padding."""
+    if walk.padding is None:
+        return None
+    pad = np.flatnonzero(~walk.padding)
+    return (f"**Padding.** This text is the shorter row of a batch of two, so positions {pad[0]}–{pad[-1]} hold "
+            f"`{tokens[pad[0]]}`. Their columns are 0 in the mask: −∞ is added to those scores, and after the softmax "
+            f"every query gives them weight exactly 0 (largest weight on a padding key here: "
+            f"{float(walk.weights[:, pad].max()):g}). The [PAD] rows are computed too; what reads the output (pooling, a loss) leaves them out with the same mask.")
 
 
 def checks_table(checks: list[Check]):

@@ -24,7 +24,11 @@ def _weights(lm: LoadedModel, layer: int) -> dict:
         W, b = blk.attn.c_attn.weight, blk.attn.c_attn.bias
         return {"q": (W[:, :H], b[:H]), "k": (W[:, H:2 * H], b[H:2 * H]), "v": (W[:, 2 * H:], b[2 * H:]),
                 "o": (blk.attn.c_proj.weight, blk.attn.c_proj.bias)}
-    sa, so = blk.attention.self, blk.attention.output  # nn.Linear stores (out, in): transpose
+    if lm.family == "bart":  # nn.Linear stores (out, in): transpose
+        sa = blk.self_attn
+        return {"q": (sa.q_proj.weight.T, sa.q_proj.bias), "k": (sa.k_proj.weight.T, sa.k_proj.bias),
+                "v": (sa.v_proj.weight.T, sa.v_proj.bias), "o": (sa.out_proj.weight.T, sa.out_proj.bias)}
+    sa, so = blk.attention.self, blk.attention.output
     return {"q": (sa.query.weight.T, sa.query.bias), "k": (sa.key.weight.T, sa.key.bias),
             "v": (sa.value.weight.T, sa.value.bias), "o": (so.dense.weight.T, so.dense.bias)}
 
@@ -67,6 +71,9 @@ def _ffn(lm: LoadedModel, layer: int, h):
         x = F.layer_norm(h, h.shape[-1:], blk.ln_2.weight, blk.ln_2.bias, blk.ln_2.eps)
         act = ACT2FN[lm.config.activation_function]
         return act(x @ blk.mlp.c_fc.weight + blk.mlp.c_fc.bias) @ blk.mlp.c_proj.weight + blk.mlp.c_proj.bias
+    if lm.family == "bart":
+        act = ACT2FN[lm.config.activation_function]
+        return act(h @ blk.fc1.weight.T + blk.fc1.bias) @ blk.fc2.weight.T + blk.fc2.bias
     act = ACT2FN[lm.config.hidden_act]
     inner = act(h @ blk.intermediate.dense.weight.T + blk.intermediate.dense.bias)
     return inner @ blk.output.dense.weight.T + blk.output.dense.bias
@@ -85,13 +92,13 @@ def _recompute_layer(lm: LoadedModel, anatomy: Anatomy, layer: int) -> dict:
     T = q.shape[0]
     heads = lambda t: t.view(T, nH, d).transpose(0, 1)  # noqa: E731  (nH, T, d)
     scores = heads(q) @ heads(k).transpose(-1, -2) * scaling_of(lm, layer)
-    weights = masked_softmax(scores, attention_mask(T, causal=lm.kind == "decoder"))
+    weights = masked_softmax(scores, attention_mask(T, causal=lm.kind == "decoder", padding=anatomy.padding))
     concat = (weights @ heads(v)).transpose(0, 1).reshape(T, nH * d)
     projected = concat @ W["o"][0] + W["o"][1]
-    if fam == "bert":
-        ln = blk.attention.output.LayerNorm
+    if fam != "gpt2":  # post-LayerNorm (BERT, BART): normalise after each residual add
+        ln, ln2 = ((blk.self_attn_layer_norm, blk.final_layer_norm) if fam == "bart"
+                   else (blk.attention.output.LayerNorm, blk.output.LayerNorm))
         attn_out = F.layer_norm(projected + h_in, h_in.shape[-1:], ln.weight, ln.bias, ln.eps)
-        ln2 = blk.output.LayerNorm
         ffn = _ffn(lm, layer, attn_out)
         out = F.layer_norm(ffn + attn_out, h_in.shape[-1:], ln2.weight, ln2.bias, ln2.eps)
     else:
@@ -109,10 +116,10 @@ def _t(a: np.ndarray):
 
 
 def _input(lm: LoadedModel, layer: int, h_in):
-    """What the attention reads: the residual stream (BERT) or ln_1 of it (GPT-2, pre-LayerNorm)."""
+    """What the attention reads: the residual stream (BERT, BART) or ln_1 of it (GPT-2, pre-LayerNorm)."""
     import torch.nn.functional as F
 
-    if lm.family == "bert":
+    if lm.family != "gpt2":
         return h_in
     ln = lm.layers[layer].ln_1
     return F.layer_norm(h_in, h_in.shape[-1:], ln.weight, ln.bias, ln.eps)
@@ -155,7 +162,7 @@ def verify_walk(lm: LoadedModel, anatomy: Anatomy, walk: HeadWalk) -> list[Check
                   refs[("context", layer)][:, sl], src("context")),
             compare("concat·W_O + b_O", r["projected"], refs[("projected", layer)], src("projected")),
         ]
-        if fam == "bert":
+        if fam != "gpt2":
             checks.append(compare("LayerNorm(concat·W_O + b_O + X)", r["attention_output"],
                                   refs[("attention_output", layer)], src("attention_output")))
         checks += [compare("feed-forward block", r["ffn"], refs[("ffn", layer)], src("ffn")),
@@ -183,7 +190,7 @@ def walk_head(lm: LoadedModel, anatomy: Anatomy, layer: int, head: int, verify: 
         q, k, v = (x @ W[n][0][:, sl] + W[n][1][sl] for n in "qkv")  # (T, d): this head's columns only
         scale = scaling_of(lm, layer)
         scores = q @ k.T * scale
-        allowed = attention_mask(q.shape[0], causal=lm.kind == "decoder")
+        allowed = attention_mask(q.shape[0], causal=lm.kind == "decoder", padding=anatomy.padding)
         weights = masked_softmax(scores, allowed)
         context = weights @ v
         projected = refs[("projected", layer)]
@@ -193,7 +200,7 @@ def walk_head(lm: LoadedModel, anatomy: Anatomy, layer: int, head: int, verify: 
             scores=scores.numpy(), mask=allowed, weights=weights.numpy(), context=context.numpy(),
             concat=refs[("context", layer)].numpy(), projected=projected.numpy(),
             attention_output=refs.get(("attention_output", layer), projected).numpy(),
-            layer_output=refs[("layer_output", layer)].numpy(),
+            layer_output=refs[("layer_output", layer)].numpy(), padding=anatomy.padding,
         )
     if verify:
         walk.checks = verify_walk(lm, anatomy, walk)
@@ -201,7 +208,8 @@ def walk_head(lm: LoadedModel, anatomy: Anatomy, layer: int, head: int, verify: 
 
 
 def compare_masks(walk: HeadWalk) -> tuple[np.ndarray, np.ndarray]:
-    """(bidirectional, causal) weights of the same head on the same scores: encoder vs decoder."""
+    """(bidirectional, causal) weights of the same head on the same scores: encoder vs decoder (padding kept)."""
     T = walk.scores.shape[0]
-    both = [masked_softmax(walk.scores, attention_mask(T, causal=c)).numpy() for c in (False, True)]
+    both = [masked_softmax(walk.scores, attention_mask(T, causal=c, padding=walk.padding)).numpy()
+            for c in (False, True)]
     return both[0], both[1]

@@ -14,6 +14,9 @@ from core.settings import Settings, get_settings
 
 ENCODERS = ("bert",)  # BERT-family: embeddings.{word,position,token_type}, encoder.layer[i].attention.self
 DECODERS = ("gpt2",)  # GPT-2-style: wte, wpe, h[i].attn.c_attn (Conv1D), ln_1 / ln_2 before each block
+# encoder-decoders whose encoder opens: BART's is BERT's shape under other names (post-LayerNorm, learned
+# positions); T5 (relative position bias), mBART / Marian (other norm order or sinusoidal positions) do not
+SEQ2SEQ = ("bart",)
 PACKAGED = "minilm-l6"
 CAUSAL_HINT = ("No causal language model is loaded. Offline there is no packaged GPT: give a local folder "
                "holding a GPT-2-style model saved with `save_pretrained` (e.g. `GPT2LMHeadModel(GPT2Config(...))` "
@@ -27,7 +30,7 @@ class LoadedModel:
 
     name: str  # what the user picked
     path: str  # the folder or hub id it was loaded from
-    family: str  # "bert" | "gpt2"
+    family: str  # "bert" | "gpt2" | "bart" (its encoder)
     kind: str  # "encoder" | "decoder"
     model: Any  # the transformers model, eval mode; never mutate (cached for every session)
     tokenizer: Any
@@ -39,11 +42,20 @@ class LoadedModel:
 
     @property
     def base(self):
-        """The bare Transformer under any task head (BertModel, GPT2Model)."""
+        """The bare Transformer under any task head (BertModel, GPT2Model; BART: its encoder)."""
+        if self.family == "bart":
+            return self.model.get_encoder()
         return self.model.transformer if self.family == "gpt2" else self.model.base_model
 
     @property
+    def runner(self):
+        """What the anatomy runs: the model (a causal LM with its head, for the logits), or BART's encoder alone."""
+        return self.base if self.family == "bart" else self.model
+
+    @property
     def layers(self) -> list:
+        if self.family == "bart":
+            return list(self.base.layers)
         return list(self.base.h) if self.family == "gpt2" else list(self.base.encoder.layer)
 
     @property
@@ -65,7 +77,7 @@ def _resolve(spec: str, settings: Settings) -> str:
 
 
 def model_family(folder: str | Path) -> str | None:
-    """"bert" or "gpt2" when a saved model folder holds a model this page can open (reads config.json only)."""
+    """"bert", "gpt2" or "bart" when a saved model folder holds a model this page can open (config.json only)."""
     import json
 
     try:
@@ -73,7 +85,7 @@ def model_family(folder: str | Path) -> str | None:
     except (OSError, ValueError):
         return None
     t = cfg.get("model_type")
-    return "gpt2" if t in DECODERS else "bert" if t in ENCODERS else None
+    return "gpt2" if t in DECODERS else "bert" if t in ENCODERS else "bart" if t in SEQ2SEQ else None
 
 
 def is_causal_folder(folder: str | Path) -> bool:
@@ -93,14 +105,23 @@ def load_model(spec: str, settings: Settings | None = None) -> LoadedModel:
     path = _resolve(spec, settings)
     try:
         import torch
-        from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoTokenizer
+        from transformers import (
+            AutoConfig,
+            AutoModel,
+            AutoModelForCausalLM,
+            AutoModelForSeq2SeqLM,
+            AutoTokenizer,
+        )
 
         config = AutoConfig.from_pretrained(path)
         family = config.model_type
-        if family not in ENCODERS + DECODERS:
+        if family not in ENCODERS + DECODERS + SEQ2SEQ:
             raise AnatomyError(f"{spec!r} is a {family!r} model; the anatomy opens BERT-family encoders "
-                               f"({', '.join(ENCODERS)}) and GPT-2-style causal LMs ({', '.join(DECODERS)})")
-        cls = AutoModelForCausalLM if family in DECODERS else AutoModel
+                               f"({', '.join(ENCODERS)}), GPT-2-style causal LMs ({', '.join(DECODERS)}) and the "
+                               f"encoder of a BART ({', '.join(SEQ2SEQ)}); T5's relative position bias and the "
+                               "pre-LayerNorm or sinusoidal seq2seq models (mBART, Marian) are not recomputed yet")
+        # a BART loads as the seq2seq run saved it (its LM head's keys then all match); the anatomy runs its encoder
+        cls = AutoModelForCausalLM if family in DECODERS else AutoModelForSeq2SeqLM if family in SEQ2SEQ else AutoModel
         model = cls.from_pretrained(path, attn_implementation="eager", dtype=torch.float32)
         model.eval()
         try:

@@ -36,7 +36,10 @@ def cosine_similarity(table: np.ndarray) -> np.ndarray:
 def position_tables(lm, n_positions: int) -> PositionTables:
     """The sinusoidal and the learned table of `lm` (a LoadedModel) for positions 0..n-1."""
     base = lm.base
-    weight = base.wpe.weight if lm.family == "gpt2" else base.embeddings.position_embeddings.weight
+    if lm.family == "bart":  # BART's table starts at row `offset` (2): rows 0 and 1 are never looked up
+        weight = base.embed_positions.weight[base.embed_positions.offset:]
+    else:
+        weight = base.wpe.weight if lm.family == "gpt2" else base.embeddings.position_embeddings.weight
     n = max(1, min(n_positions, weight.shape[0]))
     learned = weight[:n].detach().float().numpy().copy()
     sin = sinusoidal_table(n, learned.shape[1])

@@ -1,6 +1,6 @@
 """Types every part of `core.models` shares: the error, checks, the forward pass and one head's walk.
 
-Arrays are numpy float32, one text (no batch axis): T tokens, H hidden, L layers, nH heads, d = H / nH.
+Arrays are numpy float32, one text (no batch axis; a text batched with another is its row, [PAD]s included): T tokens, H hidden, L layers, nH heads, d = H / nH.
 """
 from __future__ import annotations
 
@@ -48,6 +48,8 @@ class Anatomy:
     next_token_logits: np.ndarray | None  # (V,) logits after the last token, causal LMs only
     checks: list[Check] = field(default_factory=list)  # the embedding sum against the model's
     references: dict[str, Any] = field(default_factory=dict, repr=False)  # hook tensors per (name, layer)
+    padding: np.ndarray | None = None  # (T,) True for this text's own tokens, False for [PAD]; None: no padding
+    batch_size: int = 1  # rows in the batch this text went through the model in (2 when batched with another)
 
     @property
     def residual_norms(self) -> np.ndarray:
@@ -62,6 +64,11 @@ class Anatomy:
     @property
     def seq_len(self) -> int:
         return len(self.ids)
+
+    @property
+    def real_len(self) -> int:
+        """Tokens of the text itself, padding left out."""
+        return self.seq_len if self.padding is None else int(self.padding.sum())
 
 
 @dataclass
@@ -85,7 +92,7 @@ class HeadWalk:
     k: np.ndarray
     v: np.ndarray
     scores: np.ndarray  # (T, T) Q Kᵀ · scaling
-    mask: np.ndarray  # (T, T) True where a query may attend to a key
+    mask: np.ndarray  # (T, T) True where a query may attend to a key (not a [PAD] key; causal: not a later one)
     weights: np.ndarray  # (T, T) softmax(scores + mask)
     context: np.ndarray  # (T, d) weights · V
     concat: np.ndarray  # (T, H) every head's context side by side (the model's own)
@@ -93,6 +100,7 @@ class HeadWalk:
     attention_output: np.ndarray  # (T, H) BERT: LayerNorm(projected + x); GPT-2: projected
     layer_output: np.ndarray  # (T, H) after the feed-forward block and its residual
     checks: list[Check] = field(default_factory=list)  # empty until `verify_walk` has run
+    padding: np.ndarray | None = None  # (T,) False at [PAD] keys, as `Anatomy.padding`
 
     @property
     def all_matched(self) -> bool:

@@ -151,6 +151,17 @@ def test_pooled_block_means():
     assert pooled(a, side=16) is a
 
 
+@pytest.mark.parametrize("T,side", [(512, 32), (64, 32), (300, 32), (45, 8)])
+def test_pooled_equals_adaptive_avg_pool(T, side):
+    """The equal-blocks shortcut and the general case both give what adaptive_avg_pool2d gives."""
+    import torch
+    import torch.nn.functional as F
+
+    a = np.random.default_rng(T).random((2, 3, T, T), dtype=np.float32)
+    want = np.stack([F.adaptive_avg_pool2d(torch.from_numpy(x).unsqueeze(1), side)[:, 0].numpy() for x in a])
+    np.testing.assert_allclose(pooled(list(a), side), want, rtol=1e-5, atol=1e-7)
+
+
 def test_long_input_is_cut_to_512(minilm):
     a = inspect_text(minilm, "word " * 700)
     assert a.truncated and len(a.ids) == 512 and a.tokens[-1] == "[SEP]"
@@ -183,3 +194,102 @@ def test_errors_are_clear(minilm, bert_anatomy, tmp_path):
         inspect_text(minilm, "   ")
     with pytest.raises(AnatomyError, match="layer must be"):
         walk_head(minilm, bert_anatomy, 6, 0)
+
+
+SHORT, LONG = "A dog barked.", "The cat sat on the mat because it was tired."
+
+
+def test_padded_batch_walk_matches_and_pad_keys_get_zero(minilm):
+    """The shorter text of a padded batch: every step still equals the model's own, [PAD] keys get exactly 0."""
+    import torch
+
+    a = inspect_text(minilm, SHORT, batch_with=LONG)
+    n, T = 6, 13
+    assert a.tokens[:n] == ["[CLS]", "a", "dog", "barked", ".", "[SEP]"] and a.tokens[n:] == ["[PAD]"] * (T - n)
+    assert a.padding.tolist() == [True] * n + [False] * (T - n) and (a.real_len, a.batch_size) == (n, 2)
+    assert all(c.matched for c in a.checks), a.checks
+    # the batch is what the tokenizer's own padding makes, and the attentions are the model's on it
+    enc = minilm.tokenizer([SHORT, LONG], padding=True, return_tensors="pt")
+    assert enc["input_ids"][0].tolist() == a.ids and enc["attention_mask"][0].bool().tolist() == a.padding.tolist()
+    with torch.no_grad():
+        out = minilm.model(**enc, output_attentions=True)
+    np.testing.assert_allclose(out.attentions[3][0].numpy(), a.layer_attentions[3], atol=1e-6)
+    for layer, head in [(0, 0), (2, 5), (5, 11)]:
+        w = walk_head(minilm, a, layer, head)
+        assert len(w.checks) == 9 and w.all_matched, [(c.name, c.max_abs_diff) for c in w.checks]
+        assert w.mask[:, :n].all() and not w.mask[:, n:].any()  # every query, real or [PAD], skips [PAD] keys
+        assert np.all(w.weights[:, n:] == 0) and np.all(a.layer_attentions[layer][head][:, n:] == 0)
+        np.testing.assert_allclose(w.weights.sum(-1), 1.0, atol=1e-6)
+        bi, causal = compare_masks(w)  # padding kept under both masks
+        assert np.all(bi[:, n:] == 0) and np.all(causal[:, n:] == 0) and np.all(np.triu(causal, 1) == 0)
+    # padding changes nothing for the real tokens: their attention is the text's own, run alone
+    alone = inspect_text(minilm, SHORT)
+    for layer in range(6):
+        np.testing.assert_allclose(a.layer_attentions[layer][:, :n, :n], alone.layer_attentions[layer], atol=1e-5)
+    # the longer text of the same batch has no padding
+    b = inspect_text(minilm, LONG, batch_with=SHORT)
+    assert b.padding is None and b.batch_size == 2 and b.real_len == T and walk_head(minilm, b, 1, 1).all_matched
+
+
+def test_padded_batch_tiny_gpt2(gpt2):
+    a = inspect_text(gpt2, "the cat", batch_with="the cat sat on the mat")
+    assert a.tokens == ["the", "cat"] + ["[PAD]"] * 4 and a.padding.tolist() == [True] * 2 + [False] * 4
+    for layer in range(2):
+        for head in range(4):
+            w = walk_head(gpt2, a, layer, head)
+            assert w.all_matched, [(c.name, c.max_abs_diff) for c in w.checks if not c.matched]
+            assert np.all(a.layer_attentions[layer][head][:, 2:] == 0) and np.all(np.triu(w.weights, 1) == 0)
+    # the next token follows the last real token, as for the text alone
+    np.testing.assert_allclose(a.next_token_logits, inspect_text(gpt2, "the cat").next_token_logits, atol=1e-5)
+
+
+@pytest.mark.parametrize("which", ["minilm", "gpt2"])
+def test_reproduce_code_padded(request, which):
+    lm = request.getfixturevalue(which)
+    text, other = (SHORT, LONG) if which == "minilm" else ("the cat", "the cat sat on the mat")
+    a = inspect_text(lm, text, batch_with=other)
+    ns: dict = {}
+    exec(reproduce_code(lm, text, 1, 1, batch_with=other), ns)  # noqa: S102  (running the code the page shows is the test)
+    np.testing.assert_allclose(ns["mine"].numpy(), a.layer_attentions[1][1], atol=1e-5)
+    assert bool(ns["keep"].all()) is False and np.all(ns["mine"].numpy()[:, ~a.padding] == 0)
+
+
+@pytest.fixture(scope="module")
+def bart(tmp_path_factory):
+    from tests.core.training.generation_fixtures import tiny_bart
+
+    return load_model(str(tiny_bart(tmp_path_factory.mktemp("tiny-bart"))))
+
+
+def test_tiny_bart_encoder_walk_matches(bart):
+    """A seq2seq BART opens as its encoder: every step equals the model's own, padded or not."""
+    import torch
+
+    assert (bart.family, bart.kind, bart.num_heads, bart.head_dim, len(bart.layers)) == ("bart", "encoder", 2, 16, 1)
+    a = inspect_text(bart, "the cat sat on the mat")
+    assert a.tokens == ["[CLS]", "the", "cat", "sat", "on", "the", "mat", "[SEP]"] and a.token_type_embeddings is None
+    assert [c.name for c in a.checks][0] == "LayerNorm(token · embed_scale + position) = embedding output"
+    assert all(c.matched for c in a.checks), a.checks
+    for head in range(2):
+        w = walk_head(bart, a, 0, head)
+        assert len(w.checks) == 9 and w.all_matched, [(c.name, c.max_abs_diff) for c in w.checks]
+    # the weights are the encoder's inside the whole seq2seq model, and an independent recomputation agrees
+    ids = torch.tensor([a.ids])
+    with torch.no_grad():
+        out = bart.model(input_ids=ids, decoder_input_ids=ids[:, :1], output_attentions=True)
+        att = bart.model.get_encoder().layers[0].self_attn
+        x = torch.from_numpy(a.hidden_states[0])
+        q, k = att.q_proj(x)[:, 16:], att.k_proj(x)[:, 16:]
+    np.testing.assert_allclose(out.encoder_attentions[0][0].numpy(), a.layer_attentions[0], atol=1e-6)
+    np.testing.assert_allclose(torch.softmax(q @ k.T / 4, -1).numpy(), a.layer_attentions[0][1], atol=1e-6)
+    p = inspect_text(bart, "the cat", batch_with="the cat sat on the mat")
+    assert p.padding.tolist() == [True] * 4 + [False] * 4
+    assert walk_head(bart, p, 0, 1).all_matched and np.all(p.layer_attentions[0][:, :, 4:] == 0)
+    ns: dict = {}
+    exec(reproduce_code(bart, "the cat", 0, 1, batch_with="the cat sat on the mat"), ns)  # noqa: S102
+    np.testing.assert_allclose(ns["mine"].numpy(), p.layer_attentions[0][1], atol=1e-6)
+    from core.models import position_tables
+
+    table = position_tables(bart, 8).learned  # rows 2.. of BART's table: position 0 is its row 2
+    np.testing.assert_array_equal(table, bart.base.embed_positions.weight[2:10].detach().numpy())
+    np.testing.assert_array_equal(a.position_embeddings, table)

@@ -1,4 +1,4 @@
-"""Which saved run folders the anatomy page can open: BERT-family encoders and GPT-2-style decoders only."""
+"""Which saved run folders the anatomy page can open: BERT-family encoders, GPT-2-style decoders, BART encoders."""
 import json
 
 import pytest
@@ -6,8 +6,9 @@ import pytest
 from core.models import model_family
 
 
-@pytest.mark.parametrize("model_type,family", [("bert", "bert"), ("gpt2", "gpt2"), ("torchlab-scratch", None),
-                                               ("torchlab-seq2seq", None), ("t5", None)])
+@pytest.mark.parametrize("model_type,family", [("bert", "bert"), ("gpt2", "gpt2"), ("bart", "bart"),
+                                               ("torchlab-scratch", None), ("torchlab-seq2seq", None), ("t5", None),
+                                               ("marian", None), ("mbart", None)])
 def test_family_from_the_saved_config(tmp_path, model_type, family):
     (tmp_path / "config.json").write_text(json.dumps({"model_type": model_type}))
     assert model_family(tmp_path) == family
