@@ -10,6 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from components.training_results import model_download
+from components.training_shrink import shrink_panel
 
 MARK = '<mark style="background:#ffd54f;padding:0 2px;border-radius:3px">{}</mark>'
 
@@ -68,6 +69,7 @@ def results(rec, settings) -> None:
     c1, c2 = st.columns(2)
     model_download(c1, rec, "qa")
     export(c2, rec, settings)
+    shrink_panel(rec, settings)
 
 
 def eval_table(rec, examples: list[dict]) -> None:

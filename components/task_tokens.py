@@ -10,6 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from components.training_results import model_download
+from components.training_shrink import shrink_panel
 
 # one color per entity type, in the order the run's labels name them
 PALETTE = ("#fde68a", "#bfdbfe", "#bbf7d0", "#fecaca", "#ddd6fe", "#fbcfe8", "#fed7aa", "#a5f3fc", "#d9f99d")
@@ -82,6 +83,7 @@ def results(rec, settings) -> None:
     export(c2, rec, settings, labels)
     if prepared is not None:
         alignment(rec, settings, prepared)
+    shrink_panel(rec, settings)
 
 
 def _prepared_or_none(rec, settings):

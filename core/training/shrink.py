@@ -1,9 +1,19 @@
-"""After training: int8 dynamic quantisation measured side by side, and the run as a `pipeline()`.
+"""After training: int8 dynamic quantisation and ONNX export, measured side by side; the run as a `pipeline()`.
 
-`quantize(run, settings)` loads a completed sequence-classification run, quantises its nn.Linear
-layers to int8 (`torch.ao.quantization.quantize_dynamic`), saves the quantised state_dict under
-<run folder>/quantized/, and measures both models on the run's own eval split: size on disk,
-latency per example at batch 1 and 32, accuracy, macro F1 and how often their argmax agrees.
+`quantize(run, settings)` loads a completed run's model (text classification, token classification or
+extractive QA), quantises its nn.Linear layers to int8 (`torch.ao.quantization.quantize_dynamic`) and saves
+the quantised state_dict under <run folder>/quantized/, exports the fp32 model to ONNX under <run folder>/onnx/
+(`core.training.onnx_export`: torch's dynamo exporter, dynamic batch and sequence axes) and quantises that
+graph with onnxruntime; then it measures every variant on the run's own eval split, the same way: size on
+disk, latency per example at batch 1 and 32 (forward pass only, tokenised beforehand), the task's metric and
+how often its predictions agree with fp32's. A variant that can't be built (export fails, onnxruntime
+missing) stays in the table with the reason in its note.
+
+What a "prediction" and the metric are, by task:
+    text-classification   the argmax class; accuracy and macro F1
+    token-classification  the argmax tag of each word's first sub-token; entity F1 (seqeval's) and token accuracy
+    question-answering    the best answer span (start, end); SQuAD v1.1 exact match and F1, per question;
+                          latency is per window (question + context, padded to max_length as the run evaluated)
 """
 from __future__ import annotations
 
@@ -14,64 +24,115 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.settings import Settings
-from core.training.config import TrainingConfig
+from core.training import onnx_export
+from core.training.shrink_data import BENCHES, Bench, eval_rows, scores
 from core.training.store import RunRecord
+
+__all__ = ["FP32", "INT8", "ONNX", "ONNX_INT8", "ShrinkOptions", "ShrinkReport", "Variant", "batch_predict",
+           "eval_rows", "load_pipeline", "load_quantized", "onnx_path", "onnx_status", "pipeline_code", "quantize",
+           "quantize_model", "scores"]  # eval_rows and scores live in core.training.shrink_data
 
 QUANTIZED_DIR = "quantized"  # beside the run's model/ folder
 QUANTIZED_FILE = "model_int8.pt"  # torch.save of the quantised state_dict
+TASKS = ("text-classification", "token-classification", "question-answering")  # what `quantize` measures
+AUTO_CLASS = {"text-classification": "AutoModelForSequenceClassification",
+              "token-classification": "AutoModelForTokenClassification",
+              "question-answering": "AutoModelForQuestionAnswering"}
+
+FP32, INT8, ONNX, ONNX_INT8 = "fp32", "int8 (dynamic)", "ONNX (onnxruntime)", "ONNX int8 (onnxruntime)"
 
 
 @dataclass
 class ShrinkOptions:
     """How much to measure: small enough that a click answers in well under a minute on CPU."""
 
-    max_rows: int = 200  # eval rows scored for accuracy / F1 / agreement
-    latency_rows: int = 16  # rows timed one by one at batch 1
+    max_rows: int = 200  # eval rows scored for the metric / agreement
+    latency_rows: int = 16  # rows (QA: windows) timed one by one at batch 1
     batch_size: int = 32  # the "batched" latency
     repeats: int = 5  # timed repeats per measurement, after one warm-up; the median is kept
+    onnx: bool = True  # export to ONNX and time it with onnxruntime
+    onnx_int8: bool = True  # also onnxruntime's dynamic int8 quantisation of the exported graph
 
 
 @dataclass
 class Variant:
-    """One model's figures."""
+    """One model's figures; a variant that could not be built has None figures and says why in `note`."""
 
-    name: str  # "fp32" | "int8 (dynamic)"
-    size_bytes: int  # the weights file on disk
-    ms_batch1: float  # median milliseconds per example, one example at a time
-    ms_batched: float  # median milliseconds per example in batches of `batch_size`
-    accuracy: float
-    macro_f1: float
+    name: str  # FP32 | INT8 | ONNX | ONNX_INT8
+    size_bytes: int | None  # the weights file(s) on disk
+    ms_batch1: float | None  # median milliseconds per example, one example at a time
+    ms_batched: float | None  # median milliseconds per example in batches of `batch_size`
+    metrics: dict[str, float] = field(default_factory=dict)  # the task's metric(s), by display name
+    agreement: float | None = None  # share of predictions equal to fp32's (fp32 itself: 1.0)
+    max_abs_diff: float | None = None  # largest |output - fp32 output| over the scored batches
+    path: str = ""  # the file measured
+    note: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.size_bytes is not None
+
+    @property
+    def accuracy(self) -> float | None:
+        return self.metrics.get("accuracy")
+
+    @property
+    def macro_f1(self) -> float | None:
+        return self.metrics.get("macro F1")
 
 
 @dataclass
 class ShrinkReport:
-    """fp32 vs int8 on the run's eval split, plus where the quantised weights were saved."""
+    """fp32 vs int8 vs ONNX on the run's eval split, plus where the files were saved."""
 
     run_id: str
+    task: str
     variants: list[Variant]
-    agreement: float  # share of eval rows where fp32 and int8 predict the same class
+    agreement: float  # share of eval predictions where fp32 and torch int8 agree
     eval_rows: int
     batch_size: int
-    threads: int  # torch intra-op threads during the timings
+    threads: int  # torch intra-op threads (and onnxruntime's) during the timings
     quantized_path: str
     fp32_path: str
-    onnx: str  # what happened to ONNX export ("onnxruntime not installed" offline here)
+    onnx: str  # what happened to the ONNX export, in a sentence starting "ONNX"
+    onnx_path: str = ""  # the exported fp32 graph, "" when it was not exported
+    unit: str = "example"  # what latency is per: "example", or "window" for QA
     notes: list[str] = field(default_factory=list)
 
+    def variant(self, name: str) -> Variant | None:
+        return next((v for v in self.variants if v.name == name), None)
+
     def table(self) -> list[dict]:
-        """One row per model, for a dataframe or a markdown table."""
+        """One row per model, for a dataframe or a markdown table (None where a variant failed)."""
         base = self.variants[0]
-        return [{"model": v.name, "size (MB)": round(v.size_bytes / 1e6, 2),
-                 "size vs fp32": f"{v.size_bytes / base.size_bytes:.0%}",
-                 "ms / example, batch 1": round(v.ms_batch1, 2),
-                 f"ms / example, batch {self.batch_size}": round(v.ms_batched, 2),
-                 "accuracy": round(v.accuracy, 4), "macro F1": round(v.macro_f1, 4)} for v in self.variants]
+        rows = []
+        for v in self.variants:
+            row = {"model": v.name,
+                   "size (MB)": round(v.size_bytes / 1e6, 2) if v.ok else None,
+                   "size vs fp32": f"{v.size_bytes / base.size_bytes:.0%}" if v.ok else "",
+                   f"ms / {self.unit}, batch 1": _round(v.ms_batch1, 2),
+                   f"ms / {self.unit}, batch {self.batch_size}": _round(v.ms_batched, 2)}
+            row |= {k: _round(v.metrics.get(k), 4) for k in base.metrics}
+            row["agrees with fp32"] = "" if v.agreement is None else f"{v.agreement:.1%}"
+            row["max output diff vs fp32"] = "" if v.max_abs_diff is None else f"{v.max_abs_diff:.2g}"
+            row["note"] = v.note
+            rows.append(row)
+        return rows
 
 
-def _check(run: RunRecord) -> Path:
-    if run.config.get("task", "text-classification") != "text-classification":
-        raise ValueError(f"run {run.id} is a {run.config.get('task')!r} run: only text-classification "
-                         "fine-tunes can be quantised here")
+def _round(x: float | None, n: int) -> float | None:
+    return None if x is None else round(x, n)
+
+
+def task_of(run: RunRecord) -> str:
+    return run.config.get("task", "text-classification")
+
+
+def _check(run: RunRecord, tasks: tuple[str, ...] = ("text-classification",)) -> Path:
+    task = task_of(run)
+    if task not in tasks:
+        raise ValueError(f"run {run.id} is a {task!r} run: only {' / '.join(tasks)} runs can be "
+                         "measured here")
     if not run.model_dir or not Path(run.model_dir, "config.json").is_file():
         raise ValueError(f"run {run.id} has no saved model ({run.status}): finish or resume it first")
     return Path(run.model_dir)
@@ -85,37 +146,10 @@ def _weights_file(model_dir: Path) -> Path:
     raise ValueError(f"no weights file in {model_dir}")
 
 
-def eval_rows(run: RunRecord, settings: Settings, max_rows: int = 200) -> tuple[list, list[int]]:
-    """(texts or (text, pair) tuples, class ids) of the run's eval split, at most `max_rows`."""
-    from core.training.data import load_splits
+def _auto(task: str):
+    import transformers
 
-    config = TrainingConfig.from_dict(run.config)
-    ev = load_splits(config, settings).eval
-    ev = ev.select(range(min(max_rows, len(ev))))
-    texts = [str(t) if t is not None else "" for t in ev[config.text_column]]
-    if config.text_pair_column:
-        texts = list(zip(texts, [str(t) if t is not None else "" for t in ev[config.text_pair_column]],
-                         strict=True))
-    return texts, list(ev["labels"])
-
-
-def _encode(tokenizer, texts: list, max_length: int):
-    if texts and isinstance(texts[0], tuple):
-        a, b = zip(*texts, strict=True)
-        return tokenizer(list(a), list(b), padding=True, truncation=True, max_length=max_length,
-                         return_tensors="pt")
-    return tokenizer(list(texts), padding=True, truncation=True, max_length=max_length, return_tensors="pt")
-
-
-def _predict(model, tokenizer, texts: list, max_length: int, batch_size: int = 32) -> list[int]:
-    import torch
-
-    preds: list[int] = []
-    with torch.inference_mode():
-        for b in range(0, len(texts), batch_size):
-            enc = _encode(tokenizer, texts[b:b + batch_size], max_length)
-            preds.extend(model(**enc).logits.argmax(-1).tolist())
-    return preds
+    return getattr(transformers, AUTO_CLASS[task])
 
 
 def _ms_per_example(model, batches: list, repeats: int) -> float:
@@ -135,19 +169,6 @@ def _ms_per_example(model, batches: list, repeats: int) -> float:
     return statistics.median(times) * 1000 / n
 
 
-def scores(labels: list[int], preds: list[int], k: int) -> tuple[float, float]:
-    """(accuracy, macro F1 over the k classes), as the training metrics define them.
-
-    >>> scores([0, 0, 1, 1], [0, 1, 1, 1], 2)
-    (0.75, 0.7333333333333334)
-    """
-    from sklearn.metrics import accuracy_score, f1_score
-
-    acc = float(accuracy_score(labels, preds))
-    f1 = float(f1_score(labels, preds, average="macro", labels=list(range(k)), zero_division=0))
-    return acc, f1
-
-
 def quantize_model(model):
     """A dynamic int8 copy of `model`: nn.Linear weights int8, activations quantised per batch."""
     import torch
@@ -160,31 +181,68 @@ def quantize_model(model):
 
 
 def onnx_status() -> str:
-    """Whether ONNX export + onnxruntime can run here (both packages must import)."""
-    import importlib.util
-
-    missing = [m for m in ("onnx", "onnxruntime") if importlib.util.find_spec(m) is None]
-    if missing:
+    """Whether ONNX export + onnxruntime can run here (the packages must import)."""
+    if missing := onnx_export.missing():
         return f"ONNX: {' and '.join(missing)} not installed (export and onnxruntime latency skipped)"
-    return "ONNX: available but not measured by this version"
+    import onnxruntime
+
+    return (f"ONNX: torch.onnx.export (dynamo exporter, dynamic batch and sequence axes), run with "
+            f"onnxruntime {onnxruntime.__version__} on the CPUExecutionProvider")
+
+
+# --- measuring ------------------------------------------------------------------------------------------
+
+def _outputs(model, batches: list[dict], names: list[str]) -> list[tuple]:
+    import torch
+
+    with torch.inference_mode():
+        return [tuple(getattr(model(**b), n).float().numpy() for n in names) for b in batches]
+
+
+def _measure(name: str, model, path: Path, size: int, bench: Bench, opt: ShrinkOptions,
+             ref: tuple[list, list] | None) -> tuple[Variant, list, list]:
+    """The variant's figures; `ref` is fp32's (outputs, predictions) to compare with (None for fp32 itself)."""
+    import numpy as np
+
+    outs = _outputs(model, bench.scoring, bench.outputs)
+    metrics, preds = bench.score(outs)
+    agree = diff = None
+    if ref is not None:
+        agree = sum(a == b for a, b in zip(preds, ref[1], strict=True)) / max(1, len(preds))
+        diff = max(float(np.abs(a - b).max()) for o, r in zip(outs, ref[0], strict=True)
+                   for a, b in zip(o, r, strict=True))
+    v = Variant(name, size, _ms_per_example(model, bench.single, opt.repeats),
+                _ms_per_example(model, bench.batched, opt.repeats), metrics,
+                1.0 if ref is None else agree, None if ref is None else diff, str(path))
+    return v, outs, preds
+
+
+def _export_sample(batch: dict) -> dict:
+    """Two rows of a batch for the exporter (a batch of one is doubled: a size-1 axis would be fixed at 1)."""
+    import torch
+
+    return {k: (v[:2] if v.shape[0] >= 2 else torch.cat([v, v])) for k, v in batch.items()}
+
+
+def _failed(name: str, note: str, metrics: dict) -> Variant:
+    return Variant(name, None, None, None, dict.fromkeys(metrics), note=note)
 
 
 def quantize(run: RunRecord, settings: Settings, options: ShrinkOptions | None = None) -> ShrinkReport:
-    """Quantise the run's model to int8, save it, and measure fp32 vs int8 on the run's eval split."""
+    """Quantise the run's model to int8 and export it to ONNX, save both, and measure every variant
+    against fp32 on the run's eval split (`ShrinkReport.table()`)."""
     import torch
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoTokenizer
 
     opt = options or ShrinkOptions()
-    model_dir = _check(run)
-    config = TrainingConfig.from_dict(run.config)
-    texts, labels = eval_rows(run, settings, opt.max_rows)
-    if not texts:
-        raise ValueError(f"run {run.id}'s eval split is empty")
-    k = len(run.plan.get("labels") or []) or (max(labels) + 1)
-
+    model_dir = _check(run, TASKS)
+    task = task_of(run)
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
-    fp32 = AutoModelForSequenceClassification.from_pretrained(str(model_dir)).eval()
-    int8 = quantize_model(AutoModelForSequenceClassification.from_pretrained(str(model_dir)).eval())
+    bench = BENCHES[task](run, settings, tokenizer, opt.max_rows, opt.latency_rows, opt.batch_size)
+    auto = _auto(task)
+    threads = torch.get_num_threads()
+    fp32 = auto.from_pretrained(str(model_dir)).eval()
+    int8 = quantize_model(auto.from_pretrained(str(model_dir)).eval())
 
     out_dir = model_dir.parent / QUANTIZED_DIR
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -192,35 +250,79 @@ def quantize(run: RunRecord, settings: Settings, options: ShrinkOptions | None =
     torch.save(int8.state_dict(), q_path)
     fp32_path = _weights_file(model_dir)
 
-    max_len = config.max_length
-    single = [_encode(tokenizer, [t], max_len) for t in texts[:opt.latency_rows]]
-    batched = [_encode(tokenizer, texts[b:b + opt.batch_size], max_len)
-               for b in range(0, min(len(texts), opt.batch_size * 2), opt.batch_size)]
-    variants, all_preds = [], []
-    for name, model, path in (("fp32", fp32, fp32_path), ("int8 (dynamic)", int8, q_path)):
-        preds = _predict(model, tokenizer, texts, max_len, opt.batch_size)
-        acc, f1 = scores(labels, preds, k)
-        variants.append(Variant(name, path.stat().st_size, _ms_per_example(model, single, opt.repeats),
-                                _ms_per_example(model, batched, opt.repeats), acc, f1))
-        all_preds.append(preds)
-    agree = sum(a == b for a, b in zip(*all_preds, strict=True)) / len(texts)
-    notes = [f"latency is the model's forward pass on CPU with {torch.get_num_threads()} thread(s); "
+    base, ref_outs, ref_preds = _measure(FP32, fp32, fp32_path, fp32_path.stat().st_size, bench, opt, None)
+    ref = (ref_outs, ref_preds)
+    q, _, _ = _measure(INT8, int8, q_path, q_path.stat().st_size, bench, opt, ref)
+    variants = [base, q]
+    status, graph = onnx_status(), ""
+    if opt.onnx:
+        onnx_rows, graph, status = _onnx_variants(fp32, bench, opt, model_dir.parent, threads, ref,
+                                                      base.metrics, status)
+        variants += onnx_rows
+    notes = [f"latency is the model's forward pass on CPU with {threads} thread(s) (onnxruntime given the same); "
              "tokenising is done beforehand and not timed",
-             "dynamic quantisation converts nn.Linear layers only: the embedding tables stay fp32"]
-    return ShrinkReport(run.id, variants, agree, len(texts), opt.batch_size, torch.get_num_threads(),
-                        str(q_path), str(fp32_path), onnx_status(), notes)
+             "torch's dynamic quantisation converts nn.Linear layers only: the embedding tables stay fp32",
+             *bench.notes]
+    if opt.onnx and opt.onnx_int8 and any(v.name == ONNX_INT8 and v.ok for v in variants):
+        notes.append("onnxruntime's dynamic quantisation also stores the embedding tables (Gather) as int8")
+    return ShrinkReport(run.id, task, variants, q.agreement, bench.rows, opt.batch_size, threads, str(q_path),
+                        str(fp32_path), status, graph, bench.unit, notes)
+
+
+def _onnx_variants(fp32, bench: Bench, opt: ShrinkOptions, run_dir: Path, threads: int, ref,
+                   metrics: dict, status: str) -> tuple[list[Variant], str, str]:
+    """The ONNX rows (exported fp32, then onnxruntime int8), each a failed row with the reason if it fails."""
+    if missing := onnx_export.missing():
+        why = f"not measured: {' and '.join(missing)} not installed"
+        return ([_failed(ONNX, why, metrics)] + ([_failed(ONNX_INT8, why, metrics)] if opt.onnx_int8 else []),
+                "", status)
+    path = run_dir / onnx_export.ONNX_DIR / onnx_export.ONNX_FILE
+    try:
+        onnx_export.export(fp32, _export_sample(bench.scoring[0]), path, bench.outputs)
+    except Exception as e:  # noqa: BLE001 - any exporter failure becomes the row's note, never a crash
+        why = f"export failed: {onnx_export.short_error(e)}"
+        rows = [_failed(ONNX, why, metrics)]
+        if opt.onnx_int8:
+            rows.append(_failed(ONNX_INT8, "not measured: the fp32 export failed", metrics))
+        return rows, "", f"ONNX: {why}"
+    rows = [_run_onnx(ONNX, path, bench, opt, threads, ref, metrics)]
+    if opt.onnx_int8:
+        q_path = path.with_name(onnx_export.ONNX_INT8_FILE)
+        try:
+            onnx_export.quantize(path, q_path)
+        except Exception as e:  # noqa: BLE001
+            rows.append(_failed(ONNX_INT8, f"quantisation failed: {onnx_export.short_error(e)}", metrics))
+        else:
+            rows.append(_run_onnx(ONNX_INT8, q_path, bench, opt, threads, ref, metrics))
+    return rows, str(path), status
+
+
+def _run_onnx(name: str, path: Path, bench: Bench, opt: ShrinkOptions, threads: int, ref,
+              metrics: dict) -> Variant:
+    try:
+        model = onnx_export.OrtModel(path, threads)
+        return _measure(name, model, path, onnx_export.file_size(path), bench, opt, ref)[0]
+    except Exception as e:  # noqa: BLE001 - an onnxruntime failure becomes the row's note
+        return _failed(name, f"onnxruntime failed: {onnx_export.short_error(e)}", metrics)
 
 
 def load_quantized(run: RunRecord):
     """The saved int8 model back: rebuild the architecture, quantise it, load the saved state_dict."""
     import torch
-    from transformers import AutoModelForSequenceClassification
 
-    model_dir = _check(run)
-    model = quantize_model(AutoModelForSequenceClassification.from_pretrained(str(model_dir)).eval())
+    model_dir = _check(run, TASKS)
+    model = quantize_model(_auto(task_of(run)).from_pretrained(str(model_dir)).eval())
     state = torch.load(model_dir.parent / QUANTIZED_DIR / QUANTIZED_FILE, weights_only=False)
     model.load_state_dict(state)
     return model
+
+
+def onnx_path(run: RunRecord) -> Path | None:
+    """The run's exported fp32 ONNX graph, if `quantize` has exported one."""
+    if not run.model_dir:
+        return None
+    p = Path(run.model_dir).parent / onnx_export.ONNX_DIR / onnx_export.ONNX_FILE
+    return p if p.is_file() else None
 
 
 # --- the run as a transformers pipeline -----------------------------------------------------------
