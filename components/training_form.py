@@ -184,7 +184,9 @@ def _mapped_example(config_json: str, _settings):
     from core.training.runner import plan
 
     config = TrainingConfig.from_dict(json.loads(config_json))
-    return _module(config.task).mapped_example(config, _settings, plan(config, _settings).model_path)
+    from core.training.tasks import mapped_example
+
+    return mapped_example(config, _settings, plan(config, _settings).model_path)
 
 
 def config_from_state(state, runs) -> TrainingConfig:

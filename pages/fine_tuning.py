@@ -8,8 +8,7 @@ from components.training_form import config_from_state, launch_form
 from components.training_live import RESULTS_KEY, results_target, run_label, runs_panel
 from components.training_results import results
 from components.training_views import compare_figure
-from core.data import DatasetStore
-from core.data.conll import ensure_ner_sample
+from core.data import DatasetStore, ensure_ner_sample
 from core.system import human_bytes
 from core.training import ConfigError
 from core.training.curves import config_diff

@@ -14,6 +14,7 @@ from core.data.colstats import (
     TokenLengths,
     token_length_profile,
 )
+from core.data.conll import ensure_ner_sample, read_conll
 from core.data.exporting import (
     CSV_NOTE,
     EXPORT_FORMATS,
@@ -103,6 +104,8 @@ from core.data.types import (
 )
 
 __all__ = [
+    "ensure_ner_sample",
+    "read_conll",
     "BATCH_CELLS",
     "BATCH_ROWS",
     "CSV_NOTE",

@@ -77,6 +77,15 @@ class ColumnStats:
         return "length (chars)" if self.kind == "text" else "value" if self.kind in ("number", "time") else "—"
 
 
+
+def feature_dtype(feat: Any) -> str:
+    """A `datasets` feature's type as the stats table shows it ("int64", "class label (3)", …)."""
+    import datasets
+
+    if isinstance(feat, datasets.ClassLabel):
+        return f"class label ({feat.num_classes})"
+    return str(getattr(feat, "dtype", type(feat).__name__))
+
 def arrow_table(ds: datasets.Dataset) -> pa.Table:
     """The rows of `ds` as one Arrow table: the memory-mapped table itself, or its rows taken where a
     select/shuffle left an indices mapping."""
@@ -122,10 +131,9 @@ def _connect(settings: Any = None) -> Any:
 def column_stats(ds: datasets.Dataset, bins: int = HIST_BINS, top_k: int = TOP_K, settings: Any = None
                  ) -> list[ColumnStats]:
     """Statistics and a histogram of every column of `ds`, over all its rows."""
-    from core.data.stats import _dtype
 
     table = arrow_table(ds)
-    stats = [ColumnStats(n, _dtype(f), _kind(table.schema.field(n).type, f)) for n, f in ds.features.items()]
+    stats = [ColumnStats(n, feature_dtype(f), _kind(table.schema.field(n).type, f)) for n, f in ds.features.items()]
     big = table.num_rows > EXACT_DISTINCT_ROWS
     # Arrow's kernels release the GIL: columns run side by side on the machine's cores
     with ThreadPoolExecutor(max_workers=max(1, min(len(stats), os.cpu_count() or 1))) as pool:

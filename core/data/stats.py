@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from core.data.colstats import ColumnStats, arrow_table, column_stats  # noqa: F401  (the API callers know)
+from core.data.colstats import ColumnStats, arrow_table, column_stats, feature_dtype  # noqa: F401  (the API callers know)
 from core.data.types import DataError
 
 if TYPE_CHECKING:
@@ -51,14 +51,6 @@ def row(ds: datasets.Dataset, index: int) -> dict[str, Any]:
     if not 0 <= int(index) < len(ds):
         raise DataError(f"row {index} does not exist: rows are 0 to {len(ds) - 1:,}")
     return ds[int(index)]
-
-
-def _dtype(feat: Any) -> str:
-    import datasets
-
-    if isinstance(feat, datasets.ClassLabel):
-        return f"class label ({feat.num_classes})"
-    return str(getattr(feat, "dtype", type(feat).__name__))
 
 
 def text_columns(ds: datasets.Dataset) -> list[str]:

@@ -30,7 +30,7 @@ from core.training.generation_metrics import (  # noqa: F401 - part of this modu
     rouge_metrics,
     unigram_perplexity,
 )
-from core.training.tasks import MappedExample, TaskSetup
+from core.training.tasks import TaskSetup
 
 IGNORED = -100  # the label the loss skips (padding, and the first token of a causal block)
 # Packing is the default for causal LM: rows are joined (an end-of-text token between them) and cut into blocks of
@@ -287,8 +287,3 @@ def summarizer_models(runs) -> dict[str, str]:
     return {f"run {r.id} · {r.name}": r.model_dir for r in runs
             if r.status == "completed" and r.model_dir and r.config.get("task") == "seq2seq"}
 
-
-def mapped_example(config: TrainingConfig, settings: Settings, model_path: str) -> MappedExample:
-    from core.training.generation_tools import mapped_example as _mapped
-
-    return _mapped(config, settings, model_path)

@@ -12,6 +12,7 @@ A pretrained task's module (`MODULES[task]`) provides:
         # the field ("columns.tags") and the row. `prepared` has train_rows, eval_rows and labels (list[str]).
     setup(config, model_path, prepared, out) -> TaskSetup
     mapped_example(config, settings, model_path) -> MappedExample   # the form's "as the model sees it"
+        # (or in EXAMPLE_MODULES[task]; call `tasks.mapped_example`, which finds it)
 Its columns come from `config.columns` (role -> column; `core.training.config.TASK_ROLES` names the roles).
 """
 from __future__ import annotations
@@ -58,11 +59,24 @@ class MappedExample:
     notes: list[str] = field(default_factory=list)
 
 
+# where a task's `mapped_example` lives when not in its module (the generation tasks keep it with their other
+# tools, which build on the task module)
+EXAMPLE_MODULES = {"causal-lm": "core.training.generation_tools", "seq2seq": "core.training.generation_tools"}
+
+
 def task_module(task: str):
     """The module implementing a pretrained task, imported on first use (`MODULES`)."""
     import importlib
 
     return importlib.import_module(MODULES[task])
+
+
+def mapped_example(config: TrainingConfig, settings, model_path: str) -> MappedExample:
+    """One row of the run's data exactly as the model will see it (the launch form's preview)."""
+    import importlib
+
+    module = importlib.import_module(EXAMPLE_MODULES.get(config.task, MODULES[config.task]))
+    return module.mapped_example(config, settings, model_path)
 
 
 def compute_metrics(eval_pred) -> dict:
