@@ -2,8 +2,14 @@
 TaskSetup that `core.scratch.setup` builds (what the job engine runs), on CPU.
 
     HF_HUB_OFFLINE=1 .venv/bin/python -m bench.bench_scratch [cnn mlp seq2seq gpt rnn transformer]
+    HF_HUB_OFFLINE=1 .venv/bin/python -m bench.bench_scratch threads [rounds]
+    HF_HUB_OFFLINE=1 .venv/bin/python -m bench.bench_scratch measure
 
 Prints one markdown row per run: the figure, its bar, the time spent training (Trainer.train) and in all.
+`measure`: each default network's training vs inference peak memory on one real batch (core.scratch.measure),
+and one epoch of the digits / drug reviews through DataLoaders of several settings (core.scratch.time_loaders).
+`threads`: the same small networks trained for a fixed number of steps in a worker thread (as the job engine
+runs them) with 1 and with 2 intra-op threads, interleaved, `rounds` times each (default 3): median ms per step.
 """
 from __future__ import annotations
 
@@ -95,6 +101,125 @@ def row(r: dict) -> str:
     return f"| {name} | {fig} | {bar} | {r['params']:,} | {r['train_s']:.1f} s | {r['total_s']:.1f} s |"
 
 
+# kind -> (dataset, architecture changes, config fields, batch, steps timed) for the thread-count comparison
+THREAD_RUNS = {
+    "mlp": ("sklearn:digits", {}, {}, 32, 200),
+    "cnn": ("sklearn:digits", {}, {}, 32, 60),
+    "gpt": ("drug-reviews", {"vocab_size": 1000}, {"max_length": 128}, 16, 20),
+}
+
+
+def _timed_steps(task, out: Path, batch: int, steps: int, threads: int) -> float:
+    """ms per optimizer step of Trainer.train on a fresh copy of the task's model, in a worker thread that
+    first sets `threads` intra-op threads (and puts the previous count back, as an engine would)."""
+    import copy
+    import threading
+
+    from transformers import PrinterCallback, Trainer, TrainingArguments
+
+    result = {}
+
+    def work():
+        before = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        try:
+            args = TrainingArguments(output_dir=str(out), max_steps=steps, per_device_train_batch_size=batch,
+                                     learning_rate=1e-3, logging_steps=10**6, report_to=[], use_cpu=True,
+                                     save_strategy="no", eval_strategy="no", seed=0, disable_tqdm=True)
+            trainer = Trainer(model=copy.deepcopy(task.model), args=args, train_dataset=task.train_dataset,
+                              data_collator=task.data_collator)
+            trainer.remove_callback(PrinterCallback)
+            t0 = time.perf_counter()
+            trainer.train()
+            result["ms"] = (time.perf_counter() - t0) / steps * 1000
+        finally:
+            torch.set_num_threads(before)
+
+    worker = threading.Thread(target=work)
+    worker.start()
+    worker.join()
+    return result["ms"]
+
+
+def threads(rounds: int = 3, hogs: int = 0) -> None:
+    """1 vs 2 intra-op threads for small from-scratch runs on CPU, interleaved rounds, medians. `hogs` busy
+    processes run meanwhile (BENCH_HOGS): the shared, loaded CPU other sessions make, on purpose."""
+    import multiprocessing
+    import statistics
+
+    busy = [multiprocessing.Process(target=_spin, daemon=True) for _ in range(hogs)]
+    for b in busy:
+        b.start()
+    print(f"cores {os.cpu_count()}, torch {torch.__version__}, {hogs} busy processes, "
+          f"load average {os.getloadavg()[0]:.1f}")
+    print("| network | parameters | steps × rounds | 1 thread, ms/step (median) | 2 threads | 2 / 1 | all runs (1 / 2) |")
+    print("|---|---|---|---|---|---|---|")
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = Settings(workspace=Path(tmp) / "ws")
+        for kind, (dataset, changes, fields, batch, steps) in THREAD_RUNS.items():
+            arch = default_architecture(kind)
+            arch.update(changes)
+            task = setup(TrainingConfig(task="scratch", architecture=arch, dataset=dataset, seed=0, **fields),
+                         settings, Path(tmp) / kind)
+            times = {1: [], 2: []}
+            for _ in range(rounds):
+                for n in (1, 2):
+                    times[n].append(_timed_steps(task, Path(tmp) / kind / "ckpt", batch, steps, n))
+            one, two = statistics.median(times[1]), statistics.median(times[2])
+            runs = " / ".join(", ".join(f"{t:.1f}" for t in times[n]) for n in (1, 2))
+            print(f"| {kind} | {task.info['params']:,} | {steps} × {rounds} | {one:.2f} | {two:.2f} | {two / one:.2f} "
+                  f"| {runs} |", flush=True)
+    print(f"load average at the end {os.getloadavg()[0]:.1f}")
+    for b in busy:
+        b.terminate()
+
+
+# kind -> (dataset, config fields) for `measure`: the page's defaults
+MEASURE_RUNS = {"mlp": ("sklearn:digits", {}), "cnn": ("sklearn:digits", {}), "rnn": ("drug-reviews", {}),
+                "transformer": ("drug-reviews", {}), "seq2seq": ("toy:reverse", {}), "gpt": ("drug-reviews", {})}
+
+
+def measure_all(batch: int = 32, accumulation: int = 4) -> None:
+    from core.scratch import measure, time_loaders
+    from core.system import human_bytes
+    from core.training.runner import plan
+
+    print(f"batch {batch} × accumulation {accumulation}; cores {os.cpu_count()}, torch threads "
+          f"{torch.get_num_threads()}, load average {os.getloadavg()[0]:.1f}")
+    print("| network | parameters (fp32) | inference peak | training step peak | kept after the step | "
+          f"one batch of {batch * accumulation} at once |")
+    print("|---|---|---|---|---|---|")
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = Settings(workspace=Path(tmp) / "ws", device="cpu")
+        for kind, (dataset, fields) in MEASURE_RUNS.items():
+            config = TrainingConfig(task="scratch", architecture=default_architecture(kind), dataset=dataset,
+                                    batch_size=batch, grad_accumulation=accumulation, seed=0, **fields)
+            m = measure(config, settings, plan(config, settings))
+            kept = m.after_step_bytes - m.weights_bytes - m.batch_bytes
+            print(f"| {kind} | {m.parameters:,} ({human_bytes(m.parameter_bytes)}) | "
+                  f"{human_bytes(m.inference_peak_bytes)} | {human_bytes(m.train_peak_bytes)} "
+                  f"({m.train_peak_bytes / m.inference_peak_bytes:.1f}×) | {human_bytes(m.after_step_bytes)} "
+                  f"(+{kept / m.parameter_bytes:.3f}× the weights) | {human_bytes(m.full_batch_peak_bytes or 0)} |",
+                  flush=True)
+        for kind, dataset in (("cnn", "sklearn:digits"), ("rnn", "drug-reviews")):
+            config = TrainingConfig(task="scratch", architecture=default_architecture(kind), dataset=dataset,
+                                    batch_size=batch, seed=0)
+            out = time_loaders(config, settings)
+            print(f"\n{kind} on {dataset}: {out['rows']:,} training rows, collate {out['collate']}, "
+                  f"workers by {out['start_method']}")
+            print("| batch | shuffle | workers | first epoch ms | next epochs ms (median of 3) |")
+            print("|---|---|---|---|---|")
+            for t in out["timings"]:
+                print(f"| {t['batch_size']} | {t['shuffle']} | {t['num_workers']} | {t['first_epoch_s'] * 1000:.1f} "
+                      f"| {t['next_epoch_s'] * 1000:.1f} |")
+    print(f"load average at the end {os.getloadavg()[0]:.1f}")
+
+
+def _spin() -> None:
+    while True:
+        pass
+
+
 def main(names: list[str]) -> None:
     torch.set_num_threads(int(os.environ.get("BENCH_THREADS", "1")))
     load = os.getloadavg()[0]
@@ -112,4 +237,9 @@ def main(names: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:] or list(RUNS))
+    if sys.argv[1:2] == ["measure"]:
+        measure_all()
+    elif sys.argv[1:2] == ["threads"]:
+        threads(int(sys.argv[2]) if len(sys.argv) > 2 else 3, int(os.environ.get("BENCH_HOGS", "0")))
+    else:
+        main(sys.argv[1:] or list(RUNS))

@@ -135,8 +135,15 @@ def scratch_results(rec, settings) -> None:
 
     c1, c2 = st.columns(2)
     model_download(c1, rec, "bn")
-    c2.caption("Export as a stand-alone script is not there yet for networks built here (it is for "
-               "fine-tunes); the zip holds the `save_pretrained` folder and its config.json records every layer.")
+    script, problem = _export(rec.id, rec.config, rec.plan, rec.model_dir)
+    if problem:  # the dataset version or the saved tokenizer is gone since
+        c2.info(f"Can't export this run as a script any more: {problem}")
+    else:
+        c2.download_button("Export as script", script, file_name=f"train_{rec.id}.py", mime="text/x-python",
+                           key="bn_script", help="plain PyTorch + transformers: the data, the network and the "
+                                                 "Trainer with this run's settings; same seed, same eval loss")
+        with st.expander("Script preview"):
+            st.code(script, language="python")
     st.markdown("**Try the model**")
     inputs, shown = _try_inputs(rec, kind, settings)
     if not inputs:
@@ -152,6 +159,20 @@ def scratch_results(rec, settings) -> None:
         st.markdown(f"Output: `{' '.join(map(str, out['output']))}` (input reversed: `{shown}`)")
     else:
         st.text_area("Generated", out.get("text", ""), disabled=True, key=f"bn_gen_out_{rec.id}")
+
+
+@st.cache_data(show_spinner="Writing the script…", max_entries=8)
+def _export(run_id: str, config: dict, plan: dict, model_dir: str | None) -> tuple[str, str | None]:
+    """(the run's exported script, None), or ("", why it can't be written)."""
+    from core.data import DataError
+    from core.scratch import export_script
+    from core.training import ConfigError, TrainingConfig
+
+    try:
+        return export_script(TrainingConfig.from_dict(config), loaders.settings(), plan, run_id,
+                             model_dir=model_dir), None
+    except (ConfigError, DataError, ValueError, OSError) as e:
+        return "", str(e)
 
 
 def _try_inputs(rec, kind: str, settings) -> tuple[list, str]:

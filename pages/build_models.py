@@ -3,6 +3,7 @@ import streamlit as st
 
 from components import loaders
 from components.jobs import job_manager
+from components.scratch_measure import loader_timing_view, memory_view
 from components.scratch_views import (
     KIND_HELP,
     KIND_LABELS,
@@ -151,15 +152,19 @@ if info:
                 f"{params:,} parameters ({human_bytes(byts)} as float32; ×4 while training with Adam: weights, "
                 f"gradients and two moments) · {info.get('train_rows', 0):,} training rows, "
                 f"{info.get('eval_rows', 0):,} held out" + (f" · {info['classes']} classes" if info.get("classes") else ""))
-    st.dataframe(layer_frame(rows), hide_index=True, width="stretch")
+    table, memory = st.columns([3, 1])
+    table.dataframe(layer_frame(rows), hide_index=True, width="stretch")
+    with memory:
+        memory_view(config)
     steps = total_steps(config, info.get("train_rows", 0))
     st.plotly_chart(lr_figure(*lr_schedule(config.scheduler, config.learning_rate, config.warmup, steps),
                               config.scheduler), key="bn_lr_fig")
     b, k = config.batch_size, config.grad_accumulation
     st.caption(f"{steps:,} optimizer steps · effective batch {b * k:,} ({b} × {k} accumulated)")
-    with st.expander("One batch from the DataLoader"):
+    with st.expander("One batch from the DataLoader, and its settings measured"):
         if st.toggle("Build it", key="bn_show_batch", help="runs the data preparation of a real run"):
             batch_view(config, settings)
+        loader_timing_view(config)
 
 
 def _start() -> None:

@@ -7,15 +7,22 @@ each a transformers PreTrainedModel the job engine's Trainer runs like any fine-
     config = TrainingConfig(task="scratch", dataset="sklearn:digits", architecture=arch)
     check(config, settings)                          # ConfigError("architecture.layers[3]", ...) before launch
     task = setup(config, settings, out_dir)          # model, datasets, collator, metrics, baseline
+    export_script(config, settings, run_id)          # a standalone PyTorch + transformers script of the run
+    measure(config, settings)                        # training vs inference peak memory, one real batch
+    time_loaders(config, settings)                   # one epoch per DataLoader batch size / shuffle / workers
 """
 from core.scratch.architectures import KINDS, MAX_PARAM_BYTES, default_architecture, layer_table
 from core.scratch.data import BUILTIN, SKLEARN, TOY
 from core.scratch.examples import example_row
+from core.scratch.export import export_script
 from core.scratch.inference import model_kind, predict
 from core.scratch.layers import LAYER_PARAMS, LAYER_TYPES
+from core.scratch.loading import time_loaders
+from core.scratch.memory import StepMemory, measure
 from core.scratch.task import TaskSetup, check, describe, prepare, setup
 
 __all__ = [
-    "BUILTIN", "KINDS", "LAYER_PARAMS", "LAYER_TYPES", "MAX_PARAM_BYTES", "SKLEARN", "TOY", "TaskSetup", "check", "describe",
-    "default_architecture", "example_row", "layer_table", "model_kind", "predict", "prepare", "setup",
+    "BUILTIN", "KINDS", "LAYER_PARAMS", "LAYER_TYPES", "MAX_PARAM_BYTES", "SKLEARN", "TOY", "StepMemory", "TaskSetup",
+    "check", "default_architecture", "describe", "example_row", "export_script", "layer_table", "measure",
+    "model_kind", "predict", "prepare", "setup", "time_loaders",
 ]

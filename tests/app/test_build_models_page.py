@@ -36,12 +36,12 @@ def test_the_default_cnn_table_matches_torch_and_a_run_trains_on_digits(open_pag
     assert f"{_params(ref):,} parameters" in head and "10 classes" in head, head
 
     at.number_input(key="bn_steps").set_value(3).run()
-    store = RunStore(get_settings().runs_db)
-    before = len(store.runs())
+    store = RunStore(get_settings().runs_db)  # shared with other tests, which may add runs meanwhile
     at.button(key="bn_start").click().run()
     assert not at.exception
-    assert len(store.runs()) == before + 1, [e.value for e in at.error]
+    assert at.success, [e.value for e in at.error]
     run_id = at.success[0].value.split("Queued run ")[1].split(":")[0]
+    assert run_id in {r.id for r in store.runs()}
     deadline = time.time() + 300
     while store.get(run_id).status not in ("completed", "failed") and time.time() < deadline:
         time.sleep(0.5)
@@ -56,6 +56,10 @@ def test_the_default_cnn_table_matches_torch_and_a_run_trains_on_digits(open_pag
     assert metrics["majority-class baseline"] == f"{rec.final_metrics['majority_baseline']:.1%}"
     assert metrics["accuracy"] == f"{rec.final_metrics['accuracy']:.1%}"
     assert metrics["parameters"] == f"{_params(ref):,}"
+    # export as script: a standalone file (tests/core/scratch/test_export.py runs such scripts)
+    script = next(c.value for c in at.code if "TrainingArguments(" in c.value)
+    assert "class Net(PreTrainedModel)" in script and "core." not in script
+    assert "max_steps=cli.max_steps" in script and '"--max-steps", type=int, default=3' in script
 
 
 def test_a_bad_size_is_refused_with_its_field_and_nothing_is_queued(open_page):
@@ -101,3 +105,38 @@ def test_one_batch_from_the_dataloader_shows_the_runs_own_tensors(open_page):
     # the padding the collate function added shows as pad ids where the attention mask is 0
     ids = next(d.value for d in at.dataframe if len(d.value) == 8 and d.value.shape[1] == min(length, 32))
     assert ids.shape == (8, min(length, 32))
+
+
+def _bytes(text: str) -> float:
+    """'1.5 KiB' -> 1536 (core.system.human_bytes backwards)."""
+    number, unit = text.split()
+    return float(number) * 1024 ** ["B", "KiB", "MiB", "GiB", "TiB"].index(unit)
+
+
+def test_memory_of_training_vs_inference_is_measured_beside_the_layer_table(open_page):
+    at = open_page("pages/build_models.py")
+    at.segmented_control(key="bn_kind").set_value("mlp").run()
+    at.selectbox(key="bn_data_mlp").set_value("sklearn:iris").run()
+    at.number_input(key="bn_batch").set_value(16).run()
+    at.number_input(key="bn_accum").set_value(4).run()
+    at.toggle(key="bn_measure_memory").set_value(True).run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    shown = {m.label: m.value for m in at.metric}
+    train, infer = _bytes(shown["training step peak"]), _bytes(shown["inference peak"])
+    params = 4 * (4 * 128 + 128 + 128 * 64 + 64 + 64 * 3 + 3)  # the default MLP on iris, float32
+    assert train > infer > params
+    note = next(c.value for c in at.caption if "effective batch" in c.value)
+    assert "Batch 16 × accumulation 4 = effective batch **64**" in note and "profiler" in note
+
+
+def test_the_dataloader_settings_are_timed_on_demand(open_page):
+    at = open_page("pages/build_models.py")
+    at.segmented_control(key="bn_kind").set_value("mlp").run()
+    at.selectbox(key="bn_data_mlp").set_value("sklearn:iris").run()
+    at.button(key="bn_time_loader").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    table = next(d.value for d in at.dataframe if "num_workers" in d.value.columns)
+    assert set(table["num_workers"]) == {0, 2} and set(table["shuffle"]) == {False, True}
+    assert set(table["batch size"]) == {8, 64, 128}  # 8, the run's 64, 128
+    assert (table["batches"] == [-(-135 // b) for b in table["batch size"]]).all()  # iris: 135 training rows
+    assert any("Measured: the time to iterate one epoch" in c.value for c in at.caption)

@@ -1,0 +1,126 @@
+"""Export as script: a from-scratch run trained through the job engine, then its exported script (plain PyTorch +
+transformers, nothing from Torch Lab) run on its own, ends at the run's evaluation loss.
+
+Tolerance: relative 1e-4. The script rebuilds the same split, tokenizer, initial weights (seeded right before the
+network is built), batch order and dropout draws: on this CPU all six kinds' scripts ended at the run's
+eval_loss bit for bit. 1e-4 leaves room for float reductions that a different thread count orders differently."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+from core.scratch.export import export_script
+from core.settings import Settings
+from core.training import JobManager
+from tests.core.scratch.scratch_fixtures import config, text_dataset
+
+TOLERANCE = 1e-4
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory):
+    s = Settings(workspace=tmp_path_factory.mktemp("export-ws"))
+    text_dataset(s)
+    jobs = JobManager(settings=s)
+    yield s, jobs
+    jobs.shutdown()
+
+
+def train(engine, cfg):
+    """The run through the job engine (JobManager -> runner -> Trainer); its record."""
+    s, jobs = engine
+    run_id = jobs.submit(cfg)
+    assert jobs.wait(run_id, 300) == "completed", jobs.store.get(run_id).message
+    return jobs.store.get(run_id)
+
+
+def script_of(engine, rec, tmp_path) -> str:
+    s, _ = engine
+    from core.training import TrainingConfig
+
+    script = export_script(TrainingConfig.from_dict(rec.config), s, rec.plan, rec.id, output=str(tmp_path / "out"),
+                           model_dir=rec.model_dir)
+    assert "core." not in script and "torchlab" not in script.lower()  # standalone: nothing from Torch Lab
+    lint(script, tmp_path)
+    return script
+
+
+def lint(script: str, tmp_path) -> None:
+    """The script reads like code a person wrote: no unused or undefined names, sorted imports, no bugbears."""
+    file = tmp_path / "lint_me.py"
+    file.write_text(script)
+    out = subprocess.run([sys.executable, "-m", "ruff", "check", "--isolated", "--line-length", "120",
+                          "--select", "E,F,W,I,B,UP", "--ignore", "E501", str(file)], capture_output=True, text=True)
+    if "No module named ruff" in out.stderr:
+        return  # ruff is a dev tool (requirements-dev.txt); the runtime-only install skips this check
+    assert out.returncode == 0, out.stdout[-3000:]
+
+
+def printed_eval(stdout: str) -> dict:
+    return json.loads(next(line for line in stdout.splitlines() if line.startswith("eval "))[5:])
+
+
+def test_a_cnn_on_digits_exported_reproduces_the_runs_eval_loss(engine, tmp_path):
+    cfg = config("cnn", "sklearn:digits", max_steps=4, batch_size=16, learning_rate=2e-3, max_train_samples=128,
+                 max_eval_samples=64, seed=7)
+    rec = train(engine, cfg)
+    script = script_of(engine, rec, tmp_path)
+    path = tmp_path / "train.py"
+    path.write_text(script)
+    # the step cap: the run's own 4 steps, given on the command line (a shorter one rebuilds the schedule)
+    out = subprocess.run([sys.executable, str(path), "--max-steps", "4"], capture_output=True, text=True,
+                         timeout=300, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    got = printed_eval(out.stdout)
+    assert got["eval_loss"] == pytest.approx(rec.final_metrics["loss"], rel=TOLERANCE)
+    assert got["eval_accuracy"] == pytest.approx(rec.final_metrics["accuracy"], abs=1e-9)
+    assert (tmp_path / "out" / "model" / "config.json").is_file()
+
+
+def _arch(kind: str, **changes) -> dict:
+    arch = config(kind, "x").architecture
+    arch.update(changes)
+    return arch
+
+
+KINDS = {
+    # accumulation 2 and a torch schedule: the loss's num_items_in_batch and the scheduler code are exported too
+    "mlp": config("mlp", "tiny-reviews", eval_fraction=0.25, max_steps=3, batch_size=8, grad_accumulation=2,
+                  scheduler="one_cycle", learning_rate=1e-2),
+    "rnn": config("rnn", "tiny-reviews", architecture=_arch("rnn", vocab_size=300), max_length=16, eval_fraction=0.25,
+                  max_steps=3, batch_size=8, learning_rate=5e-3),
+    # early stopping (the best checkpoint is evaluated at the end) and torch's StepLR
+    "transformer": config("transformer", "tiny-reviews", architecture=_arch("transformer", vocab_size=300),
+                          max_length=16, eval_fraction=0.25, max_steps=4, batch_size=8, learning_rate=5e-3,
+                          early_stopping_patience=2, scheduler="step"),
+    "seq2seq": config("seq2seq", "toy:reverse", architecture=_arch("seq2seq", d_model=16, dim_feedforward=32,
+                                                                   train_size=64, eval_size=16, max_len=6),
+                      max_steps=3, batch_size=16, learning_rate=3e-3),
+    "gpt": config("gpt", "tiny-reviews", architecture=_arch("gpt", vocab_size=300, n_embd=32, n_layer=1, n_head=2),
+                  max_length=24, eval_fraction=0.2, max_steps=3, batch_size=8, learning_rate=5e-3),
+}
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_every_kind_exported_reproduces_the_runs_eval_loss(engine, tmp_path, kind, capsys):
+    rec = train(engine, KINDS[kind])
+    script = script_of(engine, rec, tmp_path)
+    exec(compile(script, f"export-{kind}", "exec"), {"__name__": "export"})  # noqa: S102 - the script is the test
+    got = printed_eval(capsys.readouterr().out)
+    assert got["eval_loss"] == pytest.approx(rec.final_metrics["loss"], rel=TOLERANCE)
+    for name in ("accuracy", "token_accuracy", "perplexity"):
+        if name in rec.final_metrics:
+            assert got[f"eval_{name}"] == pytest.approx(rec.final_metrics[name], rel=TOLERANCE), name
+
+
+def test_a_named_tokenizer_is_read_from_the_runs_model_folder(engine, tmp_path):
+    s, _ = engine
+    arch = _arch("rnn", tokenizer="bert-wordpiece-uncased")
+    arch["layers"][1] = {"type": "GRU", "hidden_size": 8}
+    cfg = config("rnn", "tiny-reviews", architecture=arch, max_length=16, max_steps=2)
+    plan = {"optim": "adamw_torch_fused", "precision": "fp32"}
+    with pytest.raises(ValueError, match="saved model folder"):
+        export_script(cfg, s, plan)
+    script = export_script(cfg, s, plan, model_dir=str(tmp_path / "model"))
+    assert f"TOKENIZER = {str(tmp_path / 'model')!r}" in script and "train_bpe" not in script
