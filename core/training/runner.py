@@ -214,6 +214,11 @@ def run_training(run_id: str, store: RunStore, settings: Settings, should_stop: 
         processing_class=task.processing_class, data_collator=task.data_collator,
         compute_metrics=task.compute_metrics, callbacks=callbacks)
     trainer.remove_callback(PrinterCallback)  # the store is the log; keep the server's stdout quiet
+    threads_before = torch.get_num_threads()
+    if config.task == "scratch" and p.device == "cpu":
+        # a small from-scratch net gains 0-35 % from a second intra-op thread on a quiet CPU and runs 10-43x
+        # slower with it on a shared one (the two threads wait on each other's time slices): bench/RESULTS.md #16
+        torch.set_num_threads(1)
     try:
         trainer.train(resume_from_checkpoint=str(ckpt) if ckpt else None)
         if callback.stopped:
@@ -235,6 +240,7 @@ def run_training(run_id: str, store: RunStore, settings: Settings, should_stop: 
                      checkpoint=str(last) if last else None)
         return "completed"
     finally:
+        torch.set_num_threads(threads_before)
         # release the model and optimizer state now, not when the thread object dies
         del trainer, model, task
         gc.collect()
