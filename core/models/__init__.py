@@ -1,10 +1,11 @@
-"""Transformer anatomy: open a BERT-family encoder or a GPT-2-style decoder and prove every number.
+"""Transformer anatomy: open a BERT-family encoder, a GPT-2-style decoder or a BART's encoder; prove every number.
 
     from core.models import inspect_text, load_model, walk_head
     lm = load_model("minilm-l6")                 # packaged; or a run's folder, a local folder, a hub id
     anatomy = inspect_text(lm, "Transformers are amazing")
     walk = walk_head(lm, anatomy, layer=2, head=5)  # with verify=False: the head alone now, verify_walk() later
     [(c.name, c.matched) for c in walk.checks]   # every step against the model's own tensors
+    padded = inspect_text(lm, "A dog barked.", batch_with="The cat sat on the mat.")  # the shorter row, [PAD]s in
 
 Sampling (`next_token_probs`, `choose_token`) and positions (`sinusoidal_table`) are pure numpy.
 """

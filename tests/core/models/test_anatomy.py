@@ -293,3 +293,19 @@ def test_tiny_bart_encoder_walk_matches(bart):
     table = position_tables(bart, 8).learned  # rows 2.. of BART's table: position 0 is its row 2
     np.testing.assert_array_equal(table, bart.base.embed_positions.weight[2:10].detach().numpy())
     np.testing.assert_array_equal(a.position_embeddings, table)
+
+
+def _entropy64(anatomy) -> np.ndarray:
+    """(L, nH) mean over queries of -Σ p log p, in float64 from the model's own attention weights."""
+    p = np.stack(anatomy.layer_attentions).astype(np.float64)
+    return -(p * np.log(np.maximum(p, 1e-300))).sum(-1).mean(-1)
+
+
+@pytest.mark.parametrize("which,text,other", [("minilm", SHORT, LONG), ("minilm", "word " * 700, None),
+                                              ("gpt2", "the cat", "the cat sat on the mat")])
+def test_head_entropy_equals_float64_on_real_attention(request, which, text, other):
+    """The summaries' float32 log pass against −Σ p log p in float64: padded, 512 tokens, causal."""
+    lm = request.getfixturevalue(which)
+    a = inspect_text(lm, text, batch_with=other)
+    got = np.array([s.entropy for s in head_summaries(a.layer_attentions)]).reshape(a.num_layers, a.num_heads)
+    np.testing.assert_allclose(got, _entropy64(a), atol=5e-6)
