@@ -69,7 +69,24 @@ def results(rec, settings) -> None:
     c1, c2 = st.columns(2)
     model_download(c1, rec, "qa")
     export(c2, rec, settings)
+    batch(rec, settings)
     shrink_panel(rec, settings)
+
+
+def batch(rec, settings) -> None:
+    """The run's model over its evaluation split (up to 500 questions): every answer, SQuAD scores, throughput."""
+    from core.training.extractive_qa import batch_answer
+
+    if st.button("Answer the evaluation split", key=f"qa_batch_{rec.id}"):
+        rows, totals, per_s = batch_answer(rec, settings, _loaded(rec))
+        if not rows:
+            st.caption("The run's dataset can't be read any more: no evaluation questions.")
+            return
+        c = st.columns(3)
+        c[0].metric("throughput", f"{per_s:.1f} questions/s", help="one question at a time, as try-it answers")
+        c[1].metric("exact match", f"{totals['exact_match']:.1f}")
+        c[2].metric("F1", f"{totals['f1']:.1f}")
+        st.dataframe(pd.DataFrame(rows), hide_index=True, key="qa_batch_table")
 
 
 def eval_table(rec, examples: list[dict]) -> None:

@@ -83,7 +83,18 @@ def results(rec, settings) -> None:
     export(c2, rec, settings, labels)
     if prepared is not None:
         alignment(rec, settings, prepared)
+        batch(rec, prepared)
     shrink_panel(rec, settings)
+
+
+def batch(rec, prepared) -> None:
+    """The run's model over its whole evaluation split (up to 500 sentences), with the throughput."""
+    from core.training.token_classification import batch_tag
+
+    if st.button("Tag the evaluation split", key=f"tok_batch_{rec.id}"):
+        rows, per_s = batch_tag(rec, prepared.eval["tokens"], _tagger(rec.model_dir))
+        st.metric("throughput", f"{per_s:.1f} sentences/s", help="one sentence at a time, as try-it tags")
+        st.dataframe(pd.DataFrame(rows), hide_index=True, key="tok_batch_table")
 
 
 def _prepared_or_none(rec, settings):

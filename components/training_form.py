@@ -164,13 +164,16 @@ def mapped_example_view(config: TrainingConfig) -> None:
     """One row exactly as the model will see it (tokens, labels, masks), before Start: AutoTrain's column
     mapping shown, so a wrong column is visible before a run spends minutes on it."""
     from components import loaders
-    from core.training.config import ConfigError as CE
 
     with st.expander("One example, as the model will see it", expanded=True):
         try:
             ex = _mapped_example(config.to_json(), loaders.settings())
-        except CE as e:
+        except ConfigError as e:
             st.error(f"**{e.field}**: {e.message}")
+            return
+        except Exception as e:  # noqa: BLE001 - the preview's boundary: whatever odd data provokes, the form stays
+            st.error(f"Could not map an example from {config.dataset!r} with this column mapping "
+                     f"({type(e).__name__}: {str(e)[:300]}); Start checks every row and names the one at fault.")
             return
         for note in ex.notes:
             st.caption(note)

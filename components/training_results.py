@@ -55,7 +55,10 @@ def task_results(rec, settings) -> None:
         st.info(f"This build has no results view for {rec.config.get('task')!r} runs; the final metrics:")
         st.json(rec.final_metrics)
     else:
-        view.results(rec, settings)
+        try:
+            view.results(rec, settings)
+        except Exception as e:  # noqa: BLE001 - one run's view failing (its model folder deleted…) keeps the page up
+            st.error(f"Can't show this run's results: {type(e).__name__}: {str(e)[:300]}")
     tensorboard_note(rec)
 
 

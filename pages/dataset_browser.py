@@ -71,7 +71,10 @@ labels = {r.label: r for r in refs}
 if "ds_next" in ss:  # a version saved or deleted below in the last run: pick it before the widget exists
     ss.ds_pick = ss.pop("ds_next")
 if ss.get("ds_pick") not in labels:
-    ss.ds_pick = next(iter(labels))
+    # the newest of the user's own datasets; with none yet, the drug-review sample (the other built-in
+    # samples, registered when a page first needs them, would otherwise be "newest")
+    own = [r for r in refs if not r.source.startswith("sample:")]
+    ss.ds_pick = (own[0] if own else next((r for r in refs if r.name == D.SAMPLE_NAME), refs[0])).label
 ref = labels[st.selectbox("Dataset", list(labels), key="ds_pick")]
 dd = V.opened(ref.name, ref.version)
 split = st.radio("Split", list(dd), horizontal=True, key="ds_split")
@@ -207,7 +210,13 @@ with shape:
     c[2].button("Undo all", disabled=not work["ops"], key="sh_undo", on_click=V.undo_action, args=(ref,))
     V.show_note("save", ref.label)
     c = st.columns([1, 1, 2], vertical_alignment="bottom")
-    fmt = c[0].selectbox("Export format", ["csv", "parquet"], key="ex_fmt")
+    try:  # CSV cells can't hold lists or structs: such a dataset offers Parquet first
+        check_export(next(iter(work["dd"].values())), "csv")
+        flat = True
+    except DataError:
+        flat = False
+    fmt = c[0].selectbox("Export format", ["csv", "parquet"], index=0 if flat else 1,
+                         key="ex_fmt" if flat else "ex_fmt_nested")
     ex_split = c[1].selectbox("Split", splits, key="ex_split")
     dest = settings.workspace / "exports" / f"{ref.name}-v{ref.version}-{ex_split}.{fmt}"
     try:  # checked before the button: a download's data is made after the page ran, where no message shows

@@ -335,3 +335,24 @@ def eval_examples(run_record, settings: Settings, n: int = 5) -> list[dict]:
     ev = prepared.eval.select(range(min(n, len(prepared.eval))))
     return [{"question": q, "context": c, "gold": a["text"]}
             for q, c, a in zip(list(ev["question"]), list(ev["context"]), list(ev["answers"]), strict=True)]
+
+
+def batch_answer(run_record, settings: Settings, model=None, limit: int = 500) -> tuple[list[dict], dict, float]:
+    """Answer up to `limit` evaluation questions of the run with its saved model: (rows with gold, predicted,
+    EM and F1; SQuAD v1.1 EM / F1 over them in %; questions per second). Spans are ranked as "try it" ranks them
+    (p(start) × p(end)), so the scores can differ slightly from the run's own (summed logits)."""
+    import time
+
+    from core.training import squad
+
+    examples = eval_examples(run_record, settings, n=limit)
+    t = time.perf_counter()
+    predicted = [answer(run_record, ex["question"], ex["context"], model)[0] for ex in examples]
+    seconds = time.perf_counter() - t
+    rows = []
+    for ex, text in zip(examples, predicted, strict=True):
+        em, f1 = squad.score(text, ex["gold"])
+        rows.append({"question": ex["question"], "gold": " | ".join(ex["gold"]), "predicted": text, "EM": em,
+                     "F1": round(f1, 3)})
+    totals = squad.squad_v1(predicted, [ex["gold"] for ex in examples]) if examples else {}
+    return rows, totals, (len(rows) / seconds if seconds > 0 else float("inf"))

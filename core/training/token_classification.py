@@ -398,3 +398,18 @@ def export_script(config: TrainingConfig, settings: Settings, run_id: str = "new
         data_path=str((ref.path / "data").resolve()), tokens=config.columns["tokens"], tags=config.columns["tags"],
         labels=list(labels or []), output=output, seed=config.seed, eval_fraction=config.eval_fraction,
         limits=limits, max_length=config.max_length, entity_code=entity_code, arguments=arguments)
+
+
+def batch_tag(run_record, sentences, tagger=None, limit: int = 500) -> tuple[list[dict], float]:
+    """Tag up to `limit` sentences (each a list of words) with the run's model: ([{"sentence", "entities"}],
+    sentences per second), the way "try it" tags one; the throughput includes the word-to-span grouping."""
+    import time
+
+    tagger = tagger or load_tagger(run_record.model_dir)
+    chosen = [list(map(str, words)) for words in list(sentences)[:limit]]
+    t = time.perf_counter()
+    rows = [{"sentence": " ".join(words),
+             "entities": " · ".join(f"{e['text']} ({e['entity']})" for e in predict(run_record, words, tagger))}
+            for words in chosen]
+    seconds = time.perf_counter() - t
+    return rows, (len(rows) / seconds if seconds > 0 else float("inf"))

@@ -106,6 +106,10 @@ def test_server_paths_stay_in_allowed_folders_and_export_says_it_neutralises(ope
         at.run()  # the picker lists what is on disk at each run
         at.selectbox(key="ds_pick").set_value(f"{nested} v1 · 1 rows").run()
         assert not at.exception
+        # a dataset CSV can't hold is offered as Parquet, with nothing to refuse…
+        assert at.selectbox(key="ex_fmt_nested").value == "parquet" and not at.download_button(key="ex_btn").disabled
+        assert not any("CSV cells" in e.value for e in at.error)
+        at.selectbox(key="ex_fmt_nested").set_value("csv").run()  # …and CSV, asked for, is refused beside its button
         assert any("CSV cells can't hold the column 'tokens'" in e.value for e in at.error)
         assert at.download_button(key="ex_btn").disabled
     finally:

@@ -139,8 +139,17 @@ def choose(page, label: str, option: str, reveals: str | None = None, other: str
     about 1 in 10 on a loaded 2-core machine; the browser shows the new value, the server drew the
     page without it). The choice is then made again via `other`, which makes the server rerun with it.
     """
-    page.get_by_role("combobox", name=label, exact=True).click()
-    page.get_by_role("option", name=option, exact=True).click()
+    for attempt in range(3):
+        # a rerun landing on the click can close the list as it opens (seen under load): open it again
+        page.get_by_role("combobox", name=label, exact=True).click()
+        try:
+            page.get_by_role("option", name=option, exact=True).click(timeout=10_000 if attempt < 2 else 30_000)
+            break
+        except Exception:
+            if attempt == 2:
+                raise
+            page.keyboard.press("Escape")
+            settle(page)
     settle(page)
     if reveals is None:
         return

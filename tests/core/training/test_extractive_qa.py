@@ -199,4 +199,9 @@ def test_a_few_steps_through_the_job_manager(settings, model_dir):
                                         "Peru is a country with a long history. Its capital is Lima.")
     assert text == "Peru is a country with a long history. Its capital is Lima."[start:end] and 0 <= score <= 1
     assert list(qa.qa_checkpoints(jobs.store.runs()).values()) == [rec.model_dir]
+    # the evaluation split in one go: each question answered as try-it answers, scored with SQuAD v1.1
+    rows, totals, per_s = qa.batch_answer(rec, settings, limit=3)
+    examples = qa.eval_examples(rec, settings, n=3)
+    assert [r["predicted"] for r in rows] == [qa.answer(rec, e["question"], e["context"])[0] for e in examples]
+    assert totals == squad.squad_v1([r["predicted"] for r in rows], [e["gold"] for e in examples]) and per_s > 0
     jobs.shutdown()

@@ -308,3 +308,11 @@ def test_a_tiny_run_completes_stores_entity_metrics_and_tags_a_sentence(settings
     script = export_script(TrainingConfig.from_dict(rec.config), settings, run_id, rec.plan["labels"], 10)
     ast.parse(script)
     assert "DataCollatorForTokenClassification" in script and "def entity_scores" in script
+    # the evaluation split in one go: each sentence tagged as try-it tags it, and a throughput
+    from core.training.token_classification import batch_tag
+
+    rows, per_s = batch_tag(rec, ev["tokens"], limit=3)
+    assert len(rows) == min(3, len(ev)) and per_s > 0
+    for row, words in zip(rows, ev["tokens"], strict=False):
+        assert row["sentence"] == " ".join(words)
+        assert row["entities"] == " · ".join(f"{e['text']} ({e['entity']})" for e in predict(rec, words))
