@@ -109,6 +109,42 @@ def try_it(rec, settings) -> None:
     with st.expander("The same in plain transformers"):
         st.code(T.pipeline_code("decoder" if causal else "encoder-decoder", rec.model_dir,
                                 st.session_state.get(prompt_key, ""), s), language="python")
+    batch(rec, settings, s)
+
+
+def batch(rec, settings, s: T.GenerationSettings) -> None:
+    """The run's model over rows of its evaluation split, several prompts per generate() call: every output, its
+    ROUGE against the reference, and the throughput (examples/s, generated tokens/s)."""
+    import pandas as pd
+
+    causal = rec.config.get("task") == "causal-lm"
+    st.markdown("**Generate for the evaluation split**")
+    st.caption(("Each evaluation row's first " + str(T.PROMPT_WORDS) + " words are the prompt; the rest of the row "
+                "is the reference its continuation is compared with (a loose measure)") if causal else
+               "Each evaluation row's source is the input; its target is the reference.")
+    c = st.columns(3)
+    rows = int(c[0].number_input("Rows", 1, T.MAX_BATCH_ROWS, 32, key=f"gen_batch_rows_{rec.id}"))
+    size = int(c[1].number_input("Prompts per generate() call", 1, 64, 8, key=f"gen_batch_size_{rec.id}"))
+    if not c[2].button("Generate for the evaluation split", key=f"gen_batch_{rec.id}",
+                       help="with the decoding settings of Try it above"):
+        return
+    with st.spinner(f"Generating for {rows} evaluation rows…"):
+        try:
+            out = T.batch_generate(generator(rec.model_dir), TrainingConfig.from_dict(rec.config), settings, s,
+                                   rows, size)
+        except (ConfigError, ValueError, OSError) as e:  # the dataset is gone since, or bad settings
+            st.error(f"Can't generate for the evaluation split: {e}")
+            return
+    m = st.columns(4)
+    m[0].metric("throughput", f"{out.examples_per_s:.1f} examples/s",
+                help=f"{len(out.rows)} rows in {out.seconds:.2f} s, {out.batch_size} per generate() call, "
+                     "tokenising and decoding included")
+    m[1].metric("generated tokens / s", f"{out.tokens_per_s:.0f}",
+                help=f"{out.new_tokens:,} new tokens, each row counted up to its end-of-text token")
+    m[2].metric("ROUGE-1", f"{out.scores['rouge1']:.3f}")
+    m[3].metric("ROUGE-L", f"{out.scores['rougeL']:.3f}",
+                help="against the rest of each row" if causal else "against each row's target")
+    st.dataframe(pd.DataFrame(out.rows), hide_index=True, key=f"gen_batch_table_{rec.id}")
 
 
 def downloads(rec, settings) -> None:

@@ -267,3 +267,144 @@ def pipeline_code(kind: str, folder: str, prompt: str, s: GenerationSettings) ->
 
 def settings_dict(s: GenerationSettings) -> dict:
     return asdict(s)
+
+
+# --- batch inference over the evaluation split -------------------------------------------------------------------
+
+MAX_BATCH_ROWS = 500  # rows one batch-inference click may generate for
+PROMPT_WORDS = 6  # causal LM: a row's first words are the prompt, the rest of the row the reference
+
+
+@dataclass
+class BatchGeneration:
+    """The run's model over rows of its evaluation split, `batch_size` prompts per generate() call."""
+
+    rows: list[dict]  # prompt / source, generated text, reference, ROUGE-L against it, new tokens
+    seconds: float  # wall time of the generate() calls (tokenising and decoding included)
+    new_tokens: int  # tokens generated, each row counted up to and including its end-of-text token
+    batch_size: int
+    scores: dict  # mean ROUGE-1/2/L of the generated texts against the references
+    column: str  # the dataset column the prompts came from
+
+    @property
+    def examples_per_s(self) -> float:
+        return len(self.rows) / self.seconds if self.seconds > 0 else float("inf")
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.new_tokens / self.seconds if self.seconds > 0 else float("inf")
+
+
+def _new_length(ids: list[int], ends: set[int]) -> int:
+    """Tokens a row generated: up to and including its first end-of-text token (the rest is padding)."""
+    return next((i + 1 for i, t in enumerate(ids) if t in ends), len(ids))
+
+
+def generate_many(gen: Generator, prompts: list[str], s: GenerationSettings | dict | None = None,
+                  batch_size: int = 8) -> tuple[list[str], list[str], list[int]]:
+    """(texts, generated parts, new-token counts) for many prompts (a decoder's text is the prompt and its
+    continuation, as `generate` returns it; the generated part is the continuation alone), `batch_size` per generate() call: the same texts `generate_with`
+    gives one at a time under greedy or beam decoding (a decoder's prompts are padded on the left, so every row's
+    last prompt token sits at the end and the position ids skip the padding). Sampling draws differ from one at a
+    time (the random numbers are shared across the batch) but are seeded."""
+    import torch
+
+    s = GenerationSettings(**s) if isinstance(s, dict) else s or GenerationSettings()
+    s.validate()
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or not 1 <= batch_size <= 256:
+        raise ConfigError("batch_size", f"must be a whole number from 1 to 256, got {batch_size!r}")
+    for i, p in enumerate(prompts):
+        if not isinstance(p, str):
+            raise ConfigError("prompt", f"row {i}: must be text, got {type(p).__name__}")
+        if gen.kind == "encoder-decoder" and not p.strip():
+            raise ConfigError("prompt", f"row {i}: the source is empty")
+    tok, model = gen.tokenizer, gen.model
+    kw = dict(num_beams=s.num_beams, do_sample=s.do_sample, pad_token_id=tok.pad_token_id)
+    if s.do_sample:
+        kw |= dict(temperature=s.temperature, top_k=s.top_k or None, top_p=s.top_p)
+        torch.manual_seed(s.seed)
+    ends = {G.end_token(tok), tok.eos_token_id} - {None}
+    texts, parts, counts = [], [], []
+    for b in range(0, len(prompts), batch_size):
+        chunk = [p[:MAX_PROMPT_CHARS] for p in prompts[b:b + batch_size]]
+        if gen.kind == "encoder-decoder":
+            enc = tok(chunk, truncation=True, max_length=min(gen.positions, 4096), padding=True, return_tensors="pt",
+                      return_token_type_ids=False)
+            with torch.no_grad():
+                out = model.generate(**enc, max_new_tokens=s.max_new_tokens, **kw)
+            for row in out.tolist():
+                new = row[1:]  # after the decoder's start token
+                n = _new_length(new, ends)
+                counts.append(n)
+                texts.append(tok.decode(new[:n], skip_special_tokens=True))
+                parts.append(texts[-1])
+            continue
+        new_max = min(s.max_new_tokens, gen.positions - 1)
+        ids = [_prompt_ids(tok, p)[-(gen.positions - new_max):] for p in chunk]
+        width = max(len(x) for x in ids)
+        pad = tok.pad_token_id
+        x = torch.tensor([[pad] * (width - len(r)) + r for r in ids])
+        mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in ids])
+        with torch.no_grad():
+            out = model.generate(x, attention_mask=mask, max_new_tokens=new_max, eos_token_id=G.end_token(tok), **kw)
+        for r, row in zip(ids, out.tolist(), strict=True):
+            new = row[width:]
+            n = _new_length(new, ends)
+            counts.append(n)
+            texts.append(tok.decode(r + new[:n], skip_special_tokens=True))
+            # the continuation as it reads in the text (a first sub-word "##ing" glued to the prompt's last word)
+            shown = tok.decode(r, skip_special_tokens=True)
+            parts.append(texts[-1][len(shown):].strip() if texts[-1].startswith(shown)
+                         else tok.decode(new[:n], skip_special_tokens=True))
+    return texts, parts, counts
+
+
+def eval_prompts(config: TrainingConfig, settings: Settings, limit: int = 64) -> tuple[list[str], list[str], str]:
+    """(prompts, references, column) from the run's evaluation split (the rows it evaluated on, the same seed):
+    seq2seq the source column and its targets; causal LM each non-empty row's first PROMPT_WORDS words and the rest
+    of the row (rows of PROMPT_WORDS words or fewer are skipped: nothing would be left to compare with)."""
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_BATCH_ROWS:
+        raise ConfigError("rows", f"must be a whole number from 1 to {MAX_BATCH_ROWS}, got {limit!r}")
+    _, ev, _ = G.load_rows(config, settings)
+    if config.task == "seq2seq":
+        src, tgt = config.columns["source"], config.columns["target"]
+        ev = ev.select(range(min(limit, len(ev))))
+        G.check_texts(ev[src], "source", "evaluation")
+        return list(ev[src]), [str(t) for t in ev[tgt]], src
+    col = config.columns["text"]
+    prompts, refs = [], []
+    for text in ev[col]:
+        words = text.split() if isinstance(text, str) else []
+        if len(words) > PROMPT_WORDS:
+            prompts.append(" ".join(words[:PROMPT_WORDS]))
+            refs.append(" ".join(words[PROMPT_WORDS:]))
+        if len(prompts) >= limit:
+            break
+    if not prompts:
+        raise ConfigError("columns.text", f"no row of the evaluation split has more than {PROMPT_WORDS} words to "
+                          "prompt with and compare against")
+    return prompts, refs, col
+
+
+def batch_generate(source, config: TrainingConfig, settings: Settings, s: GenerationSettings | dict | None = None,
+                   limit: int = 64, batch_size: int = 8) -> BatchGeneration:
+    """Generate for up to `limit` rows of the run's evaluation split (a Generator, a RunRecord or a folder), timed.
+
+    The throughput counts the generate() calls with their tokenising and decoding (as a pipeline call would), not
+    reading the dataset. ROUGE compares a seq2seq output with its target; a causal continuation (prompt removed)
+    with the rest of its row, a loose measure: many continuations are right without matching the text."""
+    import time
+
+    from core.nlp.metrics import rouge
+    from core.training.generation_metrics import mean_rouge
+
+    gen = source if isinstance(source, Generator) else load_generator(source)
+    prompts, refs, column = eval_prompts(config, settings, limit)
+    t = time.perf_counter()
+    _, outputs, counts = generate_many(gen, prompts, s, batch_size)
+    seconds = time.perf_counter() - t
+
+    rows = [{"prompt" if gen.kind == "decoder" else "source": p, "generated": o, "reference": r,
+             "ROUGE-L": round(rouge(o, r)["rougeL"], 4), "new tokens": n}
+            for p, o, r, n in zip(prompts, outputs, refs, counts, strict=True)]
+    return BatchGeneration(rows, seconds, sum(counts), batch_size, mean_rouge(outputs, refs), column)

@@ -1,0 +1,61 @@
+"""A causal-lm / seq2seq run's results: batch inference over the evaluation split with throughput, and the
+"Make it smaller and faster" panel (int8 vs fp32 with the task's metric)."""
+from streamlit.testing.v1 import AppTest
+
+from core.settings import Settings
+from tests.core.models.model_fixtures import tiny_gpt2
+from tests.core.training.generation_fixtures import text_dataset
+
+
+def _results_script(workspace: str, run_id: str):
+    from pathlib import Path
+
+    from components.task_generation import results
+    from core.settings import Settings
+    from core.training import RunStore
+
+    settings = Settings(workspace=Path(workspace))
+    results(RunStore(settings.runs_db).get(run_id), settings)
+
+
+def _causal_run(tmp_path, column: str = "document"):
+    """A completed causal-lm run record whose model is a tiny GPT-2 folder (no training: the view is under test)."""
+    from core.training import RunStore, TrainingConfig
+
+    settings = Settings(workspace=tmp_path / "ws")
+    text_dataset(settings, "tiny-gen-text")
+    gpt = tiny_gpt2(tmp_path / "gpt")
+    config = TrainingConfig(task="causal-lm", model=str(gpt), dataset="tiny-gen-text", columns={"text": column},
+                            max_length=16, max_steps=4)
+    store = RunStore(settings.runs_db)
+    run_id = store.create("gpt on text", config.__dict__)
+    store.update(run_id, status="completed", model_dir=str(gpt), plan={"packing": True, "block_size": 16,
+                 "train_rows": 12, "eval_rows": 2, "eval_steps": 4},
+                 final_metrics={"loss": 9.0, "perplexity": 8103.08, "perplexity_before": 30000.0})
+    return settings, run_id
+
+
+def test_batch_generation_shows_throughput_and_every_row(tmp_path):
+    settings, run_id = _causal_run(tmp_path)
+    at = AppTest.from_function(_results_script, args=(str(settings.workspace), run_id), default_timeout=180).run()
+    assert not at.exception
+    at.number_input(key=f"gen_{run_id}_new").set_value(3)
+    at.number_input(key=f"gen_batch_rows_{run_id}").set_value(4)
+    at.number_input(key=f"gen_batch_size_{run_id}").set_value(2)
+    at.button(key=f"gen_batch_{run_id}").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["throughput"].endswith("examples/s") and float(metrics["throughput"].split()[0]) > 0
+    assert float(metrics["generated tokens / s"].replace(",", "")) > 0
+    table = next(d.value for d in at.dataframe if "generated" in d.value.columns)
+    assert len(table) == 4 and list(table["new tokens"]) == [3] * 4
+    assert {"prompt", "generated", "reference", "ROUGE-L"} <= set(table.columns)
+
+
+def test_batch_generation_names_a_column_it_cannot_use(tmp_path):
+    settings, run_id = _causal_run(tmp_path, column="text")  # every row has 6 words or fewer
+    at = AppTest.from_function(_results_script, args=(str(settings.workspace), run_id), default_timeout=180).run()
+    at.button(key=f"gen_batch_{run_id}").click().run()
+    assert not at.exception
+    assert any("columns.text" in e.value and "more than 6 words" in e.value for e in at.error), \
+        [e.value for e in at.error]
