@@ -33,7 +33,7 @@ browser:
 		{ apt-get update -q && apt-get install -y -q chromium fonts-noto-color-emoji; }
 
 run: setup
-	HF_HUB_OFFLINE=1 $(PY) -m streamlit run app.py --server.address 127.0.0.1 \
+	HF_HUB_OFFLINE=1 $(PY) scripts/serve.py run app.py --server.address 127.0.0.1 \
 		--server.port $(PORT) --server.maxUploadSize $(MAX_UPLOAD_MB)
 
 lint: $(VENV)/.dev

@@ -27,12 +27,13 @@ def free_port() -> int:
 
 
 def start_server(port: int, env: dict[str, str] | None = None) -> subprocess.Popen:
-    """streamlit run app.py on 127.0.0.1:port; returns once /_stcore/health answers."""
+    """streamlit run app.py on 127.0.0.1:port, started as `make run` starts it (scripts/serve.py); returns once
+    /_stcore/health answers."""
     logs = ROOT / "test-artifacts"
     logs.mkdir(exist_ok=True)
     log = open(logs / f"server-{port}.log", "wb")  # noqa: SIM115 - the server keeps writing after we return
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
+        [sys.executable, str(ROOT / "scripts" / "serve.py"), "run", str(ROOT / "app.py"), "--server.headless", "true",
          "--server.address", "127.0.0.1", "--server.port", str(port)],
         cwd=ROOT, env={**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})},
         stdout=log, stderr=subprocess.STDOUT,
