@@ -172,3 +172,6 @@ def results(rec, settings) -> None:
         return
     try_it(rec, settings)
     downloads(rec, settings)
+    from components.training_shrink import shrink_panel
+
+    shrink_panel(rec, settings)

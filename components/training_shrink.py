@@ -1,5 +1,6 @@
 """After training: quantise a completed run to int8 and export it to ONNX, compare; the run as a pipeline;
-a serving script. Drawn under the results of text-classification, token-classification and QA runs."""
+a serving script. Drawn under the results of text-classification, token-classification, QA, causal-lm and seq2seq
+runs."""
 from __future__ import annotations
 
 import pandas as pd
@@ -11,7 +12,11 @@ REPORTS = "shrink_reports"  # session state: run id -> ShrinkReport (measuring t
 WHAT = {"text-classification": ("accuracy and macro F1", "evaluation rows", "class"),
         "token-classification": ("entity F1 (seqeval's) and token accuracy", "words of the evaluation rows",
                                  "tag"),
-        "question-answering": ("SQuAD exact match and F1", "evaluation questions", "answer span")}
+        "question-answering": ("SQuAD exact match and F1", "evaluation questions", "answer span"),
+        "causal-lm": ("perplexity and next-token accuracy (the forward pass; ONNX exports it)",
+                      "predicted positions of the evaluation blocks", "next token"),
+        "seq2seq": ("ROUGE-L and ROUGE-1 of greedy generate() (ONNX is not offered for seq2seq: the table says why)",
+                    "evaluation rows", "generated text")}
 
 
 def shrink_panel(rec, settings) -> None:

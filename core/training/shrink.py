@@ -14,6 +14,9 @@ What a "prediction" and the metric are, by task:
     token-classification  the argmax tag of each word's first sub-token; entity F1 (seqeval's) and token accuracy
     question-answering    the best answer span (start, end); SQuAD v1.1 exact match and F1, per question;
                           latency is per window (question + context, padded to max_length as the run evaluated)
+    causal-lm             the argmax next token at each predicted position; perplexity (the run's) and next-token
+                          accuracy; latency is one forward pass per block (core.training.shrink_generation)
+    seq2seq               the greedy generated text; ROUGE-L / ROUGE-1; latency is generate() per example; no ONNX
 """
 from __future__ import annotations
 
@@ -34,10 +37,11 @@ __all__ = ["FP32", "INT8", "ONNX", "ONNX_INT8", "ShrinkOptions", "ShrinkReport",
 
 QUANTIZED_DIR = "quantized"  # beside the run's model/ folder
 QUANTIZED_FILE = "model_int8.pt"  # torch.save of the quantised state_dict
-TASKS = ("text-classification", "token-classification", "question-answering")  # what `quantize` measures
+TASKS = ("text-classification", "token-classification", "question-answering", "causal-lm", "seq2seq")  # `quantize`'s
 AUTO_CLASS = {"text-classification": "AutoModelForSequenceClassification",
               "token-classification": "AutoModelForTokenClassification",
-              "question-answering": "AutoModelForQuestionAnswering"}
+              "question-answering": "AutoModelForQuestionAnswering",
+              "causal-lm": "AutoModelForCausalLM", "seq2seq": "AutoModelForSeq2SeqLM"}
 
 FP32, INT8, ONNX, ONNX_INT8 = "fp32", "int8 (dynamic)", "ONNX (onnxruntime)", "ONNX int8 (onnxruntime)"
 
@@ -169,11 +173,32 @@ def _ms_per_example(model, batches: list, repeats: int) -> float:
     return statistics.median(times) * 1000 / n
 
 
+def linear_layers(model):
+    """`model` with GPT-2's Conv1D layers (x @ W + b, W stored [in, out]) replaced by the equivalent nn.Linear
+    (W transposed): the same outputs, and layers torch's dynamic quantisation recognises (it converts nn.Linear
+    only, so a GPT-2 would otherwise keep every attention and MLP weight in fp32)."""
+    import torch
+    from transformers.pytorch_utils import Conv1D
+
+    for module in list(model.modules()):
+        for name, child in list(module.named_children()):
+            if isinstance(child, Conv1D):
+                lin = torch.nn.Linear(child.weight.shape[0], child.weight.shape[1], bias=child.bias is not None)
+                with torch.no_grad():
+                    lin.weight.copy_(child.weight.t())
+                    if child.bias is not None:
+                        lin.bias.copy_(child.bias)
+                setattr(module, name, lin)
+    return model
+
+
 def quantize_model(model):
-    """A dynamic int8 copy of `model`: nn.Linear weights int8, activations quantised per batch."""
+    """A dynamic int8 copy of `model`: nn.Linear weights int8 (GPT-2's Conv1D layers first made nn.Linear),
+    activations quantised per batch."""
     import torch
     from torch.ao.quantization import quantize_dynamic
 
+    model = linear_layers(model)
     with warnings.catch_warnings():  # torch says eager quantisation moves to torchao; it still runs here
         warnings.simplefilter("ignore", DeprecationWarning)
         warnings.simplefilter("ignore", UserWarning)
@@ -192,11 +217,24 @@ def onnx_status() -> str:
 
 # --- measuring ------------------------------------------------------------------------------------------
 
-def _outputs(model, batches: list[dict], names: list[str]) -> list[tuple]:
+def _outputs(model, batches: list[dict], names: list[str], reduce=None) -> list[tuple]:
     import torch
 
+    out = []
     with torch.inference_mode():
-        return [tuple(getattr(model(**b), n).float().numpy() for n in names) for b in batches]
+        for i, b in enumerate(batches):
+            o = tuple(getattr(model(**b), n).float().numpy() for n in names)
+            out.append(reduce(i, o) if reduce is not None else o)
+    return out
+
+
+def _load(auto, model_dir: Path, task: str):
+    """The saved fp32 model in eval mode; a causal LM without its key/value cache (its forward pass then returns
+    only the logits, as scored, timed and exported here; a seq2seq model keeps it: generate() uses it)."""
+    model = auto.from_pretrained(str(model_dir)).eval()
+    if task == "causal-lm":
+        model.config.use_cache = False
+    return model
 
 
 def _measure(name: str, model, path: Path, size: int, bench: Bench, opt: ShrinkOptions,
@@ -204,13 +242,17 @@ def _measure(name: str, model, path: Path, size: int, bench: Bench, opt: ShrinkO
     """The variant's figures; `ref` is fp32's (outputs, predictions) to compare with (None for fp32 itself)."""
     import numpy as np
 
-    outs = _outputs(model, bench.scoring, bench.outputs)
+    if bench.wrap is not None:
+        model = bench.wrap(model)
+    outs = _outputs(model, bench.scoring, bench.outputs, bench.reduce)
     metrics, preds = bench.score(outs)
     agree = diff = None
     if ref is not None:
         agree = sum(a == b for a, b in zip(preds, ref[1], strict=True)) / max(1, len(preds))
-        diff = max(float(np.abs(a - b).max()) for o, r in zip(outs, ref[0], strict=True)
-                   for a, b in zip(o, r, strict=True))
+        k = bench.compared
+        if k != 0:
+            diff = max(float(np.abs(a - b).max()) for o, r in zip(outs, ref[0], strict=True)
+                       for a, b in zip(o[:k], r[:k], strict=True))
     v = Variant(name, size, _ms_per_example(model, bench.single, opt.repeats),
                 _ms_per_example(model, bench.batched, opt.repeats), metrics,
                 1.0 if ref is None else agree, None if ref is None else diff, str(path))
@@ -241,8 +283,8 @@ def quantize(run: RunRecord, settings: Settings, options: ShrinkOptions | None =
     bench = BENCHES[task](run, settings, tokenizer, opt.max_rows, opt.latency_rows, opt.batch_size)
     auto = _auto(task)
     threads = torch.get_num_threads()
-    fp32 = auto.from_pretrained(str(model_dir)).eval()
-    int8 = quantize_model(auto.from_pretrained(str(model_dir)).eval())
+    fp32 = _load(auto, model_dir, task)
+    int8 = quantize_model(_load(auto, model_dir, task))
 
     out_dir = model_dir.parent / QUANTIZED_DIR
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -255,13 +297,18 @@ def quantize(run: RunRecord, settings: Settings, options: ShrinkOptions | None =
     q, _, _ = _measure(INT8, int8, q_path, q_path.stat().st_size, bench, opt, ref)
     variants = [base, q]
     status, graph = onnx_status(), ""
-    if opt.onnx:
+    if opt.onnx and bench.no_onnx:
+        variants.append(_failed(ONNX, bench.no_onnx, base.metrics))
+        status = f"ONNX: {bench.no_onnx}"
+    elif opt.onnx:
         onnx_rows, graph, status = _onnx_variants(fp32, bench, opt, model_dir.parent, threads, ref,
                                                       base.metrics, status)
         variants += onnx_rows
-    notes = [f"latency is the model's forward pass on CPU with {threads} thread(s) (onnxruntime given the same); "
+    what = "generate()" if bench.wrap is not None else "the model's forward pass"
+    notes = [f"latency is {what} on CPU with {threads} thread(s) (onnxruntime given the same); "
              "tokenising is done beforehand and not timed",
-             "torch's dynamic quantisation converts nn.Linear layers only: the embedding tables stay fp32",
+             "torch's dynamic quantisation converts nn.Linear layers only (GPT-2's Conv1D layers are made nn.Linear "
+             "first): the embedding tables stay fp32",
              *bench.notes]
     if opt.onnx and opt.onnx_int8 and any(v.name == ONNX_INT8 and v.ok for v in variants):
         notes.append("onnxruntime's dynamic quantisation also stores the embedding tables (Gather) as int8")
@@ -311,7 +358,7 @@ def load_quantized(run: RunRecord):
     import torch
 
     model_dir = _check(run, TASKS)
-    model = quantize_model(_auto(task_of(run)).from_pretrained(str(model_dir)).eval())
+    model = quantize_model(_load(_auto(task_of(run)), model_dir, task_of(run)))
     state = torch.load(model_dir.parent / QUANTIZED_DIR / QUANTIZED_FILE, weights_only=False)
     model.load_state_dict(state)
     return model

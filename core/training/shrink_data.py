@@ -2,7 +2,8 @@
 
 `core.training.shrink` measures every variant (fp32, int8, ONNX…) on the same `Bench`: the same batches, timed
 the same way, scored by the same function. A `BENCHES[task]` builder reads the run's own eval split through the
-task's module (`core.training.data`, `token_classification.prepare`, `extractive_qa.prepare`/`features`).
+task's module (`core.training.data`, `token_classification.prepare`, `extractive_qa.prepare`/`features`; the
+generation tasks' benches are in `core.training.shrink_generation`).
 """
 from __future__ import annotations
 
@@ -62,6 +63,12 @@ class Bench:
     rows: int
     unit: str = "example"
     notes: list[str] = field(default_factory=list)
+    # (batch index, the batch's outputs) -> what is kept of them: a causal LM's logits (rows × tokens × vocabulary,
+    # too big to keep for every batch) become each label's log-probability and the argmax token; None keeps all
+    reduce: Callable[[int, tuple], tuple] | None = None
+    compared: int | None = None  # how many leading outputs "max output diff" compares (None: all, 0: none)
+    wrap: Callable | None = None  # model -> what is scored and timed (a seq2seq model's generate()), None: itself
+    no_onnx: str = ""  # why ONNX isn't offered for this task ("" when it is)
 
 
 def inputs(enc, tokenizer) -> dict:
@@ -173,6 +180,13 @@ def _question_answering(run: RunRecord, settings: Settings, tokenizer, max_rows:
                          "EM / F1 are SQuAD v1.1's in %"])
 
 
+def _generation(run: RunRecord, settings: Settings, tokenizer, max_rows: int, latency_rows: int,
+                batch_size: int) -> Bench:
+    from core.training.shrink_generation import bench
+
+    return bench(run, settings, tokenizer, max_rows, latency_rows, batch_size)
+
+
 # task -> builder(run, settings, tokenizer, max_rows, latency_rows, batch_size) -> Bench
 BENCHES = {"text-classification": _classification, "token-classification": _token_classification,
-           "question-answering": _question_answering}
+           "question-answering": _question_answering, "causal-lm": _generation, "seq2seq": _generation}

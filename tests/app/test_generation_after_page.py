@@ -1,5 +1,6 @@
 """A causal-lm / seq2seq run's results: batch inference over the evaluation split with throughput, and the
 "Make it smaller and faster" panel (int8 vs fp32 with the task's metric)."""
+import pytest
 from streamlit.testing.v1 import AppTest
 
 from core.settings import Settings
@@ -59,3 +60,39 @@ def test_batch_generation_names_a_column_it_cannot_use(tmp_path):
     assert not at.exception
     assert any("columns.text" in e.value and "more than 6 words" in e.value for e in at.error), \
         [e.value for e in at.error]
+
+
+def test_shrink_panel_compares_int8_and_onnx_perplexity(tmp_path):
+    settings, run_id = _causal_run(tmp_path)
+    at = AppTest.from_function(_results_script, args=(str(settings.workspace), run_id), default_timeout=300).run()
+    assert any(e.label == "Make it smaller and faster" for e in at.expander)
+    at.button(key=f"shrink_go_{run_id}").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    table = next(d.value for d in at.dataframe if "perplexity" in d.value.columns)
+    assert list(table["model"]) == ["fp32", "int8 (dynamic)", "ONNX (onnxruntime)", "ONNX int8 (onnxruntime)"]
+    assert {"ms / block, batch 1", "ms / block, batch 32", "next-token accuracy", "agrees with fp32"} <= set(table.columns)
+    rows = table.set_index("model")
+    assert rows.loc["ONNX (onnxruntime)", "agrees with fp32"] == "100.0%"
+    assert rows.loc["ONNX (onnxruntime)", "perplexity"] == pytest.approx(rows.loc["fp32", "perplexity"], rel=1e-4)
+    assert next(m for m in at.metric if m.label == "int8 agrees with fp32").value.endswith("%")
+
+
+def test_shrink_panel_says_why_a_seq2seq_run_has_no_onnx(tmp_path):
+    from core.training import RunStore, TrainingConfig
+    from tests.core.training.generation_fixtures import tiny_bart
+
+    settings = Settings(workspace=tmp_path / "ws")
+    text_dataset(settings, "tiny-gen-text")
+    bart = tiny_bart(tmp_path / "bart")
+    config = TrainingConfig(task="seq2seq", model=str(bart), dataset="tiny-gen-text",
+                            columns={"source": "document", "target": "summary"}, max_length=24, max_target_length=8)
+    store = RunStore(settings.runs_db)
+    run_id = store.create("bart", config.__dict__)
+    store.update(run_id, status="completed", model_dir=str(bart), plan={"eval_steps": 4},
+                 final_metrics={"rouge1": 0.1, "rouge2": 0.0, "rougeL": 0.1, "lead_rougeL": 0.05})
+    at = AppTest.from_function(_results_script, args=(str(settings.workspace), run_id), default_timeout=300).run()
+    at.button(key=f"shrink_go_{run_id}").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    table = next(d.value for d in at.dataframe if "ROUGE-L" in d.value.columns and "model" in d.value.columns)
+    assert list(table["model"]) == ["fp32", "int8 (dynamic)", "ONNX (onnxruntime)"]
+    assert "not offered for sequence-to-sequence" in table.set_index("model").loc["ONNX (onnxruntime)", "note"]

@@ -1,6 +1,7 @@
 """After a causal-lm / seq2seq run: batch inference over the evaluation split (the same texts as one prompt at a
 time, throughput, ROUGE against the references), int8 vs fp32 in the shrink table (perplexity / ROUGE-L on the
 eval split, sizes on disk, the ONNX row of a causal LM), and the packing-or-padding choice."""
+import math
 from types import SimpleNamespace
 
 import pytest
@@ -116,3 +117,142 @@ def test_batch_inference_refuses_bad_input(models, settings):
     with pytest.raises(ConfigError) as e:
         T.batch_generate(gen, causal(models, columns={"text": "text"}), settings, None, limit=4)
     assert e.value.field == "columns.text" and "more than 6 words" in e.value.message
+
+
+# --- int8 (and ONNX for a causal LM) vs fp32 --------------------------------------------------------------------
+
+NEXT_TOKEN_AGREEMENT = 0.75  # a barely trained tiny LM has near-ties: at least 75 % of int8's argmax next tokens
+LOG_PERPLEXITY_TOLERANCE = 0.05  # |log ppl(int8) - log ppl(fp32)| (nats per token)
+
+
+def _run(settings, config):
+    from core.training import JobManager
+
+    jobs = JobManager(settings=settings)
+    try:
+        rid = jobs.submit(config)
+        assert jobs.wait(rid, 300) == "completed", jobs.store.get(rid).message
+        return jobs.store.get(rid)
+    finally:
+        jobs.shutdown()
+
+
+@pytest.fixture(scope="module")
+def lm_run(models, settings):
+    # the `text` column in blocks of 8 tokens: 3 evaluation blocks
+    return _run(settings, causal(models, columns={"text": "text"}, max_length=8, max_steps=6, eval_steps=6))
+
+
+@pytest.fixture(scope="module")
+def lm_report(lm_run, settings):
+    from core.training.shrink import ShrinkOptions, quantize
+
+    return quantize(lm_run, settings, ShrinkOptions(latency_rows=2, repeats=1, batch_size=2))
+
+
+def _by_hand_perplexity(model, blocks, rows: int = 2) -> tuple[float, list[int]]:
+    """In batches of `rows` blocks, as the report scored them (int8 activations are quantised per batch)."""
+    import torch
+
+    ids = torch.tensor(blocks)
+    with torch.no_grad():
+        logits = torch.cat([model(input_ids=ids[i:i + rows]).logits for i in range(0, len(ids), rows)])
+    nll = torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, logits.size(-1)), ids[:, 1:].reshape(-1))
+    return math.exp(float(nll)), logits[:, :-1].argmax(-1).reshape(-1).tolist()
+
+
+def test_causal_lm_int8_and_onnx_perplexity_against_fp32(lm_run, lm_report, models, settings):
+    from pathlib import Path
+
+    from transformers import AutoModelForCausalLM
+
+    from core.training import generation as G
+    from core.training.shrink import FP32, INT8, ONNX, ONNX_INT8, load_quantized
+
+    r = lm_report
+    assert [v.name for v in r.variants] == [FP32, INT8, ONNX, ONNX_INT8] and r.unit == "block"
+    fp32, int8, onnx, onnx8 = r.variants
+    blocks = G.prepare(TrainingConfig.from_dict(lm_run.config), settings, lm_run.model_dir).eval["input_ids"]
+    assert r.eval_rows == len(blocks) == 3
+    # fp32: the run's own perplexity, and by hand from the saved model's logits
+    assert fp32.metrics["perplexity"] == pytest.approx(lm_run.final_metrics["perplexity"], rel=1e-4)
+    ppl, top = _by_hand_perplexity(AutoModelForCausalLM.from_pretrained(lm_run.model_dir).eval(), blocks)
+    assert fp32.metrics["perplexity"] == pytest.approx(ppl, rel=1e-5)
+    right = sum(t == b for t, b in zip(top, [x for blk in blocks for x in blk[1:]], strict=True))
+    assert fp32.metrics["next-token accuracy"] == pytest.approx(right / len(top))
+    # int8: the saved file reloaded gives the table's perplexity and agreement
+    q_ppl, q_top = _by_hand_perplexity(load_quantized(lm_run), blocks)
+    assert int8.metrics["perplexity"] == pytest.approx(q_ppl, rel=1e-5)
+    assert int8.agreement == pytest.approx(sum(a == b for a, b in zip(q_top, top, strict=True)) / len(top))
+    assert int8.agreement >= NEXT_TOKEN_AGREEMENT
+    assert abs(math.log(int8.metrics["perplexity"]) - math.log(ppl)) <= LOG_PERPLEXITY_TOLERANCE
+    # ONNX: the exported forward pass, the same logits within float error
+    assert onnx.ok and not onnx.note and onnx.agreement == 1.0 and onnx.max_abs_diff < 1e-4
+    assert onnx.metrics["perplexity"] == pytest.approx(ppl, rel=1e-5)
+    assert onnx8.ok and abs(math.log(onnx8.metrics["perplexity"]) - math.log(ppl)) <= LOG_PERPLEXITY_TOLERANCE
+    # sizes: the files on disk
+    run_dir = Path(lm_run.model_dir).parent
+    assert fp32.size_bytes == (Path(lm_run.model_dir) / "model.safetensors").stat().st_size
+    assert int8.size_bytes == (run_dir / "quantized" / "model_int8.pt").stat().st_size
+    assert onnx.size_bytes >= (run_dir / "onnx" / "model.onnx").stat().st_size
+    for v in r.variants:
+        assert v.ms_batch1 > 0 and v.ms_batched > 0
+    assert any("tied weights" in n for n in r.notes)
+    table = r.table()
+    assert {"perplexity", "next-token accuracy", "ms / block, batch 1", "ms / block, batch 2"} <= set(table[0])
+
+
+def test_gpt2_conv1d_becomes_linear_with_the_same_logits(models):
+    import torch
+    from transformers import AutoModelForCausalLM
+    from transformers.pytorch_utils import Conv1D
+
+    from core.training.shrink import linear_layers, quantize_model
+
+    model = AutoModelForCausalLM.from_pretrained(str(models.gpt)).eval()
+    ids = torch.tensor([[101, 1996, 4937, 2938, 2006], [101, 1037, 3899, 2743, 102]])
+    with torch.no_grad():
+        before = model(input_ids=ids).logits
+        converted = linear_layers(model)
+        after = converted(input_ids=ids).logits
+    assert not any(isinstance(m, Conv1D) for m in converted.modules())
+    torch.testing.assert_close(after, before, atol=1e-5, rtol=1e-5)
+    q = quantize_model(AutoModelForCausalLM.from_pretrained(str(models.gpt)).eval())
+    dynamic = [n for n, m in q.named_modules() if type(m).__name__ == "Linear" and "quantized" in type(m).__module__]
+    assert len(dynamic) == 2 * 4 + 1  # per layer c_attn, c_proj, mlp c_fc, mlp c_proj; and the LM head
+
+
+def test_seq2seq_int8_rouge_by_hand_and_no_onnx(models, settings):
+    import torch
+
+    from core.nlp.metrics import rouge
+    from core.training import generation as G
+    from core.training.shrink import FP32, INT8, ONNX, ShrinkOptions, load_quantized, quantize
+
+    rec = _run(settings, seq2seq(models))
+    r = quantize(rec, settings, ShrinkOptions(latency_rows=2, repeats=1, batch_size=2))
+    assert [v.name for v in r.variants] == [FP32, INT8, ONNX]
+    fp32, int8, onnx = r.variants
+    assert not onnx.ok and "not offered for sequence-to-sequence" in onnx.note and r.onnx.startswith("ONNX: not")
+    assert fp32.metrics["ROUGE-L"] == pytest.approx(rec.final_metrics["rougeL"], abs=1e-9)  # the run's own score
+    p = G.prepare(seq2seq(models), settings, rec.model_dir)
+    tok = p.tokenizer
+    refs = tok.batch_decode([[t for t in row] for row in p.eval["labels"]], skip_special_tokens=True)
+    q = load_quantized(rec)
+    texts = []
+    for row in p.eval:
+        x = {"input_ids": torch.tensor([row["input_ids"]]), "attention_mask": torch.tensor([row["attention_mask"]])}
+        texts.append(tok.decode(q.generate(**x, max_length=8, num_beams=1, do_sample=False)[0],
+                                skip_special_tokens=True))
+    by_hand = sum(rouge(t, ref)["rougeL"] for t, ref in zip(texts, refs, strict=True)) / len(refs)
+    assert int8.metrics["ROUGE-L"] == pytest.approx(by_hand)
+    assert 0 <= int8.agreement <= 1 and int8.max_abs_diff is None and int8.ms_batch1 > 0
+    assert any("greedy generate()" in n for n in r.notes)
+
+
+def test_shrink_refuses_a_run_without_a_model(models, settings):
+    from core.training.shrink import quantize
+
+    rec = SimpleNamespace(id="x1", config=causal(models).__dict__, model_dir=None, status="failed", plan={})
+    with pytest.raises(ValueError, match="run x1 has no saved model"):
+        quantize(rec, settings)
