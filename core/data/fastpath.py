@@ -9,7 +9,9 @@ their exact line numbers, and its records are the reference the fast path must m
 from __future__ import annotations
 
 import codecs
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import closing
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +23,7 @@ if TYPE_CHECKING:
 
 BLOCK_BYTES = 1024 * 1024  # Arrow parses blocks of this size; a row longer than one goes the slow way
 JSON_BLOCK_BYTES = 4 * 1024 * 1024
+READ_AHEAD = 4  # batches Arrow's reader may parse ahead of the one being typed and written
 SCAN_BYTES = 4 * 1024 * 1024  # raw bytes per step of the vectorised scans: their arrays are a few times this
 ASCII_SAFE = {"utf-8", "utf-8-sig", "iso8859-1"}  # codecs where '"', delimiters and newlines are single ASCII bytes
 # what Python's str.strip() removes: a 1-column row of only these is a blank line to the Python reader
@@ -32,17 +35,19 @@ def _codec(enc: str) -> str:
     return codecs.lookup(enc).name
 
 
-def scan_quotes(path: Path, enc: str, delim: str, max_rows: int, lines: int | None = None) -> tuple[bool, bool]:
+def scan_quotes(path: Path, enc: str, delim: str, max_rows: int, lines: int | None = None,
+                found: threading.Event | None = None) -> tuple[bool, bool]:
     """(strict, multiline): whether every quote in the file opens a field, closes one, or is doubled inside
     one (RFC 4180), the file ends outside quotes and has at most `max_rows` records counting blank lines;
-    and whether a quoted value holds a line break.
+    and whether a quoted value holds a line break (`found` is set as soon as one is seen).
 
     Arrow's reader accepts what Python's strict `csv` refuses (`"ab"c`, `"a,"b"`, `""c`, `"x" ,1`) and reads
     quotes inside unquoted fields (`5'10"`) the same as Python only by luck; files with any of these go to
     the Python parser, which gives its line-numbered message or reads them its way. A quote's role follows
     from how many quotes precede it (odd: inside a quoted field), so the check is a vectorised scan of
-    the raw bytes (no CSV library exposes it). Arrow splits a file into blocks 2-3x faster when it may cut
-    at every line break, hence `multiline`.
+    the raw bytes (no CSV library exposes it). `lines`: the b"\\n" bytes, when the caller counted them
+    already; a file with fewer bytes than `max_rows` needs no count. Arrow splits a file into blocks
+    2-3x faster when it may cut at every line break, hence `multiline`.
     """
     import numpy as np
 
@@ -50,47 +55,59 @@ def scan_quotes(path: Path, enc: str, delim: str, max_rows: int, lines: int | No
     ok = np.zeros(256, bool)
     ok[[d, quote, cr, lf]] = True  # what may stand before an opening quote and after a closing one
     inside, prev, pending, multiline = 0, lf, False, False  # the start of the file acts as a line start
-    count, lone_cr = lines is None, 0  # `lines`: the b"\n" bytes, when the caller counted them already
-    lines = lines or 0
+    size = path.stat().st_size
+    count = lines is None and size >= max_rows  # lines + lone CRs can't outnumber the bytes
+    lines, lone_cr = lines or 0, 0
     codec = _codec(enc)
     dec = None if codec in ASCII_SAFE else codecs.getincrementaldecoder(codec)()
-    with path.open("rb") as f:
+    # one buffer and one mask for the whole scan: fresh 4 MB objects per step cost as much as the scan (page faults)
+    buf = bytearray(max(1, min(SCAN_BYTES, size)))
+    whole, mask = np.frombuffer(buf, np.uint8), np.empty(len(buf), bool)
+    with path.open("rb", buffering=0) as f:
         if codec == "utf-8-sig" and f.read(3) != codecs.BOM_UTF8:
             f.seek(0)
-        while chunk := f.read(SCAN_BYTES):
-            if dec is not None:
-                chunk = dec.decode(chunk).encode("utf-8")
-                if not chunk:
+        while n := f.readinto(buf):
+            if dec is None:
+                data, b, eq = buf, whole[:n], mask[:n]
+            else:
+                data = dec.decode(buf[:n]).encode("utf-8")
+                if not data:
                     continue
+                n, b = len(data), np.frombuffer(data, np.uint8)
+                eq = np.empty(n, bool)
             if count:
-                lines += chunk.count(b"\n")
-            has_cr = b"\r" in chunk
+                lines += int(np.count_nonzero(np.equal(b, lf, out=eq)))
+            has_cr = data.find(b"\r", 0, n) >= 0
             if has_cr:
-                lone_cr += chunk.count(b"\r") - chunk.count(b"\r\n")
-            b = np.frombuffer(chunk, np.uint8)
+                lone_cr += data.count(b"\r", 0, n) - data.count(b"\r\n", 0, n)
             if pending and not ok[b[0]]:
                 return False, False
             pending = False
-            if b'"' in chunk:
-                q = np.flatnonzero(b == quote)
-                closing = (np.arange(len(q)) + inside) % 2 == 1
-                opens, closes = q[~closing], q[closing]
-                before = b[np.maximum(opens - 1, 0)]
-                if len(opens) and opens[0] == 0:
-                    before[0] = prev
-                if not ok[before].all():
-                    return False, False
-                inner = closes[closes < len(b) - 1]
-                if not ok[b[inner + 1]].all():
-                    return False, False
-                if not multiline:  # a line break after an odd number of quotes is inside a quoted value
-                    breaks = np.flatnonzero((b == lf) | (b == cr) if has_cr else b == lf)
+            if data.find(b'"', 0, n) >= 0:
+                q = np.flatnonzero(np.equal(b, quote, out=eq))
+                opens, closes = (q[1::2], q[0::2]) if inside else (q[0::2], q[1::2])
+                if len(opens):
+                    before = b[np.maximum(opens - 1, 0)]
+                    if opens[0] == 0:
+                        before[0] = prev
+                    if not ok[before].all():
+                        return False, False
+                if len(closes):
+                    pending = bool(closes[-1] == n - 1)
+                    inner = closes[:-1] if pending else closes
+                    if not ok[b[inner + 1]].all():
+                        return False, False
+                if not multiline:  # a line break after an odd number of quotes is inside a value
+                    breaks = np.flatnonzero((b == lf) | (b == cr) if has_cr else np.equal(b, lf, out=eq))
                     multiline = bool(((np.searchsorted(q, breaks) + inside) % 2).any())
-                pending = bool(len(closes)) and closes[-1] == len(b) - 1
+                    if multiline and found is not None:
+                        found.set()
                 inside = (inside + len(q)) % 2
-            elif inside:
-                multiline = multiline or b"\n" in chunk or has_cr
-            prev = b[-1]
+            elif inside and not multiline:
+                multiline = data.find(b"\n", 0, n) >= 0 or has_cr
+                if multiline and found is not None:
+                    found.set()
+            prev = b[n - 1]
     return not inside and lines + lone_cr + 1 <= max_rows, multiline
 
 
@@ -101,9 +118,10 @@ def csv_to_arrow(path: Path, raw: Path, final: Path, enc: str, delim: str, names
 
     One pass: the column types seen in the first batch are assumed and each batch is written cast to
     them; if a later batch changes a type (a column empty at first, a float after many ints), the file
-    is read again into strings in `raw` and typed in a second pass. None means the Python parser must
-    read the file (see `scan_quotes`); it then names the line of whatever Arrow objected to (ragged rows,
-    a cell or row over its cap, bad text).
+    is read again into strings in `raw` and typed in a second pass. The quote scan (`scan_quotes`) runs
+    on a thread of its own meanwhile; a file with a line break inside quotes is read again with
+    `newlines_in_values`. None means the Python parser must read the file; it then names the line of
+    whatever Arrow objected to (ragged rows, a cell or row over its cap, bad text, quotes out of place).
     """
     if len(delim) != 1 or ord(delim) > 127 or _codec(enc) not in (*ASCII_SAFE, "utf-16"):
         return None
@@ -111,24 +129,54 @@ def csv_to_arrow(path: Path, raw: Path, final: Path, enc: str, delim: str, names
         with path.open("rb") as f:
             if f.read(3) == codecs.BOM_UTF8:
                 return None
-    strict, multiline = scan_quotes(path, enc, delim, limits.rows, lines)
-    if not strict:
-        return None
-    typer = ColumnTyper(names, infer, trailing, first_only=True)
-    done = _stream_csv(path, final, enc, delim, names, header, multiline, limits, typer, True, progress, skip)
-    if done == "retry":
-        typer = ColumnTyper(names, infer, trailing)
-        done = _stream_csv(path, raw, enc, delim, names, header, multiline, limits, typer, False, progress, skip)
-        if done:
-            write_typed(raw, final, typer, Tally(limits, path.name))
+    from concurrent.futures import ThreadPoolExecutor
+
+    # the quote scan runs beside Arrow's reader, which starts by cutting blocks at any line break (2-3x faster);
+    # the scan's verdict is awaited before any of the reader's work is kept: a file it refuses goes to the
+    # Python parser, one with a line break inside quotes is read again with `newlines_in_values` (Arrow
+    # misreads such a file without it, silently where a block cut falls inside the quotes)
+    with ThreadPoolExecutor(1, thread_name_prefix="quote-scan") as pool:
+        breaks = threading.Event()
+        scan = pool.submit(scan_quotes, path, enc, delim, limits.rows, lines, breaks)
+        multiline, speculate, last = False, True, [0, 0]
+
+        def wasted() -> bool:
+            """Whether the scan has shown that the pass under way will be dropped."""
+            return breaks.is_set() and not multiline or scan.done() and not scan.result()[0]
+
+        def report(done: int, size: int, rows: int) -> None:  # only a pass that will be kept reports
+            last[:] = size, rows
+            if progress and scan.done() and not wasted():
+                progress(done, size, rows)
+
+        while True:
+            typer = ColumnTyper(names, infer, trailing, first_only=speculate)
+            done = _stream_csv(path, final if speculate else raw, enc, delim, names, header, multiline, limits,
+                               typer, speculate, report if progress else None, skip, wasted)
+            if not scan.result()[0]:
+                return None
+            if scan.result()[1] and not multiline or done == "multiline":
+                multiline, speculate = True, True
+            elif done == "retry":
+                speculate = False
+            else:
+                break
+    if done and progress:
+        progress(last[0], last[0], last[1])  # the whole file, now that the scan has passed it
+    if done and not speculate:
+        write_typed(raw, final, typer, Tally(limits, path.name))
     return typer if done else None
 
 
 def _stream_csv(path: Path, out: Path, enc: str, delim: str, names: list[str], header: bool, multiline: bool,
                 limits: Limits, typer: ColumnTyper, speculate: bool, progress: Progress | None,
-                skip: int = 0) -> bool | str | None:
+                skip: int = 0, abandon: Callable[[], bool] | None = None) -> bool | str | None:
     """Arrow's streaming reader into `out`: typed as the first batch suggests (`speculate`; "retry" when a
-    later batch disagrees) or as strings; None when the Python parser must decide."""
+    later batch disagrees) or as strings; "multiline" when a block was cut inside a quoted value (only
+    without `multiline`); None when the Python parser must decide (or `abandon()` says so).
+
+    Arrow parses on a thread of its own, a few blocks ahead (`_ahead`), while this one checks, types and
+    writes: its streaming reader alone parses only when asked for the next batch."""
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.csv as pcsv
@@ -145,10 +193,13 @@ def _stream_csv(path: Path, out: Path, enc: str, delim: str, names: list[str], h
     schema, writer, blank = None if speculate else strings, None, set()
     tally, rows, skip = Tally(limits, path.name), 0, 1 if header else 0
     try:
-        with pa.OSFile(str(path), "rb") as src, pa.OSFile(str(out), "wb") as sink:
-            reader = pcsv.open_csv(src, read_options=read, parse_options=parse, convert_options=convert)
-            for batch in reader:
+        with pa.OSFile(str(path), "rb") as src, pa.OSFile(str(out), "wb") as sink, \
+                closing(_ahead(pcsv.open_csv(src, read_options=read, parse_options=parse,
+                                             convert_options=convert))) as batches:
+            for batch in batches:
                 tally.tick()
+                if abandon is not None and abandon():
+                    return None
                 if width == 1:  # the Python reader drops whitespace-only lines as blank
                     batch = batch.filter(pc.invert(pc.match_substring_regex(batch.column(0), PY_SPACE)))
                 if skip and batch.num_rows:
@@ -182,9 +233,54 @@ def _stream_csv(path: Path, out: Path, enc: str, delim: str, names: list[str], h
                     progress(min(size, src.tell()), size, rows)  # Arrow reads ahead of the batches: an estimate
             if writer is not None:
                 writer.close()
-    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, UnicodeError):
+    except pa.ArrowInvalid as e:
+        # "CSV parser got out of sync with chunker ... consider enabling the option 'newlines_in_values'"
+        # (where a cut inside quotes happens to show: the scan finds every one)
+        return "multiline" if not multiline and "newlines_in_values" in str(e) else None
+    except (pa.ArrowTypeError, pa.ArrowNotImplementedError, UnicodeError):
         return None
+    if progress and rows:
+        progress(size, size, rows)
     return True if rows else None
+
+
+def _ahead(batches: Any, depth: int = READ_AHEAD) -> Iterator:
+    """`batches` iterated on a thread of its own, at most `depth` ahead; what it raises is raised here.
+    Closing this generator (or dropping it) stops the thread and waits for it."""
+    import queue
+    import threading
+
+    q: queue.Queue = queue.Queue(depth)
+    stop, end = threading.Event(), object()
+
+    def put(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                pass
+        return False
+
+    def run() -> None:
+        try:
+            for batch in batches:
+                if not put(batch):
+                    return
+            put(end)
+        except BaseException as e:  # noqa: BLE001 - handed to the consumer, which raises it
+            put(e)
+
+    thread = threading.Thread(target=run, name="csv-read-ahead", daemon=True)
+    thread.start()
+    try:
+        while (item := q.get()) is not end:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join()
 
 
 # --- JSON Lines -----------------------------------------------------------------------------------

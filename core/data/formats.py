@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 JSON_BATCH_CHARS = 8 * 1024 * 1024  # JSON text per batch: parsed objects take ~10-20x their text
+PROBE_CELLS = 64  # a column's first cells are cast alone first: a text column fails there, cheaply
 FOOTER_MAX = 64 * 1024 * 1024  # a Parquet footer (schema + row-group index) larger than this is refused unread
 
 
@@ -53,38 +54,58 @@ class ColumnTyper:
         self.seen = dict.fromkeys(names, False)  # any non-empty cell at all
         self.blank = set(drop_blank)  # columns to drop if they stay blank
         self.last: dict[str, pa.Array] = {}  # the last batch's columns cast to their first candidate type
+        self.spaced: set[str] = set()  # columns seen with empty cells or spaces around values: always trimmed
 
     def see(self, batch: pa.RecordBatch) -> None:
-        import pyarrow as pa
-        import pyarrow.compute as pc
-
         self.last = {}
         for name, arr in zip(self.names, batch.columns, strict=True):
-            if not self.candidates[name] and name not in self.blank:
+            todo = self.candidates[name]
+            if not todo and name not in self.blank:
                 continue
-            vals = _trimmed(arr).drop_null()
+            fits = None
+            if todo and name not in self.spaced and len(arr) and not arr.null_count:
+                # Arrow's casts from text refuse empty strings and spaces around a value: where one succeeds,
+                # the column is already what `_trimmed` would make it, and three kernels over it are saved
+                fits = self._fits(arr, todo)
+                if not fits[0]:
+                    fits = None
+                    self.spaced.add(name)  # empty cells or spaces (or no type): trimmed from now on
+            vals = arr if fits is not None else _trimmed(arr).drop_null()
             if len(vals) == 0:
                 continue
             self.seen[name] = True
             self.blank.discard(name)
-            if not self.candidates[name]:
+            if not todo:
                 continue
-            if pc.any(pc.match_substring_regex(vals, r"^[+-]?0\d")).as_py():
+            if _leading_zero(vals):
                 self.candidates[name] = []
                 continue
-            ok, todo = [], self.candidates[name]
-            for i, typ in enumerate(todo):
-                try:
-                    cast = pc.cast(vals, typ)
-                    ok.append(typ)
-                    if not ok[1:] and len(vals) == len(arr):  # the batch's column as typed, for a one-pass writer
-                        self.last[name] = cast
-                    if self.first_only:
-                        ok += todo[i + 1:]
-                        break
-                except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-                    pass
+            ok, first = fits or self._fits(vals, todo)
             self.candidates[name] = ok
+            if first is not None and len(vals) == len(arr):  # the batch's column as typed, for a one-pass writer
+                self.last[name] = first
+
+    def _fits(self, vals: pa.Array, todo: list) -> tuple[list, pa.Array | None]:
+        """The candidate types all of `vals` cast to (with `first_only`, the first that does and those after
+        it), and the cast to the first of them."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        ok, first = [], None
+        for i, typ in enumerate(todo):
+            try:
+                if len(vals) > PROBE_CELLS:  # a cast that fails costs ~1 us per bad cell: a text column's
+                    pc.cast(vals.slice(0, PROBE_CELLS), typ)  # first cells tell it for ~0.1 ms
+                cast = pc.cast(vals, typ)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                continue
+            ok.append(typ)
+            if first is None:
+                first = cast
+            if self.first_only:
+                ok += todo[i + 1:]
+                break
+        return ok, first
 
     def scan(self, raw: Path, tally: Tally | None = None) -> None:
         """See every batch of the Arrow stream file `raw`."""
@@ -99,14 +120,13 @@ class ColumnTyper:
     def typed(self, batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
         """The batch last seen, with the columns of `schema` only, cast to its types."""
         import pyarrow as pa
-        import pyarrow.compute as pc
 
         cols = dict(zip(self.names, batch.columns, strict=True))
         out = []
         for f in schema:
             done = self.last.get(f.name)
             out.append(cols[f.name] if pa.types.is_string(f.type) else done if done is not None and done.type == f.type
-                       else pc.cast(_trimmed(cols[f.name]), f.type))
+                       else _typed_column(cols[f.name], f.type, f.name in self.spaced))
         return pa.record_batch(out, schema=schema)
 
 
@@ -115,6 +135,39 @@ def _trimmed(arr: pa.Array) -> pa.Array:
 
     s = pc.utf8_trim_whitespace(arr)
     return pc.if_else(pc.equal(s, ""), None, s)
+
+
+def _typed_column(arr: pa.Array, typ: pa.DataType, spaced: bool = True) -> pa.Array:
+    """A string column cast to the type its trimmed values all have; empty cells become nulls. Arrow's casts
+    from text refuse empty strings and spaces around a value, so a column the typer never saw `spaced`
+    casts as it is, the cast of `_trimmed(arr)` without its three kernels."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if not spaced and not arr.null_count:
+        try:
+            return pc.cast(arr, typ)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            pass
+    return pc.cast(_trimmed(arr), typ)
+
+
+def _leading_zero(vals: pa.Array) -> bool:
+    """Whether a value starts with a zero and another digit after an optional sign (`^[+-]?0\\d`: "08123"
+    is a code, not a number): the least value, then prefix tests, and the next character only where one
+    matches (a regex over every value costs ~10x)."""
+    import pyarrow.compute as pc
+
+    least = pc.min(vals).as_py()
+    if least is None or least >= "1":  # every value sorts after "1" (as bytes and as text): none starts with 0, + or -
+        return False
+    for prefix in ("0",) if least >= "0" else ("0", "-0", "+0"):  # "+" and "-" sort before "0"
+        starts = pc.starts_with(vals, prefix)
+        if pc.any(starts).as_py():
+            after = pc.utf8_slice_codeunits(vals.filter(starts), len(prefix), len(prefix) + 1)
+            if pc.any(pc.ascii_is_decimal(after)).as_py():
+                return True
+    return False
 
 
 def _stream(raw: Path) -> Iterator[pa.RecordBatch]:
@@ -131,7 +184,6 @@ def write_typed(raw: Path, out: Path, typer: ColumnTyper, tally: Tally | None = 
     import os
 
     import pyarrow as pa
-    import pyarrow.compute as pc
 
     types, names = typer.types(), rename or typer.names
     keep = [i for i, n in enumerate(typer.names) if n not in typer.blank]
@@ -142,8 +194,8 @@ def write_typed(raw: Path, out: Path, typer: ColumnTyper, tally: Tally | None = 
     with pa.OSFile(str(out), "wb") as sink, pa.ipc.new_stream(sink, schema) as writer:
         for batch in _stream(raw):
             cols = batch.columns
-            arrays = [pc.cast(_trimmed(cols[i]), types[typer.names[i]]) if typer.names[i] in types else cols[i]
-                      for i in keep]
+            arrays = [_typed_column(cols[i], types[typer.names[i]], typer.names[i] in typer.spaced)
+                      if typer.names[i] in types else cols[i] for i in keep]
             typed = pa.record_batch(arrays, schema=schema)
             if tally:
                 tally.add(0, typed.nbytes)

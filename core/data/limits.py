@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 BATCH_CELLS = 1_000_000  # values per Arrow batch: wide files get fewer rows per batch, so memory stays flat
 BATCH_BYTES = 64 * 1024 * 1024  # text buffered per batch, whatever the row count
+LINE_SCAN_BYTES = 4 * 1024 * 1024  # bytes per step of the line count
 NAME_CHARS = 512  # longest column name: a longer "name" is data (a header-less file?), and would flood messages
 
 
@@ -63,17 +64,25 @@ class Limits:
     def check_lines(self, path: Path) -> int | None:
         """In a text file the row cap counts lines (a row takes one at least): count them at C speed,
         stopping past the cap, before any parsing, so a small file of ten million empty lines is refused
-        in milliseconds, not after a minute of parsing."""
+        in milliseconds, not after a minute of parsing. Returns the count of b"\\n" bytes (the quote scan
+        then needn't count them again), or None for UTF-16, where it counts nothing."""
+        import numpy as np
+
         lines = 0
-        with path.open("rb") as f:
+        with path.open("rb", buffering=0) as f:
             if f.read(2) in (b"\xff\xfe", b"\xfe\xff"):  # UTF-16: a 0x0A byte need not be a newline
                 return None
             f.seek(0)
-            while lines <= self.rows and (chunk := f.read(1 << 22)):
-                lines += chunk.count(b"\n")
+            # one buffer and one mask for the whole file: fresh 4 MB objects per step cost page faults, and
+            # numpy counts a byte ~3x faster than bytes.count
+            buf = bytearray(max(1, min(LINE_SCAN_BYTES, path.stat().st_size)))
+            raw, mask = np.frombuffer(buf, np.uint8), np.empty(len(buf), bool)
+            while lines <= self.rows and (n := f.readinto(buf)):
+                lines += int(np.count_nonzero(np.equal(raw[:n], 10, out=mask[:n])))
         if lines > self.rows:
             raise DataError(f"{path.name} has more than {self.rows:,} lines, over the row cap (TORCHLAB_MAX_ROWS; "
                             "in a text file every line counts, blank ones too)")
+        return lines
 
     def check_size(self, name: str, size: int) -> None:
         """A text file larger than the dataset cap would be refused at its end: refuse it before reading."""

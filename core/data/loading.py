@@ -63,7 +63,8 @@ def load_file_report(path: str | os.PathLike, *, format: str = "auto", encoding:
 
     Every cap is checked as the file streams; whatever a bad file provokes leaves as a DataError.
     `progress(bytes_read, file_size, rows)` is called after each batch of a CSV (from this thread; it may
-    raise to stop the load).
+    raise to stop the load); its values never go back (a file read a second time, in another way, reports
+    again once the new pass is past the old one) and its last call is (size, size, rows) when the load ends.
     """
     from core.settings import get_settings
 
@@ -78,6 +79,7 @@ def load_file_report(path: str | os.PathLike, *, format: str = "auto", encoding:
     size = path.stat().st_size
     if size == 0:  # also every /proc and /sys file, whatever reading it would give
         raise DataError(f"{path.name} is empty (0 bytes): nothing to load")
+    progress = _forward_only(progress) if progress else None
     lines = None
     if fmt != "parquet":
         limits.check_size(path.name, size)
@@ -129,6 +131,18 @@ def _load_jsonl(path: Path, raw: Path, final: Path, limits: Limits) -> LoadRepor
         return LoadReport(dataset=None, format="jsonl", delimiter=None, reader="arrow")  # type: ignore[arg-type]
     raw.unlink(missing_ok=True)
     return load_jsonl(path, final, limits)
+
+
+def _forward_only(progress: Progress) -> Progress:
+    """`progress` held back while a second pass over the file (newlines in values, a type that changed, the
+    Python reader after Arrow's) is behind what the first one reported: a bar never runs backwards."""
+    last = [0, 0]
+
+    def report(done: int, size: int, rows: int) -> None:
+        if done >= last[0] and rows >= last[1]:
+            last[:] = done, rows
+            progress(done, size, rows)
+    return report
 
 
 def _short(e: BaseException, n: int = 300) -> str:

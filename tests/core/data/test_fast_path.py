@@ -181,6 +181,53 @@ def test_progress_reports_bytes_and_rows(tmp_path):
     r = load_file_report(src, cache_dir=tmp_path / "c", progress=lambda done, size, rows: seen.append((done, size, rows)))
     assert r.reader == "arrow" and seen and seen[-1][2] == len(r.dataset) == 60_000
     assert all(0 < d <= s for d, s, _ in seen) and [x[2] for x in seen] == sorted(x[2] for x in seen)
+    # bytes read never go back (this file is read twice: its first block cuts a quoted line break) and end at the size
+    assert [x[0] for x in seen] == sorted(x[0] for x in seen) and seen[-1][:2] == (src.stat().st_size,) * 2
+    assert len({x[1] for x in seen}) == 1
+
+
+def test_progress_over_a_large_plain_file_is_monotonic_and_ends_at_its_size(tmp_path):
+    src = tmp_path / "plain.csv"
+    src.write_bytes(b"id,text,n\n" + b"".join(b'%d,"row %d, ""q""",%d\n' % (i, i, i % 7) for i in range(120_000)))
+    seen = []
+    r = load_file_report(src, cache_dir=tmp_path / "c", progress=lambda *a: seen.append(a))
+    size = src.stat().st_size
+    assert r.reader == "arrow" and len(seen) > 3 and seen[-1] == (size, size, 120_000)
+    assert all(a[0] <= b[0] and a[2] <= b[2] for a, b in zip(seen, seen[1:], strict=False))
+
+
+def test_a_line_break_in_quotes_where_arrow_cuts_a_block_reads_the_file_again_with_care(tmp_path, python_only,
+                                                                                        monkeypatch):
+    monkeypatch.setattr(fastpath, "BLOCK_BYTES", 4096)  # many blocks in a small file
+    real, passes = fastpath._stream_csv, []
+    monkeypatch.setattr(fastpath, "_stream_csv", lambda *a, **k: passes.append(a[6]) or real(*a, **k))
+    src = tmp_path / "late.csv"  # plain rows for ~15 blocks, then quoted values with line breaks
+    src.write_bytes(b"id,text\n" + b"".join(b"%d,plain %d\n" % (i, i) for i in range(6000))
+                    + b"".join(b'%d,"two\nlines, %d"\r\n' % (i, i) for i in range(300)))
+    fast, slow = _both(src, tmp_path, python_only)
+    _same(fast, slow)
+    assert fast.reader == "arrow" and passes == [False, True] and len(fast.dataset) == 6300
+
+
+def test_only_a_file_with_line_breaks_in_quotes_is_read_with_newlines_in_values(tmp_path, monkeypatch):
+    real, passes = fastpath._stream_csv, []
+    monkeypatch.setattr(fastpath, "_stream_csv", lambda *a, **k: passes.append(a[6]) or real(*a, **k))
+    src = tmp_path / "newlines.csv"
+    src.write_bytes(GENERATED["newlines.csv"])
+    r = load_file_report(src, cache_dir=tmp_path / "c")
+    assert r.reader == "arrow" and passes[-1] is True and r.dataset["text"][0] == "line one\nline two"
+    passes.clear()
+    src.write_bytes(GENERATED["quotes.csv"])
+    assert load_file_report(src, cache_dir=tmp_path / "c").reader == "arrow" and passes == [False]
+
+
+def test_a_file_the_quote_scan_refuses_is_read_by_python_however_far_arrow_got(tmp_path, monkeypatch):
+    monkeypatch.setattr(fastpath, "BLOCK_BYTES", 4096)
+    src = tmp_path / "late_bad.csv"  # Arrow reads all of it; the strict scan refuses the last line
+    src.write_bytes(b"a,b\n" + b"".join(b"%d,x%d\n" % (i, i) for i in range(20_000)) + b'"ab"c,1\n')
+    with pytest.raises(DataError, match=r"line 20002: "):
+        load_file_report(src, cache_dir=tmp_path / "c")
+    assert not list((tmp_path / "c").glob("*"))
 
 
 def test_the_python_reader_reports_progress_too(tmp_path):
