@@ -24,6 +24,37 @@ KIND_HELP = {
 }
 
 
+# the Embedding's starting point: None = random, or a packaged model's word-embedding table
+EMBEDDING_STARTS = {None: "random (learnt from zero)", "minilm-l6": "MiniLM-L6 word embeddings (384-d)"}
+EMBEDDING_HELP = ("Start the first Embedding from the packaged all-MiniLM-L6-v2's word-embedding table (30,522 "
+                  "rows of 384 numbers, BERT's uncased WordPiece vocabulary), like loading GloVe vectors in the "
+                  "classic tutorials, instead of random numbers. The text is then split with BERT's WordPiece "
+                  "tokenizer and the Embedding is 384 wide, whatever the layer list says.")
+VALIDATION_HELP = ("Rows moved from the training split to a validation split. While training, the evaluations "
+                   "(the curve's eval points, early stopping, the best checkpoint kept with a patience above 0) "
+                   "read these rows; the held-out test split is evaluated once, at the end, so it never chooses "
+                   "the epoch. Set an early stopping patience to stop on them and keep the best epoch.")
+
+
+def with_pretrained_embeddings(arch: dict, name: str | None, freeze: bool) -> dict:
+    """The architecture with its Embedding started from `name`'s table (None: random): the tokenizer and
+    the first Embedding's width become the table's, which core.scratch requires."""
+    out = {**arch, "pretrained_embeddings": name, "freeze_embeddings": bool(freeze and name)}
+    if not name:
+        return out
+    from core.scratch import data as D
+
+    out["tokenizer"] = D.PRETRAINED_EMBEDDINGS[name]
+    layers = [dict(layer) for layer in out.get("layers", [])]
+    for layer in layers:
+        if layer.get("type") == "Embedding":
+            layer["embedding_dim"] = D.embedding_width(name)
+            layer.pop("num_embeddings", None)  # filled from the tokenizer
+            break
+    out["layers"] = layers
+    return out
+
+
 def size_settings(arch: dict) -> list[str]:
     """The architecture's whole-number settings (d_model, n_layer…): one number input each on the page."""
     return [k for k, v in arch.items() if isinstance(v, int) and not isinstance(v, bool)]

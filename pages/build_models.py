@@ -5,8 +5,11 @@ from components import loaders
 from components.jobs import job_manager
 from components.scratch_measure import loader_timing_view, memory_view
 from components.scratch_views import (
+    EMBEDDING_HELP,
+    EMBEDDING_STARTS,
     KIND_HELP,
     KIND_LABELS,
+    VALIDATION_HELP,
     batch_view,
     edited_layers,
     layer_frame,
@@ -14,10 +17,12 @@ from components.scratch_views import (
     lr_figure,
     scratch_results,
     size_settings,
+    with_pretrained_embeddings,
 )
 from components.training_live import RESULTS_KEY, results_target, runs_panel
 from core import scratch
 from core.data import DatasetStore
+from core.scratch.architectures import MAX_VALIDATION_FRACTION
 from core.system import human_bytes
 from core.training import ConfigError, TrainingConfig
 from core.training.config import (
@@ -77,6 +82,14 @@ if SIZES:
     cols = st.columns(min(len(SIZES), 6))
     for i, size in enumerate(SIZES):
         cols[i % len(cols)].number_input(size, 1, 10**6, base[size], key=f"bn_{kind}_{size}")
+if "pretrained_embeddings" in base:
+    e = st.columns(3)
+    e[0].selectbox("Embedding starts from", list(EMBEDDING_STARTS), format_func=EMBEDDING_STARTS.get,
+                   key=f"bn_{kind}_pretrained", help=EMBEDDING_HELP)
+    e[1].checkbox("Freeze the pretrained embeddings", key=f"bn_{kind}_freeze",
+                  disabled=st.session_state.get(f"bn_{kind}_pretrained") is None,
+                  help="keep MiniLM's rows fixed and train only the layers after the Embedding: far fewer trainable "
+                       "parameters, so a few hundred examples overfit later")
 
 # --- training options ---------------------------------------------------------------------------------
 st.subheader("Training")
@@ -100,6 +113,9 @@ t[3].number_input("Seed", 0, 2**32 - 1, 42, key="bn_seed")
 t[4].number_input("Max length (tokens)", 8, 2048, 128, key="bn_maxlen",
                             disabled=kind not in ("rnn", "transformer", "gpt"))
 t[5].text_input("Run name", "", key="bn_name", max_chars=120)
+if "validation_fraction" in base:
+    st.number_input("Validation share of the training rows (0 = none)", 0.0, MAX_VALIDATION_FRACTION, 0.0, 0.05,
+                    key=f"bn_{kind}_validation", help=VALIDATION_HELP)
 
 
 
@@ -114,6 +130,11 @@ def _config(state) -> tuple[TrainingConfig, str | None]:
         arch["layers"] = layers if layers is not None else arch["layers"]
     for size in size_settings(arch):
         arch[size] = int(state.get(f"bn_{kind}_{size}", arch[size]))
+    if "validation_fraction" in arch:
+        arch["validation_fraction"] = float(state.get(f"bn_{kind}_validation") or 0.0)
+    if "pretrained_embeddings" in arch:
+        arch = with_pretrained_embeddings(arch, state.get(f"bn_{kind}_pretrained"),
+                                          bool(state.get(f"bn_{kind}_freeze")))
     data = state.get(f"bn_data_{kind}")
     d = TrainingConfig()
     config = TrainingConfig(
@@ -151,7 +172,9 @@ if info:
     st.markdown(f"**Layer table** — input {tuple(info.get('input_shape', ()))} per example · "
                 f"{params:,} parameters ({human_bytes(byts)} as float32; ×4 while training with Adam: weights, "
                 f"gradients and two moments) · {info.get('train_rows', 0):,} training rows, "
-                f"{info.get('eval_rows', 0):,} held out" + (f" · {info['classes']} classes" if info.get("classes") else ""))
+                + (f"{info['validation_rows']:,} validation rows (choose the epoch), "
+                   if info.get("validation_rows") else "")
+                + f"{info.get('eval_rows', 0):,} held out" + (f" · {info['classes']} classes" if info.get("classes") else ""))
     table, memory = st.columns([3, 1])
     table.dataframe(layer_frame(rows), hide_index=True, width="stretch")
     with memory:

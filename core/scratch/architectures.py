@@ -10,6 +10,15 @@ KINDS = ("mlp", "cnn", "rnn", "transformer", "seq2seq", "gpt")
 TEXT_KINDS = ("rnn", "transformer")
 MAX_PARAM_BYTES = 2 * 2**30  # parameters × 16 bytes (weights, gradients, two Adam moments in fp32)
 
+# the text classifiers' training options beside the layers:
+# validation_fraction: share of the training rows held out to choose the epoch (early stopping and the best
+#   checkpoint are judged on it; the test split is scored once, at the end). 0 = none: the engine then
+#   evaluates on the test split while training, as before.
+# pretrained_embeddings: "minilm-l6" starts the first Embedding from MiniLM-L6's 384-d word-embedding table
+#   (BERT's uncased WordPiece vocabulary), like loading GloVe vectors; None = random (learnt from zero).
+# freeze_embeddings: keep those pretrained rows fixed while the rest trains.
+_TEXT_OPTIONS = {"validation_fraction": 0.0, "pretrained_embeddings": None, "freeze_embeddings": False}
+MAX_VALIDATION_FRACTION = 0.5
 _DEFAULTS = {
     "mlp": {"layers": [{"type": "Linear", "out_features": 128}, {"type": "ReLU"}, {"type": "Dropout", "p": 0.1},
                        {"type": "Linear", "out_features": 64}, {"type": "ReLU"}],
@@ -21,11 +30,11 @@ _DEFAULTS = {
                        {"type": "BatchNorm2d"}, {"type": "ReLU"}, {"type": "MaxPool2d", "kernel_size": 2},
                        {"type": "Dropout", "p": 0.25}, {"type": "Flatten"},
                        {"type": "Linear", "out_features": 128}, {"type": "ReLU"}, {"type": "Dropout", "p": 0.3}]},
-    "rnn": {"tokenizer": "train", "vocab_size": 2000,
+    "rnn": {"tokenizer": "train", "vocab_size": 2000, **_TEXT_OPTIONS,
             "layers": [{"type": "Embedding", "embedding_dim": 64},
                        {"type": "LSTM", "hidden_size": 64, "bidirectional": True},
                        {"type": "Dropout", "p": 0.2}]},
-    "transformer": {"tokenizer": "train", "vocab_size": 2000,
+    "transformer": {"tokenizer": "train", "vocab_size": 2000, **_TEXT_OPTIONS,
                     "layers": [{"type": "Embedding", "embedding_dim": 64}, {"type": "PositionalEncoding"},
                                {"type": "TransformerEncoderLayer", "nhead": 4, "dim_feedforward": 128},
                                {"type": "TransformerEncoderLayer", "nhead": 4, "dim_feedforward": 128},
@@ -35,7 +44,7 @@ _DEFAULTS = {
                 "train_size": 5000, "eval_size": 500},
     # untied output layer: on a few hundred texts the direct token -> next-token path (a bigram) is learnt early
     "gpt": {"tokenizer": "train", "vocab_size": 2000, "n_embd": 128, "n_layer": 2, "n_head": 4, "dropout": 0.1,
-            "tie_embeddings": False},
+            "tie_embeddings": False, "validation_fraction": 0.0},
 }
 # whole-number settings of the kinds without a layer list: (lowest, highest)
 _SIZES = {"d_model": (1, 4096), "nhead": (1, 64), "num_encoder_layers": (1, 48), "num_decoder_layers": (1, 48),
@@ -71,8 +80,18 @@ def full_architecture(arch: object) -> dict:
     if "dropout" in out and (isinstance(out["dropout"], bool) or not isinstance(out["dropout"], (int, float))
                              or not 0 <= out["dropout"] < 1):
         raise ConfigError("architecture.dropout", f"must be a probability in [0, 1), got {out['dropout']!r}")
+    v = out.get("validation_fraction", 0.0)
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= MAX_VALIDATION_FRACTION:
+        raise ConfigError("architecture.validation_fraction", f"a share of the training rows from 0 (none) to "
+                          f"{MAX_VALIDATION_FRACTION}, got {v!r}")
     kind = out["kind"]
-    for key in ("norm_first", "tie_embeddings"):
+    if out.get("pretrained_embeddings") is not None:
+        from core.scratch.data import PRETRAINED_EMBEDDINGS
+
+        if out["pretrained_embeddings"] not in PRETRAINED_EMBEDDINGS:
+            raise ConfigError("architecture.pretrained_embeddings", f"one of {', '.join(PRETRAINED_EMBEDDINGS)}, or "
+                              f"empty for random embeddings; got {out['pretrained_embeddings']!r}")
+    for key in ("norm_first", "tie_embeddings", "freeze_embeddings"):
         if not isinstance(out.get(key, True), bool):
             raise ConfigError(f"architecture.{key}", f"must be true or false, got {out[key]!r}")
     if kind == "seq2seq":

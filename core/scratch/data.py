@@ -24,6 +24,7 @@ class Splits:
     label_names: list[str] = field(default_factory=list)
     majority_baseline: float = 0.0
     features: list[str] = field(default_factory=list)  # the numeric columns (MLP / CNN)
+    validation: object = None  # rows carved from the training split to choose the epoch (None = none carved)
 
 
 def _cap(ds, n):
@@ -205,3 +206,71 @@ def tokenize_texts(ds, tokenizer, column: str, max_length: int):
 
     out = ds.map(enc, batched=True, keep_in_memory=True)
     return out.remove_columns([c for c in out.column_names if c not in ("input_ids", "labels")])
+
+
+def carve_validation(splits: Splits, fraction: float, seed: int) -> Splits:
+    """`fraction` of the training rows moved to a validation split (stratified by class when every class has
+    two rows or more): the engine evaluates on it while training (early stopping, best checkpoint) and on the
+    evaluation (test) split once at the end, so the test split never chooses the epoch."""
+    if not fraction:
+        return splits
+    from sklearn.model_selection import train_test_split
+
+    labels = list(splits.train["labels"])
+    n_val = round(len(labels) * fraction)
+    if n_val < 1 or len(labels) - n_val < 2:
+        raise ConfigError("architecture.validation_fraction", f"{fraction:g} of {len(labels):,} training rows leaves "
+                          "no validation row or too few to train on")
+    counts = Counter(labels)
+    stratify = labels if min(counts.values()) >= 2 and n_val >= len(counts) else None
+    keep, val = train_test_split(list(range(len(labels))), test_size=n_val, random_state=seed, stratify=stratify)
+    train = splits.train.select(sorted(keep))
+    if len(set(train["labels"])) < 2:
+        raise ConfigError("architecture.validation_fraction", "carving the validation rows leaves a single class "
+                          "to train on: lower it")
+    return replace(splits, train=train, validation=splits.train.select(sorted(val)),
+                   majority_baseline=_majority(train["labels"], splits.eval["labels"]))
+
+
+def carve_texts(texts: list[str], fraction: float, seed: int) -> tuple[list[str], list[str]]:
+    """(training texts, validation texts): `fraction` of the training texts, picked by a seeded shuffle."""
+    if not fraction:
+        return texts, []
+    n_val = round(len(texts) * fraction)
+    if n_val < 1 or len(texts) - n_val < 1:
+        raise ConfigError("architecture.validation_fraction", f"{fraction:g} of {len(texts):,} training texts leaves "
+                          "no validation text or none to train on")
+    order = list(range(len(texts)))
+    random.Random(seed).shuffle(order)
+    val = set(order[:n_val])
+    return [t for i, t in enumerate(texts) if i not in val], [t for i, t in enumerate(texts) if i in val]
+
+
+# architecture["pretrained_embeddings"]: packaged model -> (the tokenizer whose vocabulary its table rows follow)
+PRETRAINED_EMBEDDINGS = {"minilm-l6": "bert-wordpiece-uncased"}
+
+
+def embedding_table(name: str):
+    """The word-embedding table (vocabulary × width, float32) of a packaged model, read from its safetensors
+    file without building the model: MiniLM-L6's is 30,522 × 384, rows in BERT's uncased WordPiece order."""
+    return _embedding(name, lambda f, key: f.get_tensor(key).float())
+
+
+def embedding_width(name: str) -> int:
+    """The width of a packaged model's word-embedding table (384 for MiniLM-L6), read from the file's header."""
+    return int(_embedding(name, lambda f, key: f.get_slice(key).get_shape())[1])
+
+
+def _embedding(name: str, read):
+    from safetensors import safe_open
+
+    from core.assets import AssetError, minilm_path
+
+    if name not in PRETRAINED_EMBEDDINGS:
+        raise ConfigError("architecture.pretrained_embeddings", f"one of {', '.join(PRETRAINED_EMBEDDINGS)} or "
+                          f"empty; got {name!r}")
+    try:
+        with safe_open(str(minilm_path() / "model.safetensors"), "pt") as f:
+            return read(f, "embeddings.word_embeddings.weight")
+    except (AssetError, OSError, Exception) as e:  # noqa: BLE001 - a missing package, file or tensor
+        raise ConfigError("architecture.pretrained_embeddings", f"can't read {name}'s embeddings: {e}") from None

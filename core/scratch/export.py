@@ -35,6 +35,9 @@ def export_script(config: TrainingConfig, settings: Settings, plan: Mapping, run
 
     prep = prepare(config, settings)
     kind = prep.arch["kind"]
+    if prep.splits.validation is not None or prep.arch.get("pretrained_embeddings"):
+        raise ValueError("the script does not yet carve a validation split or load pretrained embeddings, so it "
+                         "would not reproduce this run")
     eval_steps = plan.get("eval_steps") or config.eval_steps or 50  # the fine-tuning export's fallback too
     std = {"sys"}
     third = {"numpy": "np", "torch": None, "torch.nn": "nn", "transformers": {"Trainer", "TrainingArguments", "set_seed"}}

@@ -14,6 +14,7 @@ from core.scratch.metrics import (
     lm_metrics,
     token_accuracy_metrics,
 )
+from core.scratch.validation import validation_trainer
 from core.settings import Settings
 from core.training.config import ConfigError, TrainingConfig
 from core.training.tasks import TaskSetup
@@ -51,11 +52,13 @@ def _prepare(config: TrainingConfig, settings: Settings) -> Prepared:
                           "(drug-reviews, or a workspace dataset)")
     if kind == "gpt":
         texts, held = D.lm_texts(config, settings)
-        tok = D.tokenizer_for(arch, texts, settings)
+        texts, val = D.carve_texts(texts, arch.get("validation_fraction", 0.0), config.seed)
+        tok = D.tokenizer_for(arch, texts, settings)  # trained on the training texts only, never on val / test
         arch = _match_vocab(arch, len(tok))
         import datasets
 
-        splits = D.Splits(datasets.Dataset.from_dict({"text": texts}), datasets.Dataset.from_dict({"text": held}))
+        splits = D.Splits(datasets.Dataset.from_dict({"text": texts}), datasets.Dataset.from_dict({"text": held}),
+                          validation=datasets.Dataset.from_dict({"text": val}) if val else None)
         shape = (config.max_length,)
         return Prepared(arch, splits, shape, tok, A.layer_table(arch, shape))
     if kind in ("mlp", "cnn"):
@@ -68,11 +71,38 @@ def _prepare(config: TrainingConfig, settings: Settings) -> Prepared:
                               f"{name} gives {n} feature columns")
         rows = A.layer_table(arch, shape, len(splits.label_names))
         return Prepared(arch, splits, shape, rows=rows)
-    splits = D.store_splits(config, settings, False)
+    splits = D.carve_validation(D.store_splits(config, settings, False), arch.get("validation_fraction", 0.0),
+                                config.seed)
     tok = D.tokenizer_for(arch, list(splits.train[config.text_column]), settings)
     arch = A.with_vocab(arch, len(tok))
+    if arch.get("pretrained_embeddings"):
+        _check_pretrained(arch, tok, settings)
     shape = (config.max_length,)
     return Prepared(arch, splits, shape, tok, A.layer_table(arch, shape, len(splits.label_names)))
+
+
+def _check_pretrained(arch: dict, tok, settings: Settings) -> None:
+    """A pretrained table fits when the tokenizer is the one its rows follow (same vocabulary, same order)
+    and the first Embedding is as wide as the table."""
+    from core.tokenizers import load
+
+    name = arch["pretrained_embeddings"]
+    want = D.PRETRAINED_EMBEDDINGS[name]
+    if arch.get("tokenizer") != want and tok.get_vocab() != load(want, settings).get_vocab():
+        raise ConfigError("architecture.tokenizer", f"{name}'s embedding rows follow the {want} vocabulary: set "
+                          f"tokenizer to {want!r} (got {arch.get('tokenizer')!r})")
+    i, layer = _first_embedding(arch)
+    width = D.embedding_width(name)
+    if layer.get("embedding_dim") != width:
+        raise ConfigError(f"architecture.layers[{i}]", f"{name}'s embeddings are {width}-d: set the Embedding's "
+                          f"embedding_dim to {width} (got {layer.get('embedding_dim')!r})")
+
+
+def _first_embedding(arch: dict) -> tuple[int, dict]:
+    for i, layer in enumerate(arch.get("layers", [])):
+        if isinstance(layer, dict) and layer.get("type") == "Embedding":
+            return i, layer
+    raise ConfigError("architecture.layers", "pretrained embeddings need an Embedding layer to start from")
 
 
 def _prod(shape) -> int:
@@ -102,7 +132,9 @@ def prepare(config: TrainingConfig, settings: Settings) -> Prepared:
 
 
 def describe(p: Prepared) -> dict:
+    val = p.splits.validation
     return {"kind": p.arch["kind"], "train_rows": len(p.splits.train), "eval_rows": len(p.splits.eval),
+            "validation_rows": len(val) if val is not None else 0,
             "labels": list(p.splits.label_names), "classes": len(p.splits.label_names),
             "input_shape": list(p.shape), "params": sum(r["params"] for r in p.rows), "layers": p.rows,
             "architecture": p.arch}
@@ -127,9 +159,12 @@ def setup(config: TrainingConfig, settings: Settings, out_dir: str | Path, prepa
                               bos_token_id=p.tokenizer.eos_token_id, eos_token_id=p.tokenizer.eos_token_id,
                               pad_token_id=p.tokenizer.pad_token_id)
         train, ev = (_lm_tokens(ds, p.tokenizer, config.max_length) for ds in (p.splits.train, p.splits.eval))
+        # the bigram counts the GPT's own training tokens (validation rows excluded, as for the GPT)
         baseline = {"bigram_perplexity": bigram_perplexity(train["input_ids"], ev["input_ids"], len(p.tokenizer))}
         setup_ = TaskSetup(model, train, ev, PadCollator(p.tokenizer.pad_token_id, lm=True), lm_metrics,
                            p.tokenizer, info, baseline)
+        if p.splits.validation is not None:
+            setup_.trainer_class = validation_trainer(_lm_tokens(p.splits.validation, p.tokenizer, config.max_length))
     else:
         setup_ = _classifier(config, p, info)
     return setup_
@@ -157,8 +192,26 @@ def _classifier(config: TrainingConfig, p: Prepared, info: dict) -> TaskSetup:
     cfg = ScratchConfig(p.arch, list(p.shape), "long", pad_token_id=tok.pad_token_id, **common)
     train = D.tokenize_texts(p.splits.train, tok, config.text_column, config.max_length)
     ev = D.tokenize_texts(p.splits.eval, tok, config.text_column, config.max_length)
-    return TaskSetup(ScratchClassifier(cfg), train, ev, PadCollator(tok.pad_token_id), classification_metrics,
-                     tok, info, baseline)
+    model = ScratchClassifier(cfg)
+    if p.arch.get("pretrained_embeddings"):
+        load_embeddings(model, p.arch["pretrained_embeddings"], p.arch.get("freeze_embeddings", False))
+    out = TaskSetup(model, train, ev, PadCollator(tok.pad_token_id), classification_metrics, tok, info, baseline)
+    if p.splits.validation is not None:
+        out.trainer_class = validation_trainer(
+            D.tokenize_texts(p.splits.validation, tok, config.text_column, config.max_length))
+    return out
+
+
+def load_embeddings(model, name: str, freeze: bool = False) -> None:
+    """Copy a packaged model's word-embedding table into the classifier's first Embedding (same vocabulary,
+    same width: checked by `prepare`); `freeze` stops it from training."""
+    import torch
+
+    emb = next(m for m in model.body.layers if isinstance(m, torch.nn.Embedding))
+    table = D.embedding_table(name)
+    with torch.no_grad():
+        emb.weight.copy_(table)
+    emb.weight.requires_grad_(not freeze)
 
 
 def _lm_tokens(ds, tokenizer, max_length: int):

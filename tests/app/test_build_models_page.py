@@ -140,3 +140,24 @@ def test_the_dataloader_settings_are_timed_on_demand(open_page):
     assert set(table["batch size"]) == {8, 64, 128}  # 8, the run's 64, 128
     assert (table["batches"] == [-(-135 // b) for b in table["batch size"]]).all()  # iris: 135 training rows
     assert any("Measured: the time to iterate one epoch" in c.value for c in at.caption)
+
+
+def test_minilm_embeddings_and_a_validation_split_are_form_options(open_page):
+    """Picking MiniLM's embeddings switches the tokenizer to BERT's WordPiece and the Embedding to 384 wide;
+    the validation share moves training rows out of training, the test split is unchanged."""
+    at = open_page("pages/build_models.py")
+    at.segmented_control(key="bn_kind").set_value("rnn").run()
+    head = next(m.value for m in at.markdown if "Layer table" in m.value)
+    assert "validation rows" not in head
+    held = head.split(" held out")[0].split(", ")[-1]
+    assert at.checkbox(key="bn_rnn_freeze").disabled
+    at.selectbox(key="bn_rnn_pretrained").set_value("minilm-l6").run()
+    at.checkbox(key="bn_rnn_freeze").check().run()
+    at.number_input(key="bn_rnn_validation").set_value(0.15).run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    table = next(d.value for d in at.dataframe if "parameters" in d.value.columns)
+    emb = table.iloc[0]
+    assert emb["type"] == "Embedding" and emb["parameters"] == f"{30522 * 384:,}"
+    assert "embedding_dim=384" in emb["settings"]
+    head = next(m.value for m in at.markdown if "Layer table" in m.value)
+    assert "validation rows (choose the epoch)" in head and f"{held} held out" in head, head
