@@ -53,6 +53,11 @@ def metrics(rec) -> None:
         if rec.plan.get("packing"):
             st.caption(f"Text packed into blocks of {rec.plan.get('block_size')} tokens: {rec.plan.get('train_rows', 0):,} "
                        f"training and {rec.plan.get('eval_rows', 0):,} evaluation blocks.")
+        elif rec.plan.get("packing") is False:
+            st.caption(f"Padding: one row per example, cut to {rec.plan.get('block_size')} tokens and padded per batch "
+                       f"({rec.plan.get('train_rows', 0):,} training and {rec.plan.get('eval_rows', 0):,} evaluation "
+                       "rows); perplexity = exp(eval loss), which averages each batch's per-token loss, so it is close "
+                       "to, not exactly, the per-token perplexity.")
         return
     for col, k, name in zip(m, ("rouge1", "rouge2", "rougeL"), ("ROUGE-1", "ROUGE-2", "ROUGE-L"), strict=False):
         v, base = fm.get(k), fm.get(f"lead_{k}")

@@ -29,6 +29,7 @@ TASK_LABELS = {"text-classification": "Text classification", "token-classificati
                "question-answering": "Extractive question answering", "causal-lm": "Causal language modelling",
                "seq2seq": "Sequence to sequence (summarise, translate)"}
 assert set(TASK_LABELS) == set(TASKS) - {"scratch"}
+PACKING = {"blocks (packing)": True, "one padded row each (padding)": False}  # the causal-lm choice
 GENERATIVE = ("causal-lm", "seq2seq")  # the packaged encoder can't generate: a decoder comes from elsewhere
 
 
@@ -91,6 +92,13 @@ def launch_form(dataset_refs, runs) -> TrainingConfig:
                 st.selectbox(f"{role.capitalize()} column", columns, index=_index(columns, _guess(columns, role)),
                              key=f"ft_col_{task}_{role}", help=what)
                 slots[f"columns.{role}"] = st.empty()
+        if task == "causal-lm":
+            st.radio("Rows become", list(PACKING), key="ft_packing", horizontal=True,
+                     help="Packing joins the rows (an end-of-text token after each) and cuts the stream into blocks "
+                          "of max length: no padding, but a block may span two rows. Padding keeps one row per "
+                          "example, cut to max length and padded to its batch's longest; the example below shows "
+                          "which one.")
+            slots["packing"] = st.empty()
     else:
         c1, c2, c3 = st.columns(3)
         c1.selectbox("Text column", columns, index=_index(columns, "text"), key="ft_text")
@@ -214,6 +222,7 @@ def config_from_state(state, runs) -> TrainingConfig:
     return TrainingConfig(
         task=task, columns={r: str(state.get(f"ft_col_{task}_{r}") or "") for r in roles},
         max_target_length=int(get("ft_maxtarget", d.max_target_length)),
+        packing=PACKING.get(state.get("ft_packing"), True) if task == "causal-lm" else True,
         report_to="tensorboard" if state.get("ft_tensorboard") else "none",
         model=model, dataset=dataset, dataset_version=state.get(f"ft_version_{dataset}"),
         text_column=get("ft_text", d.text_column), text_pair_column=state.get("ft_pair"),

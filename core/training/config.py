@@ -55,6 +55,8 @@ class TrainingConfig:
     columns: dict = field(default_factory=dict)
     # tokens per generated target (seq2seq); longer targets are truncated
     max_target_length: int = 64
+    # causal LM: pack rows into blocks of max_length (True), or pad one row per example, cut to max_length (False)
+    packing: bool = True
     # held out for evaluation when the dataset has no "test"/"validation" split
     eval_fraction: float = 0.1
     # use only the first N training / evaluation rows (None = all): the dry-run size
@@ -139,6 +141,12 @@ class TrainingConfig:
             _real(self, name, low, high)
         if not isinstance(self.group_by_length, bool):
             raise ConfigError("group_by_length", f"must be True or False, got {self.group_by_length!r}")
+        if not isinstance(self.packing, bool):
+            raise ConfigError("packing", f"must be True (pack rows into blocks) or False (pad each row), got "
+                              f"{self.packing!r}")
+        if not self.packing and self.task != "causal-lm":
+            raise ConfigError("packing", f"padding instead of packing is a causal-lm choice; a {self.task} run "
+                              "reads one example per row already")
         # across fields
         if not (0 < self.learning_rate <= 1):
             raise ConfigError("learning_rate", f"must be in (0, 1], got {self.learning_rate!r}")

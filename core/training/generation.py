@@ -37,8 +37,10 @@ IGNORED = -100  # the label the loss skips (padding, and the first token of a ca
 # exactly max_length tokens, so no step computes on padding (short rows like reviews would be mostly padding), every
 # token is predicted with up to max_length tokens of context, and, all blocks being equal, the Trainer's eval_loss
 # (a mean of per-batch means weighted by rows) is exactly the mean loss per predicted token: exp(eval_loss) is the
-# true per-token perplexity. The price: a block may start mid-row and span two rows. Padding (one row per example,
-# truncated) keeps rows apart; TrainingConfig has no field for it yet, so a config may carry `packing = False`.
+# true per-token perplexity. The price: a block may start mid-row and span two rows. Padding
+# (`TrainingConfig.packing = False`: one row per example, an end-of-text token after it, cut to max_length, padded per
+# batch) keeps rows apart; the Trainer's eval_loss then averages each batch's per-token mean (weighted by rows), so
+# exp(eval_loss) is close to, not exactly, the per-token perplexity.
 PACKING = True
 GROUP_ROWS = 1000  # rows per datasets.map batch when packing: the tokens left over after each 1000 rows are dropped
 
@@ -166,16 +168,17 @@ def group_texts(batch: dict, block_size: int) -> dict:
 
 
 def lm_dataset(ds, column: str, tokenizer, max_length: int, packing: bool):
-    """Rows of text -> packed blocks of max_length (packing) or one truncated row per example, with `length`."""
+    """Rows of text -> packed blocks of max_length (packing) or one row per example cut to max_length (padding),
+    with `length`. Blank rows are skipped either way."""
     end = end_token(tokenizer)
 
     def encode(batch):
-        texts = [t for t in batch[column] if t.strip()] if packing else batch[column]
-        if packing:  # the whole row, an end-of-text token after it: the model sees where a row ends
-            ids = tokenizer(texts, add_special_tokens=True)["input_ids"]
-            ids = [x if x and x[-1] == end or end is None else x + [end] for x in ids]
-        else:
-            ids = tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]
+        texts = [t for t in batch[column] if t.strip()]
+        # the whole row, an end-of-text token after it: the model sees where a row ends
+        ids = tokenizer(texts, add_special_tokens=True)["input_ids"]
+        ids = [x if x and x[-1] == end or end is None else x + [end] for x in ids]
+        if not packing:  # a row longer than max_length is cut (and so has no end-of-text token)
+            ids = [x[:max_length] for x in ids]
         return {"input_ids": ids, "attention_mask": [[1] * len(x) for x in ids]}
 
     out = ds.map(encode, batched=True, remove_columns=ds.column_names, keep_in_memory=True)
@@ -183,6 +186,23 @@ def lm_dataset(ds, column: str, tokenizer, max_length: int, packing: bool):
         return out.map(group_texts, batched=True, batch_size=GROUP_ROWS, fn_kwargs={"block_size": max_length},
                        keep_in_memory=True)
     return out.map(lambda b: {"length": [len(x) for x in b["input_ids"]]}, batched=True, keep_in_memory=True)
+
+
+class PadCollator:
+    """Padding for causal LM rows: pad to the batch's longest, labels = input_ids with padding as -100.
+
+    Unlike DataCollatorForLanguageModeling(mlm=False), which ignores every label equal to the padding id, it
+    masks by position: a GPT-2-style tokenizer pads with its end-of-text token, and each row's real end-of-text
+    token would otherwise drop out of the loss."""
+
+    def __init__(self, tokenizer):
+        self.tokenizer = tokenizer
+
+    def __call__(self, features: list[dict]) -> dict:
+        rows = [{k: f[k] for k in ("input_ids", "attention_mask")} for f in features]
+        batch = self.tokenizer.pad(rows, return_tensors="pt")
+        batch["labels"] = batch["input_ids"].masked_fill(batch["attention_mask"] == 0, IGNORED)
+        return dict(batch)
 
 
 def seq2seq_dataset(ds, config: TrainingConfig, tokenizer):
@@ -213,10 +233,12 @@ def prepare(config: TrainingConfig, settings: Settings, model_path: str) -> Prep
         packing = bool(getattr(config, "packing", PACKING))
         tr, te = (lm_dataset(d, col, tok, config.max_length, packing) for d in (train, ev))
         for name, d, rows in (("training", tr, train), ("evaluation", te, ev)):
+            if len(d) == 0 and not packing:
+                raise ConfigError("columns.text", f"every row of the {name} split ({len(rows)}) is blank")
             if len(d) == 0:
                 raise ConfigError("max_length", f"the {name} rows ({len(rows)}) hold fewer tokens than one block of "
-                                  f"{config.max_length}: lower max_length or use more rows")
-        baseline = {"unigram_perplexity": unigram_perplexity(tr["labels"], te["labels"], len(tok))} if packing else {}
+                                  f"{config.max_length}: lower max_length, use more rows, or pad instead of packing")
+        baseline = {"unigram_perplexity": unigram_perplexity(tr["input_ids"], te["input_ids"], len(tok))}
         return Prepared("causal-lm", tr, te, tok, packing, baseline)
     src, tgt = config.columns["source"], config.columns["target"]
     for d, split in ((train, "train"), (ev, eval_name)):
@@ -232,7 +254,7 @@ def prepare(config: TrainingConfig, settings: Settings, model_path: str) -> Prep
 def setup(config: TrainingConfig, model_path: str, prepared: Prepared, out: Path) -> TaskSetup:
     tok = prepared.tokenizer
     if prepared.task == "causal-lm":
-        from transformers import AutoModelForCausalLM, DataCollatorForLanguageModeling, default_data_collator
+        from transformers import AutoModelForCausalLM, default_data_collator
 
         model = AutoModelForCausalLM.from_pretrained(model_path)
         if model.config.pad_token_id is None:
@@ -246,7 +268,7 @@ def setup(config: TrainingConfig, model_path: str, prepared: Prepared, out: Path
         # packed blocks are all max_length long and carry their labels: nothing to pad (run_clm.py's collator).
         # DataCollatorForLanguageModeling would also set every pad-id token's label to -100, and GPT-2-style
         # tokenizers pad with their end-of-text token: every row boundary would drop out of the loss.
-        collator = default_data_collator if prepared.packing else DataCollatorForLanguageModeling(tok, mlm=False)
+        collator = default_data_collator if prepared.packing else PadCollator(tok)
         before = eval_perplexity(model, prepared.eval, collator, config.batch_size * 2)
         return TaskSetup(model, prepared.train, prepared.eval, collator, None, processing_class=tok,
                          info={"packing": prepared.packing, "block_size": config.max_length},

@@ -64,6 +64,34 @@ compute_metrics = None
 ArgsClass, extra = TrainingArguments, {{}}
 '''
 
+CAUSAL_PADDED = '''\
+TEXT, MAX_LENGTH = {text!r}, {max_length}
+END = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else tokenizer.sep_token_id
+
+
+def tokenize(batch):
+    """Padding, not packing: one row per example, an end-of-text token after it, cut to MAX_LENGTH tokens."""
+    ids = tokenizer([t for t in batch[TEXT] if t.strip()])["input_ids"]
+    ids = [(x if x and x[-1] == END else x + [END])[:MAX_LENGTH] for x in ids]
+    return {{"input_ids": ids, "attention_mask": [[1] * len(x) for x in ids]}}
+
+
+def collator(rows):
+    """Pad to the batch's longest row; padding positions are masked and their labels -100 (by position, so a
+    tokenizer that pads with its end-of-text token keeps each row's real end in the loss)."""
+    batch = tokenizer.pad([{{k: r[k] for k in ("input_ids", "attention_mask")}} for r in rows], return_tensors="pt")
+    batch["labels"] = batch["input_ids"].masked_fill(batch["attention_mask"] == 0, -100)
+    return dict(batch)
+
+
+train, evaluation = (d.map(tokenize, batched=True, remove_columns=d.column_names) for d in (train, evaluation))
+model = AutoModelForCausalLM.from_pretrained(MODEL)
+if model.loss_type is None:  # GPT2LMHeadModel: so the Trainer averages the loss over the T - 1 predicted tokens
+    model.loss_type = "ForCausalLM"
+compute_metrics = None
+ArgsClass, extra = TrainingArguments, {{}}
+'''
+
 SEQ2SEQ = '''\
 SOURCE, TARGET = {source!r}, {target!r}
 
@@ -146,7 +174,8 @@ def export_script(config: TrainingConfig, settings: Settings, run_id: str = "new
                        seed=config.seed, eval_fraction=config.eval_fraction, limits=limits)
     if not causal:
         head = head.replace("import math\n", "import numpy as np\nfrom rouge_score import rouge_scorer\n")
-    body = (CAUSAL.format(text=config.columns.get("text"), max_length=config.max_length) if causal else
+    template = CAUSAL if getattr(config, "packing", True) else CAUSAL_PADDED
+    body = (template.format(text=config.columns.get("text"), max_length=config.max_length) if causal else
             SEQ2SEQ.format(source=config.columns.get("source"), target=config.columns.get("target"),
                            max_length=config.max_length, max_target_length=config.max_target_length))
     torch_schedule = config.scheduler in _TORCH_SCHEDULE

@@ -67,19 +67,25 @@ def _pair(rows: list[dict], key: str) -> int:
 
 
 def _padded_lm_example(config, train, tok, col) -> MappedExample:
-    from transformers import DataCollatorForLanguageModeling
-
     rows = train.select(range(min(BATCH_ROWS, len(train))))
-    G.check_texts(rows[col], "text", "train")
+    G.check_texts(rows[col], "text", "train", allow_empty=True)
     ds = G.lm_dataset(rows, col, tok, config.max_length, False)
+    if not len(ds):
+        raise ConfigError("columns.text", f"the first {len(rows)} rows of the training split are blank")
     feats = [{k: ds[i][k] for k in ("input_ids", "attention_mask")} for i in range(len(ds))]
-    batch = DataCollatorForLanguageModeling(tok, mlm=False)(feats)
+    batch = G.PadCollator(tok)(feats)
     r = _pair(feats, "input_ids")
     ids, labels, mask = (batch[k][r].tolist() for k in ("input_ids", "labels", "attention_mask"))
-    table = [{"position": i, "input token": t, "label": lab, "attention mask": m}
-             for i, (t, lab, m) in enumerate(zip(_shown(tok, ids), _shown(tok, labels), mask, strict=True))]
-    return MappedExample(table, [f"Padding: one row per example, truncated to {config.max_length} tokens and "
-                                 "padded to the longest in its batch; padding is masked and its labels ignored."])
+    table = [{"position": i, "input token": t, "label": lab, "predicts (next token)": nxt, "attention mask": m}
+             for i, (t, lab, nxt, m) in enumerate(zip(_shown(tok, ids), _shown(tok, labels),
+                                                      _shown(tok, labels[1:]) + ["—"], mask, strict=True))]
+    longest = max(len(f["input_ids"]) for f in feats)
+    return MappedExample(table[:MAX_TABLE_ROWS], [
+        f"Padding: one row per example, an end-of-text token ({tok.convert_ids_to_tokens(G.end_token(tok))}) after "
+        f"it, cut to max_length {config.max_length} tokens and padded to the longest row of its batch ({longest} "
+        f"here; row {r} of a batch of {len(feats)} is shown): rows never share a block.",
+        "Padding positions have attention mask 0 and label -100 (ignored by the loss); the model shifts the labels "
+        "inside its loss, so position i is trained to predict the token at i + 1 (the last column)."])
 
 
 def _seq2seq_example(config, train, tok, mcfg) -> MappedExample:

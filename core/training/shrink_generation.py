@@ -62,11 +62,13 @@ def _causal(run, config, settings, max_rows, latency_rows, batch_size) -> Bench:
     import math
 
     import numpy as np
-    from transformers import DataCollatorForLanguageModeling, default_data_collator
+    from transformers import default_data_collator
+
+    from core.training.generation import PadCollator
 
     prepared = _prepared(run, config, settings)
     tok = prepared.tokenizer
-    collate = default_data_collator if prepared.packing else DataCollatorForLanguageModeling(tok, mlm=False)
+    collate = default_data_collator if prepared.packing else PadCollator(tok)  # as the run collated
     ev = prepared.eval.select(range(min(max_rows, len(prepared.eval))))
     feats = [{k: ev[i][k] for k in ("input_ids", "attention_mask", *(("labels",) if prepared.packing else ()))}
              for i in range(len(ev))]

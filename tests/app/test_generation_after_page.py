@@ -96,3 +96,27 @@ def test_shrink_panel_says_why_a_seq2seq_run_has_no_onnx(tmp_path):
     table = next(d.value for d in at.dataframe if "ROUGE-L" in d.value.columns and "model" in d.value.columns)
     assert list(table["model"]) == ["fp32", "int8 (dynamic)", "ONNX (onnxruntime)"]
     assert "not offered for sequence-to-sequence" in table.set_index("model").loc["ONNX (onnxruntime)", "note"]
+
+
+def test_form_offers_packing_or_padding_and_maps_the_chosen_one(open_page, tmp_path):
+    from components.training_form import CUSTOM, PACKING, config_from_state
+    from core.settings import get_settings
+
+    text_dataset(get_settings(), "tiny-gen-text")
+    gpt = tiny_gpt2(tmp_path / "gpt")
+    at = open_page("pages/fine_tuning.py")
+    at.selectbox(key="ft_task").set_value("causal-lm").run()
+    at.selectbox(key="ft_model_causal-lm").set_value(CUSTOM).run()
+    at.text_input(key="ft_model_custom").set_value(str(gpt))
+    at.selectbox(key="ft_dataset").set_value("tiny-gen-text").run()
+    at.selectbox(key="ft_col_causal-lm_text").set_value("text")
+    at.number_input(key="ft_maxlen").set_value(16).run()
+    assert at.radio(key="ft_packing").value == "blocks (packing)"
+    assert any(c.value.startswith("Packing:") for c in at.caption)
+    at.radio(key="ft_packing").set_value("one padded row each (padding)").run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert any(c.value.startswith("Padding:") for c in at.caption)
+    table = next(t.value for t in at.dataframe if "input token" in getattr(t.value, "columns", []))
+    assert table["input token"].iloc[0] == "[CLS]" and len(table) < 16  # one row, padded to its batch's longest
+    assert config_from_state(at.session_state, []).packing is False
+    assert PACKING[at.radio(key="ft_packing").value] is False

@@ -28,6 +28,8 @@ def legitimate(field: str, value) -> bool:
         return isinstance(value, str) and value not in ("text",)  # 'text' collides with the text column
     if field == "group_by_length":
         return isinstance(value, bool)
+    if field == "packing":  # False (padding) is a causal-lm choice: the default task refuses it
+        return value is True
     if value == 0 and type(value) is int:  # 0 is a real setting of these (and of nothing else)
         return field in {"weight_decay", "warmup", "seed", "early_stopping_patience"}
     return False  # numbers and choices: no other HOSTILE value is a valid one

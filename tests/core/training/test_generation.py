@@ -259,5 +259,5 @@ def test_mapped_causal_example(models, settings):
     assert len(ex.table) == 16 and ex.table[0]["input token"] == "[CLS]"
     assert [r["predicts (next token)"] for r in ex.table[:-1]] == [r["input token"] for r in ex.table[1:]]
     assert any("Packing" in n for n in ex.notes)
-    padded = T.mapped_example(SimpleNamespace(**vars(causal(models)), packing=False), settings, str(models.gpt))
+    padded = T.mapped_example(causal(models, packing=False), settings, str(models.gpt))
     assert any(r["label"] == "ignored (-100)" and r["attention mask"] == 0 for r in padded.table)

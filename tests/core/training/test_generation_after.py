@@ -256,3 +256,75 @@ def test_shrink_refuses_a_run_without_a_model(models, settings):
     rec = SimpleNamespace(id="x1", config=causal(models).__dict__, model_dir=None, status="failed", plan={})
     with pytest.raises(ValueError, match="run x1 has no saved model"):
         quantize(rec, settings)
+
+
+# --- causal LM: packing or padding -------------------------------------------------------------------------------
+
+def test_padding_rows_and_collator_by_hand(models):
+    import datasets
+    from transformers import AutoTokenizer
+
+    from core.training import generation as G
+
+    tok = AutoTokenizer.from_pretrained(str(models.gpt))
+    rows = ["the cat sat", "   ", "a dog ran in the park today", "hello"]
+    ds = G.lm_dataset(datasets.Dataset.from_dict({"t": rows}), "t", tok, 5, packing=False)
+    full = [tok(r)["input_ids"] for r in rows if r.strip()]  # [CLS] … [SEP]: the end token is already there
+    assert ds["input_ids"] == [x[:5] for x in full]  # the blank row skipped, the long one cut to 5
+    assert ds["length"] == [5, 5, 3]
+    batch = G.PadCollator(tok)([ds[i] for i in range(3)])
+    assert batch["input_ids"].tolist()[2] == full[2] + [tok.pad_token_id] * 2
+    assert batch["labels"].tolist()[2] == full[2] + [-100, -100]
+    assert batch["attention_mask"].tolist()[2] == [1, 1, 1, 0, 0]
+    # by position, not by id: a tokenizer that pads with its end token keeps each row's real end in the loss
+    tok.pad_token = tok.sep_token
+    batch = G.PadCollator(tok)([ds[2], ds[0]])
+    assert batch["labels"].tolist()[0] == full[2] + [-100, -100] and full[2][-1] == tok.sep_token_id
+
+
+def test_packing_false_is_a_causal_lm_choice():
+    with pytest.raises(ConfigError) as e:
+        TrainingConfig(task="seq2seq", columns={"source": "a", "target": "b"}, packing=False).validate()
+    assert e.value.field == "packing" and "causal-lm choice" in e.value.message
+    for bad in ("no", 0, None):
+        with pytest.raises(ConfigError) as e:
+            TrainingConfig(task="causal-lm", columns={"text": "a"}, packing=bad).validate()
+        assert e.value.field == "packing"
+    TrainingConfig(task="causal-lm", columns={"text": "a"}, packing=False).validate()
+
+
+def test_a_padded_run_trains_scores_and_exports(models, settings, tmp_path, capsys):
+    import torch
+
+    from core.training import generation as G
+    from core.training.generation_export import export_script
+    from core.training.shrink import ShrinkOptions, quantize
+
+    config = causal(models, columns={"text": "text"}, packing=False, max_length=6, max_steps=4)
+    rec = _run(settings, config)
+    assert rec.plan["packing"] is False
+    fm = rec.final_metrics
+    assert fm["perplexity"] == pytest.approx(math.exp(fm["loss"])) and fm["unigram_perplexity"] > 1
+    p = G.prepare(config, settings, rec.model_dir)
+    _, ev, _ = G.load_rows(config, settings)
+    assert len(p.eval) == len(ev) and rec.plan["eval_rows"] == len(ev)  # one example per row
+    # the shrink table's fp32 perplexity: exp(mean loss per predicted, unpadded token), by hand
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(rec.model_dir).eval()
+    nll, n = 0.0, 0
+    with torch.no_grad():
+        for row in p.eval["input_ids"]:
+            ids = torch.tensor([row])
+            logits = model(input_ids=ids).logits
+            nll += float(torch.nn.functional.cross_entropy(logits[0, :-1], ids[0, 1:], reduction="sum"))
+            n += len(row) - 1
+    r = quantize(rec, settings, ShrinkOptions(latency_rows=2, repeats=1, batch_size=2, onnx=False))
+    assert r.unit == "row" and r.variants[0].metrics["perplexity"] == pytest.approx(math.exp(nll / n), rel=1e-5)
+    # the mapped example says padding; the export script pads the same way and runs
+    ex = T.mapped_example(config, settings, str(models.gpt))
+    assert any(note.startswith("Padding:") for note in ex.notes)
+    script = export_script(config, settings, rec.id, rec.plan.get("eval_steps"), output=str(tmp_path / "out"))
+    assert "def collator(rows)" in script and "group_texts" not in script
+    exec(compile(script, "export", "exec"), {"__name__": "export"})  # noqa: S102 - running the exported script is the test
+    assert "perplexity" in capsys.readouterr().out
