@@ -88,25 +88,14 @@ def _time_hooks(cls) -> dict[str, float]:
 
 
 def child_engine(workspace: Path, steps: int, every: int) -> dict:
-    from bench.bench_training import poll
+    from bench.bench_training import managed
     from core.settings import Settings
-    from core.training import JobManager
     from core.training.callbacks import StoreCallback
     from core.training.jobs import ThreadRunner
 
     spent = _time_hooks(StoreCallback)
     clock = PhaseClock()
-    jobs = JobManager(settings=Settings(workspace=workspace), runner=ThreadRunner(lambda run_id: [clock]))
-    stop, lat = threading.Event(), []
-    run_id = jobs.submit(_config(steps, every))
-    poller = threading.Thread(target=poll, args=(jobs.store, run_id, 1.0, stop, lat), daemon=True)
-    poller.start()
-    status = jobs.wait(run_id, 7200)
-    stop.set()
-    poller.join()
-    if status != "completed":
-        raise RuntimeError(f"engine run {status}: {jobs.store.get(run_id).message}")
-    jobs.shutdown()
+    managed(Settings(workspace=workspace), _config(steps, every), 1.0, runner=ThreadRunner(lambda run_id: [clock]))
     return clock.summary() | {"store_callback": spent}
 
 

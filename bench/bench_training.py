@@ -36,8 +36,9 @@ def poll(store, run_id: str, interval: float, stop: threading.Event, latencies: 
         time.sleep(interval)
 
 
-def managed(settings: Settings, config: TrainingConfig, poll_s: float) -> tuple[float, list[float], dict]:
-    jobs = JobManager(settings=settings)
+def managed(settings: Settings, config: TrainingConfig, poll_s: float, runner=None) -> tuple[float, list[float], dict]:
+    """One run through a JobManager with a poller reading the store every `poll_s` (as the page does)."""
+    jobs = JobManager(settings=settings, runner=runner)
     stop, lat = threading.Event(), []
     run_id = jobs.submit(config)
     t = threading.Thread(target=poll, args=(jobs.store, run_id, poll_s, stop, lat), daemon=True)
