@@ -120,3 +120,26 @@ def test_form_offers_packing_or_padding_and_maps_the_chosen_one(open_page, tmp_p
     assert table["input token"].iloc[0] == "[CLS]" and len(table) < 16  # one row, padded to its batch's longest
     assert config_from_state(at.session_state, []).packing is False
     assert PACKING[at.radio(key="ft_packing").value] is False
+
+
+def test_estimate_first_probes_a_causal_lm(open_page, tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    from components.training_form import CUSTOM
+    from core.settings import get_settings
+
+    text_dataset(get_settings(), "tiny-gen-text")
+    gpt = tiny_gpt2(tmp_path / "gpt")
+    at = open_page("pages/fine_tuning.py")
+    at.selectbox(key="ft_task").set_value("causal-lm").run()
+    at.selectbox(key="ft_model_causal-lm").set_value(CUSTOM).run()
+    at.text_input(key="ft_model_custom").set_value(str(gpt))
+    at.selectbox(key="ft_dataset").set_value("tiny-gen-text").run()
+    at.selectbox(key="ft_col_causal-lm_text").set_value("text")
+    at.number_input(key="ft_maxlen").set_value(16).run()
+    at.button(key="ft_estimate").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    metrics = {m.label: m.value for m in at.metric}
+    n = sum(p.numel() for p in AutoModelForCausalLM.from_pretrained(str(gpt)).parameters())
+    assert metrics["Parameters"] == f"{n / 1e6:.1f} M"
+    assert float(metrics["Seconds / step"]) > 0
