@@ -22,8 +22,9 @@ if TYPE_CHECKING:
 
 BLOCK_BYTES = 1024 * 1024  # Arrow parses blocks of this size; a row longer than one goes the slow way
 JSON_BLOCK_BYTES = 4 * 1024 * 1024
-READ_AHEAD = 4  # batches Arrow's reader may parse ahead of the one being typed and written
-SCAN_BYTES = 4 * 1024 * 1024  # raw bytes per step of the vectorised scans: their arrays are a few times this
+READ_AHEAD = 2  # batches Arrow's reader may parse ahead of the one being typed and written
+SCAN_BYTES = 1024 * 1024  # raw bytes per step of the quote scan (its arrays are a few times this): small, as it
+# runs beside Arrow's reader and its buffers add to the load's peak memory
 ASCII_SAFE = {"utf-8", "utf-8-sig", "iso8859-1"}  # codecs where '"', delimiters and newlines are single ASCII bytes
 # what Python's str.strip() removes: a 1-column row of only these is a blank line to the Python reader
 PY_SPACE = r"^[\t\n\x0b\x0c\r\x1c-\x1f \x{85}\x{a0}\x{1680}\x{2000}-\x{200a}\x{2028}\x{2029}\x{202f}\x{205f}\x{3000}]*$"
@@ -316,11 +317,11 @@ def _shallow(path: Path, cap: int) -> bool:
 
     rest = b""
     with path.open("rb") as f:
-        while block := f.read(SCAN_BYTES):
+        while block := f.read(JSON_BLOCK_BYTES):
             cut = block.rfind(b"\n") + 1
             chunk, rest = rest + block[:cut], block[cut:] if cut else rest + block
             if not cut:
-                if len(rest) > SCAN_BYTES:
+                if len(rest) > JSON_BLOCK_BYTES:
                     return False  # one long line: the Python reader's row cap decides
                 continue
             if chunk.count(b"{") + chunk.count(b"[") <= cap:
