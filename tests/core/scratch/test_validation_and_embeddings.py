@@ -149,3 +149,32 @@ def test_minilm_embeddings_need_its_vocabulary_and_width(settings):
         with pytest.raises(ConfigError) as e:
             check(config("rnn", "tiny-reviews", architecture={**minilm_rnn(False), **bad}), settings)
         assert e.value.field == f"architecture.{field}"
+
+
+@pytest.mark.parametrize("patience", [0, 2])
+def test_the_job_engine_reports_the_test_split_for_a_run_with_a_validation_split(settings, patience):
+    """Through core.training.runner (as the page's Start queues it): the curve's eval points read the
+    validation rows, the final figure is the test split's, with or without early stopping."""
+    from dataclasses import asdict
+
+    from core.scratch.models import ScratchClassifier
+    from core.training import RunStore
+    from core.training.runner import run_training
+
+    arch = {**default_architecture("rnn"), "validation_fraction": 0.25}
+    cfg = config("rnn", "tiny-reviews", architecture=arch, seed=0, max_steps=8, eval_steps=2, batch_size=8,
+                 learning_rate=3e-3, early_stopping_patience=patience)
+    store = RunStore(settings.runs_db)
+    run_id = store.create("validation", asdict(cfg))
+    assert run_training(run_id, store, settings, lambda: False) == "completed"
+    rec = store.get(run_id)
+    task = setup(cfg, settings, "unused")
+    model = ScratchClassifier.from_pretrained(rec.model_dir).eval()
+    batch = task.data_collator([task.eval_dataset[i] for i in range(len(task.eval_dataset))])
+    with torch.no_grad():
+        test_loss = model(**batch).loss.item()
+    assert rec.final_metrics["loss"] == pytest.approx(test_loss, abs=1e-4)
+    val = task.trainer_class.validation_dataset
+    batch = task.data_collator([val[i] for i in range(len(val))])
+    with torch.no_grad():
+        assert model(**batch).loss.item() != pytest.approx(test_loss, abs=1e-4)
