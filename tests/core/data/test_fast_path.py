@@ -251,3 +251,15 @@ def test_chosen_options_fast_equals_python(options, tmp_path, python_only):
     src.write_bytes(b"\xef\xbb\xbfa;b\n1;caf\xc3\xa9\n2;\"x;y\"\n")
     fast, slow = _both(src, tmp_path, python_only, **options)
     _same(fast, slow)
+
+
+def test_the_arrow_file_is_written_in_few_large_batches(tmp_path, python_only, monkeypatch):
+    # each batch's header, read when the file is memory-mapped, maps ~64 KB into the process: few batches
+    monkeypatch.setattr(fastpath, "BLOCK_BYTES", 64 * 1024)
+    monkeypatch.setattr(fastpath, "WRITE_BYTES", 512 * 1024)
+    src = tmp_path / "big.csv"
+    src.write_bytes(GENERATED["many_batches.csv"])
+    fast, slow = _both(src, tmp_path, python_only)
+    _same(fast, slow)
+    size = fast.dataset.data.nbytes
+    assert fast.reader == "arrow" and len(fast.dataset.data.to_batches()) <= size // (512 * 1024) + 1 < size // (64 * 1024)
