@@ -20,9 +20,15 @@ from core.data.limits import NAME_CHARS, Limits, Tally, arrow_depth, arrow_leave
 if TYPE_CHECKING:
     import pyarrow as pa
 
-BLOCK_BYTES = 1024 * 1024  # Arrow parses blocks of this size; a row longer than one goes the slow way
+# Arrow parses blocks of this size; a row longer than one goes the slow way (the Python reader). Its reader
+# buffers ~60 blocks ahead (66 MB at 1 MB), and smaller blocks pipeline better with the typing thread:
+# 61 MB load 0.65 s at 256 KB vs 0.83 s at 1 MB (pandas 0.42 s); 1 GB peak RSS 0.228 vs 0.255 of the file
+BLOCK_BYTES = 256 * 1024
 JSON_BLOCK_BYTES = 4 * 1024 * 1024
-WRITE_BYTES = 4 * 1024 * 1024  # batches of the Arrow file written (see `_Coalescing`)
+# Arrow's blocks are typed and written in batches of about this: fewer kernel calls, and fewer batch headers in the
+# Arrow file (opening it memory-mapped reads every header, and the kernel maps ~64 KB around each into the
+# process: a 1 GB load in 1 MB batches peaked at 276 MB RSS, 241 MB before it opened its file; in 4 MB, 241 MB)
+WRITE_BYTES = 4 * 1024 * 1024
 READ_AHEAD = 2  # batches Arrow's reader may parse ahead of the one being typed and written
 SCAN_BYTES = 1024 * 1024  # raw bytes per step of the quote scan (its arrays are a few times this): small, as it
 # runs beside Arrow's reader and its buffers add to the load's peak memory
@@ -174,8 +180,26 @@ def _stream_csv(path: Path, out: Path, enc: str, delim: str, names: list[str], h
     convert = pcsv.ConvertOptions(column_types={n: pa.string() for n in names}, strings_can_be_null=False,
                                   quoted_strings_can_be_null=False)
     strings = pa.schema([(n, pa.string()) for n in names])
-    schema, writer, blank = None if speculate else strings, None, set()
-    tally, rows, skip = Tally(limits, path.name), 0, 1 if header else 0
+    state: dict[str, Any] = {"schema": None if speculate else strings, "writer": None, "blank": set()}
+    tally, rows, skip, held, held_bytes = Tally(limits, path.name), 0, 1 if header else 0, [], 0
+
+    def put(parts: list) -> str | None:
+        """Type Arrow's batches as one (~`WRITE_BYTES`) and write it; "retry" when a type changed."""
+        batch = parts[0] if len(parts) == 1 else pa.Table.from_batches(parts).combine_chunks().to_batches()[0]
+        typer.see(batch)
+        schema, blank = state["schema"], state["blank"]
+        if schema is None:  # the first batch: its types are the guess for the whole file
+            types, state["blank"] = typer.types(), set(typer.blank)
+            schema = state["schema"] = pa.schema([(n, types.get(n, pa.string())) for n in names
+                                                  if n not in state["blank"]])
+        elif speculate and (typer.types() != {n: t for n, t in zip(schema.names, schema.types, strict=True)
+                                              if not pa.types.is_string(t)} or typer.blank != blank):
+            return "retry"
+        if state["writer"] is None:
+            state["writer"] = pa.ipc.new_stream(sink, schema)
+        state["writer"].write_batch(typer.typed(batch, schema) if speculate else batch.cast(strings))
+        return None
+
     try:
         with pa.OSFile(str(path), "rb") as src, pa.OSFile(str(out), "wb") as sink, \
                 closing(_ahead(pcsv.open_csv(src, read_options=read, parse_options=parse,
@@ -203,20 +227,17 @@ def _stream_csv(path: Path, out: Path, enc: str, delim: str, names: list[str], h
                 tally.bytes += batch.nbytes
                 if tally.bytes > 0.9 * limits.dataset_bytes:
                     return None  # near the cap the Python reader decides, naming the line
-                typer.see(batch)
-                if schema is None:  # the first batch: its types are the guess for the whole file
-                    types, blank = typer.types(), set(typer.blank)
-                    schema = pa.schema([(n, types.get(n, pa.string())) for n in names if n not in blank])
-                elif speculate and (typer.types() != {n: t for n, t in zip(schema.names, schema.types, strict=True)
-                                                      if not pa.types.is_string(t)} or typer.blank != blank):
-                    return "retry"
-                if writer is None:
-                    writer = _Coalescing(pa.ipc.new_stream(sink, schema))
-                writer.write(typer.typed(batch, schema) if speculate else batch.cast(strings))
+                held.append(batch)
                 if progress:
                     progress(min(size, src.tell()), size, rows)  # Arrow reads ahead of the batches: an estimate
-            if writer is not None:
-                writer.close()
+                if (held_bytes := held_bytes + batch.nbytes) >= WRITE_BYTES:
+                    if put(held) == "retry":
+                        return "retry"
+                    held, held_bytes = [], 0
+            if held and put(held) == "retry":
+                return "retry"
+            if state["writer"] is not None:
+                state["writer"].close()
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, UnicodeError):
         return None
     if progress and rows:
@@ -261,36 +282,6 @@ def _ahead(batches: Any, depth: int = READ_AHEAD) -> Iterator:
     finally:
         stop.set()
         thread.join()
-
-
-class _Coalescing:
-    """An IPC stream writer that writes batches of about `WRITE_BYTES`, not Arrow's ~1 MB blocks: every
-    batch has its own header, and opening the memory-mapped file reads them all, each read mapping ~64 KB
-    of the file into the process (the kernel's fault-around). A 1 GB file in 1 MB batches put ~62 MB in
-    the loading process's RSS that way (its peak: 276 MB, 241 MB before opening the file); in 4 MB
-    batches the peak was 241 MB (2 MB: 252 MB, 8 MB: 258 MB, the held batches and their copy counting)."""
-
-    def __init__(self, writer: Any):
-        self.writer, self.held, self.size = writer, [], 0
-
-    def write(self, batch: pa.RecordBatch) -> None:
-        self.held.append(batch)
-        self.size += batch.nbytes
-        if self.size >= WRITE_BYTES:
-            self.flush()
-
-    def flush(self) -> None:
-        import pyarrow as pa
-
-        if len(self.held) == 1:
-            self.writer.write_batch(self.held[0])
-        elif self.held:
-            self.writer.write_table(pa.Table.from_batches(self.held).combine_chunks())
-        self.held, self.size = [], 0
-
-    def close(self) -> None:
-        self.flush()
-        self.writer.close()
 
 
 # --- JSON Lines -----------------------------------------------------------------------------------
