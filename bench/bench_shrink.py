@@ -7,8 +7,9 @@ fine-tune's eval split.
 Trains a MiniLM-L6 fine-tune on the drug-review sample through the JobManager when the workspace has no
 completed run yet, then measures `core.training.shrink.quantize` (size on disk, latency at batch 1 and 32,
 accuracy / macro F1, argmax agreement with fp32, largest output difference) with each torch thread count
-(onnxruntime gets the same), and `transformers.pipeline` throughput. `--tasks-workspace` also measures every
-completed token-classification and question-answering run found there (`bench.bench_tasks` trains them).
+(onnxruntime gets the same), and `transformers.pipeline` throughput. `--tasks-workspace` also measures the newest
+completed run of each task there (token classification, QA, causal LM packed and padded, seq2seq; `bench.bench_tasks`
+trains them); `--tasks-only` measures only those.
 """
 from __future__ import annotations
 
@@ -57,7 +58,16 @@ def main() -> None:
     ap.add_argument("--tasks-workspace", default=None,
                     help="also measure the completed token-classification / QA runs of this workspace")
     ap.add_argument("--no-pipeline", action="store_true", help="skip the pipeline throughput")
+    ap.add_argument("--task-kinds", nargs="*",
+                    default=["token-classification", "question-answering", "causal-lm", "seq2seq"],
+                    help="which completed runs of --tasks-workspace to measure")
+    ap.add_argument("--tasks-only", action="store_true", help="measure only the --tasks-workspace runs")
     args = ap.parse_args()
+    if args.tasks_only:
+        for r in _task_runs(args.tasks_workspace, args.task_kinds):
+            for threads in args.threads:
+                measure(r, Settings(workspace=Path(args.tasks_workspace)), threads)
+        return
     s = Settings(workspace=Path(args.workspace))
     done = [r for r in RunStore(s.runs_db).runs() if r.status == "completed"
             and r.config.get("task", "text-classification") == "text-classification"]
@@ -75,10 +85,9 @@ def main() -> None:
         measure(rec, s, threads)
     if args.tasks_workspace:
         ts = Settings(workspace=Path(args.tasks_workspace))
-        for r in RunStore(ts.runs_db).runs():
-            if r.status == "completed" and r.config.get("task") in ("token-classification", "question-answering"):
-                for threads in args.threads:
-                    measure(r, ts, threads)
+        for r in _task_runs(args.tasks_workspace, args.task_kinds):
+            for threads in args.threads:
+                measure(r, ts, threads)
     if not args.no_pipeline:
         texts, _ = eval_rows(rec, s, 200)
         clf = load_pipeline(rec)
@@ -87,6 +96,20 @@ def main() -> None:
             _, per_s = batch_predict(rec, texts, batch_size=bs, classifier=clf)
             print("pipeline batch", bs, f"{per_s:.1f} examples/s", "threads", torch.get_num_threads())
     print("run accuracy", rec.final_metrics.get("accuracy"), "f1", rec.final_metrics.get("f1"))
+
+
+def _task_runs(workspace: str, kinds: list[str]) -> list:
+    """The newest completed run of each task kind in `workspace` (bench.bench_tasks trains them)."""
+    from core.settings import Settings
+    from core.training import RunStore
+
+    runs = RunStore(Settings(workspace=Path(workspace)).runs_db).runs()
+    out = {}
+    for r in runs:  # newest first
+        if r.status == "completed" and r.config.get("task") in kinds:
+            key = (r.config.get("task"), r.config.get("packing", True))
+            out.setdefault(key, r)
+    return list(out.values())
 
 
 if __name__ == "__main__":

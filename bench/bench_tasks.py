@@ -1,6 +1,7 @@
 """Every fine-tuning task on offline data (#17): the headline metric after a short CPU run vs before training.
 
-    python -m bench.bench_tasks --workspace /tmp/taskbench/ws [--tasks ner qa causal seq2seq]
+    python -m bench.bench_tasks --workspace /tmp/taskbench/ws [--tasks ner qa causal causal-pad seq2seq]
+                                [--max-steps N] [--generate] [--estimate]
 
 Each run goes through `core.training.JobManager` exactly as the page launches it:
 - token classification: the packaged MiniLM-L6 on the shipped CoNLL sample (`ner-sample`, 60 hand-written
@@ -10,7 +11,11 @@ Each run goes through `core.training.JobManager` exactly as the page launches it
 - causal LM: a randomly initialised 2-layer GPT-2 (width 128, MiniLM's WordPiece vocabulary: no GPT ships
   offline) on the drug reviews' text, perplexity vs the same model before training;
 - sequence to sequence: a randomly initialised 2+2-layer BART (width 128) writing each drug review's condition
-  from its text, ROUGE-L vs the lead (first words of the review).
+  from its text, ROUGE-L vs the lead (first words of the review);
+- causal-pad: the causal run with padding instead of packing (one review per example, cut to 64 tokens).
+`--max-steps N` shortens every run to N steps; `--generate` times batch inference over the evaluation split of the
+generation runs (`generation_tools.batch_generate`, greedy, 1 / 8 / 32 prompts per generate() call); `--estimate`
+prints "Estimate first" for each config and compares its seconds per step with the run's.
 """
 from __future__ import annotations
 
@@ -89,6 +94,9 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--workspace", default="/tmp/taskbench/ws")
     ap.add_argument("--tasks", nargs="*", default=["ner", "qa", "causal", "seq2seq"])
+    ap.add_argument("--max-steps", type=int, default=None, help="every run stops after this many steps")
+    ap.add_argument("--generate", action="store_true", help="time batch generation of the generation runs")
+    ap.add_argument("--estimate", action="store_true", help="'Estimate first' for each config before its run")
     args = ap.parse_args()
     s = Settings(workspace=Path(args.workspace))
     store = DatasetStore(s.datasets_dir)
@@ -119,8 +127,20 @@ def main() -> None:
                                   learning_rate=1e-3, batch_size=16, max_length=96, max_target_length=12,
                                   max_eval_samples=200, name="bench seq2seq"),
     }
+    runs["causal-pad"] = TrainingConfig(**{**runs["causal"].__dict__, "packing": False, "name": "bench causal padded"})
+    if args.max_steps:
+        for c in runs.values():
+            c.max_steps = args.max_steps
     jobs = JobManager(settings=s)
     for key in args.tasks:
+        if args.estimate:
+            from core.training.estimate import estimate
+
+            t = time.time()
+            est = estimate(runs[key], s)
+            print(f"{key} estimate ({time.time() - t:.1f} s): {est.parameters:,} parameters, "
+                  f"{est.seconds_per_step:.3f} s/step, {est.steps_per_epoch} steps/epoch, typical length "
+                  f"{est.typical_length}, memory {est.total_bytes / 1e6:.0f} MB; {'; '.join(est.notes)}", flush=True)
         t = time.time()
         rid = jobs.submit(runs[key])
         status = jobs.wait(rid, 7200)
@@ -130,7 +150,31 @@ def main() -> None:
                  if isinstance(v, float) and k not in ("epoch",)}
         print(f"{key}: {status} in {time.time() - t:.0f} s, {rec.final_metrics.get('global_step')} steps; "
               f"{label} {value} vs {base} before / baseline; {extra}", flush=True)
+        if args.estimate and rec.final_metrics.get("global_step"):
+            rows = jobs.store.metrics(rid, "train")
+            print(f"{key}: run {rid}: {len(rows)} logged train rows; first / last: {rows[:1]} / {rows[-1:]}",
+                  flush=True)
+        if args.generate and key in ("causal", "causal-pad", "seq2seq") and status == "completed":
+            generate_bench(rec, s)
     jobs.shutdown()
+
+
+def generate_bench(rec, settings) -> None:
+    """Batch inference over the run's evaluation split: greedy, 64 rows, 1 / 8 / 32 prompts per generate() call."""
+    import torch
+
+    from core.training import TrainingConfig
+    from core.training import generation_tools as T
+
+    gen = T.load_generator(rec)
+    config = TrainingConfig.from_dict(rec.config)
+    s = T.GenerationSettings(max_new_tokens=12 if config.task == "seq2seq" else 20)
+    T.batch_generate(gen, config, settings, s, limit=8, batch_size=8)  # warm-up
+    for size in (1, 8, 32):
+        out = T.batch_generate(gen, config, settings, s, limit=64, batch_size=size)
+        print(f"  generate {config.task} batch {size}: {len(out.rows)} rows in {out.seconds:.2f} s, "
+              f"{out.examples_per_s:.1f} examples/s, {out.tokens_per_s:.0f} new tokens/s, {out.new_tokens} tokens, "
+              f"ROUGE-L {out.scores['rougeL']:.4f}, threads {torch.get_num_threads()}", flush=True)
 
 
 if __name__ == "__main__":
