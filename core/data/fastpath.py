@@ -203,8 +203,8 @@ def _stream_csv(path: Path, out: Path, enc: str, delim: str, names: list[str], h
     try:
         with pa.OSFile(str(path), "rb") as src, pa.OSFile(str(out), "wb") as sink, \
                 closing(_ahead(pcsv.open_csv(src, read_options=read, parse_options=parse,
-                                             convert_options=convert))) as batches:
-            for batch in batches:
+                                             convert_options=convert), src.tell)) as batches:
+            for batch, where in batches:
                 tally.tick()
                 if abandon is not None and abandon():
                     return None
@@ -229,7 +229,7 @@ def _stream_csv(path: Path, out: Path, enc: str, delim: str, names: list[str], h
                     return None  # near the cap the Python reader decides, naming the line
                 held.append(batch)
                 if progress:
-                    progress(min(size, src.tell()), size, rows)  # Arrow reads ahead of the batches: an estimate
+                    progress(min(size, where), size, rows)  # Arrow reads ahead of the batches: an estimate
                 if (held_bytes := held_bytes + batch.nbytes) >= WRITE_BYTES:
                     if put(held) == "retry":
                         return "retry"
@@ -245,9 +245,10 @@ def _stream_csv(path: Path, out: Path, enc: str, delim: str, names: list[str], h
     return True if rows else None
 
 
-def _ahead(batches: Any, depth: int = READ_AHEAD) -> Iterator:
-    """`batches` iterated on a thread of its own, at most `depth` ahead; what it raises is raised here.
-    Closing this generator (or dropping it) stops the thread and waits for it."""
+def _ahead(batches: Any, where: Callable[[], int], depth: int = READ_AHEAD) -> Iterator:
+    """(batch, `where()` after it) for `batches` iterated on a thread of its own, at most `depth` ahead (`where`
+    is called on that thread, beside the reads); what it raises is raised here. Closing this generator (or
+    dropping it) stops the thread and waits for it."""
     import queue
     import threading
 
@@ -266,7 +267,7 @@ def _ahead(batches: Any, depth: int = READ_AHEAD) -> Iterator:
     def run() -> None:
         try:
             for batch in batches:
-                if not put(batch):
+                if not put((batch, where())):
                     return
             put(end)
         except BaseException as e:  # noqa: BLE001 - handed to the consumer, which raises it

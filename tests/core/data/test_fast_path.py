@@ -263,3 +263,22 @@ def test_the_arrow_file_is_written_in_few_large_batches(tmp_path, python_only, m
     _same(fast, slow)
     size = src.stat().st_size  # (Arrow's text is about the file's size; typed, the batches are smaller)
     assert fast.reader == "arrow" and len(fast.dataset.data.to_batches()) <= size // (512 * 1024) + 2 < size // (64 * 1024)
+
+
+def test_read_ahead_hands_over_the_readers_error_and_stops_when_closed():
+    import itertools
+    import threading
+
+    def reader():
+        yield "a"
+        yield "b"
+        raise ValueError("bad block")
+
+    it = fastpath._ahead(reader(), lambda: 7, depth=1)
+    assert next(it) == ("a", 7)
+    with pytest.raises(ValueError, match="bad block"):
+        list(it)
+    endless = fastpath._ahead(itertools.count(), lambda: 0, depth=2)
+    assert next(endless) == (0, 0)
+    endless.close()  # an early return of the loader: the thread stops, nothing left running
+    assert not [t for t in threading.enumerate() if t.name == "csv-read-ahead"]
