@@ -22,7 +22,6 @@ from components.scratch_views import (
 from components.training_live import RESULTS_KEY, results_target, runs_panel
 from core import scratch
 from core.data import DatasetStore
-from core.scratch.architectures import MAX_VALIDATION_FRACTION
 from core.system import human_bytes
 from core.training import ConfigError, TrainingConfig
 from core.training.config import (
@@ -114,7 +113,7 @@ t[4].number_input("Max length (tokens)", 8, 2048, 128, key="bn_maxlen",
                             disabled=kind not in ("rnn", "transformer", "gpt"))
 t[5].text_input("Run name", "", key="bn_name", max_chars=120)
 if "validation_fraction" in base:
-    st.number_input("Validation share of the training rows (0 = none)", 0.0, MAX_VALIDATION_FRACTION, 0.0, 0.05,
+    st.number_input("Validation share of the training rows (0 = none)", 0.0, scratch.MAX_VALIDATION_FRACTION, 0.0, 0.05,
                     key=f"bn_{kind}_validation", help=VALIDATION_HELP)
 
 

@@ -11,7 +11,13 @@ each a transformers PreTrainedModel the job engine's Trainer runs like any fine-
     measure(config, settings)                        # training vs inference peak memory, one real batch
     time_loaders(config, settings)                   # one epoch per DataLoader batch size / shuffle / workers
 """
-from core.scratch.architectures import KINDS, MAX_PARAM_BYTES, default_architecture, layer_table
+from core.scratch.architectures import (
+    KINDS,
+    MAX_PARAM_BYTES,
+    MAX_VALIDATION_FRACTION,
+    default_architecture,
+    layer_table,
+)
 from core.scratch.data import BUILTIN, SKLEARN, TOY
 from core.scratch.examples import example_row
 from core.scratch.export import export_script
@@ -22,7 +28,7 @@ from core.scratch.memory import StepMemory, measure
 from core.scratch.task import TaskSetup, check, describe, prepare, setup
 
 __all__ = [
-    "BUILTIN", "KINDS", "LAYER_PARAMS", "LAYER_TYPES", "MAX_PARAM_BYTES", "SKLEARN", "TOY", "StepMemory", "TaskSetup",
+    "BUILTIN", "KINDS", "LAYER_PARAMS", "LAYER_TYPES", "MAX_PARAM_BYTES", "MAX_VALIDATION_FRACTION", "SKLEARN", "TOY", "StepMemory", "TaskSetup",
     "check", "default_architecture", "describe", "example_row", "export_script", "layer_table", "measure",
     "model_kind", "predict", "prepare", "setup", "time_loaders",
 ]
