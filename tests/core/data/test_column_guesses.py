@@ -83,8 +83,10 @@ def test_default_formula_uses_a_real_column_of_the_right_type(columns, formula, 
     assert 0 < kept["train"].num_rows <= len(ds)
 
 
-def test_drug_reviews_guesses_are_kept():
-    tr = DatasetStore.default().load("drug-reviews")["train"]
+def test_drug_reviews_guesses_are_kept(tmp_path):
+    store = DatasetStore(tmp_path / "datasets")
+    store.ensure_sample()  # on its own, not relying on an earlier test having registered it
+    tr = store.load("drug-reviews")["train"]
     g = guess_columns(tr)
     assert (g.text, g.label) == ("text", "label")
     assert default_formula(tr, g).startswith("len(text) > ")
