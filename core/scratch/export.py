@@ -1,5 +1,8 @@
 """'Export as script' for a from-scratch run: one standalone Python file, plain PyTorch and transformers, that
 reproduces it (same data split, tokenizer, initial weights, batches and settings: the same evaluation loss).
+A validation split (architecture["validation_fraction"]) is carved as core.scratch.data carves it, and a Trainer
+subclass evaluates on it while training, as core.scratch.validation's does; pretrained embeddings are copied from
+the packaged model's safetensors file, its absolute path on this server written into the script.
 
 The network is written into the script, not imported from core.scratch: the file runs from any folder with
 Torch Lab's pinned packages, and a reader sees every layer, the loss and the data preparation in one place.
@@ -35,18 +38,21 @@ def export_script(config: TrainingConfig, settings: Settings, plan: Mapping, run
 
     prep = prepare(config, settings)
     kind = prep.arch["kind"]
-    if prep.splits.validation is not None or prep.arch.get("pretrained_embeddings"):
-        raise ValueError("the script does not yet carve a validation split or load pretrained embeddings, so it "
-                         "would not reproduce this run")
     eval_steps = plan.get("eval_steps") or config.eval_steps or 50  # the fine-tuning export's fallback too
     std = {"sys"}
     third = {"numpy": "np", "torch": None, "torch.nn": "nn", "transformers": {"Trainer", "TrainingArguments", "set_seed"}}
     data = _data(config, settings, prep, kind, std, third, model_dir)
     model, metrics = _model(config, prep, kind, std, third)
+    if prep.arch.get("pretrained_embeddings"):
+        model += _pretrained(prep.arch, third)
     early = config.early_stopping_patience > 0
     if early:
         third["transformers"].add("EarlyStoppingCallback")
     torch_schedule = config.scheduler in N.SCHEDULE_CODE
+    trainer_class = (N.TORCH_SCHEDULE.format(name=config.scheduler, code=N.SCHEDULE_CODE[config.scheduler])
+                     if torch_schedule else "")
+    if prep.splits.validation is not None:  # the engine's core.scratch.validation.validation_trainer
+        trainer_class = N.VALIDATION_TRAINER + (trainer_class or "\n\n")
     precision = plan.get("precision", "fp32")
     train = N.TRAIN.format(
         batch_size=config.batch_size, eval_batch_size=config.batch_size * 2, grad_accumulation=config.grad_accumulation,
@@ -54,8 +60,7 @@ def export_script(config: TrainingConfig, settings: Settings, plan: Mapping, run
         warmup=config.warmup, scheduler="linear" if torch_schedule else config.scheduler, optim=plan["optim"],
         bf16=precision == "bf16", fp16=precision == "fp16", logging_steps=config.logging_steps,
         eval_steps=eval_steps, save=N.SAVE_BEST.format(eval_steps=eval_steps) if early else N.SAVE_NONE,
-        trainer_class=N.TORCH_SCHEDULE.format(name=config.scheduler, code=N.SCHEDULE_CODE[config.scheduler])
-        if torch_schedule else "",
+        trainer_class=trainer_class,
         processing=", processing_class=tokenizer" if prep.tokenizer is not None else "",
         callbacks=(f",\n                  callbacks=[EarlyStoppingCallback({config.early_stopping_patience})]"
                    if early else ""))
@@ -102,7 +107,11 @@ def _data(config, settings, prep, kind, std, third, model_dir) -> str:
         out = C.LM_TEXTS.format(dataset=config.dataset, path=path(), column=config.text_column,
                                 max_length=config.max_length, eval_fraction=config.eval_fraction,
                                 caps=_caps(config, ("texts", "held")))
+        if prep.splits.validation is not None:  # core.scratch.data.carve_texts, before the tokenizer is trained
+            out += C.CARVE_TEXTS.format(fraction=prep.arch["validation_fraction"])
         out += _tokenizer(prep, "texts", third, model_dir) + C.LM_ROWS
+        if prep.splits.validation is not None:
+            out += "validation = lm_rows(val_texts)\n"
         return out + C.PAD_COLLATE.format(labels_doc="labels the inputs (-100 on padding)", labels=C.LM_LABELS)
     if config.dataset in D.SKLEARN:
         third["sklearn.datasets"] = None
@@ -118,9 +127,28 @@ def _data(config, settings, prep, kind, std, third, model_dir) -> str:
                          caps=_caps(config, ("train", "evaluation")))
     if kind in ("mlp", "cnn"):
         return out + C.STORE_NUMBERS.format(features=list(prep.splits.features)) + C.NUMBERS.format()
+    if prep.splits.validation is not None:  # core.scratch.data.carve_validation, before the tokenizer is trained
+        third["sklearn.model_selection"] = {"train_test_split"}
+        out += C.CARVE_ROWS.format(fraction=prep.arch["validation_fraction"])
     out += _tokenizer(prep, f"list(train[{config.text_column!r}])", third, model_dir)
     out += C.TEXT.format(column=config.text_column, max_length=config.max_length)
+    if prep.splits.validation is not None:
+        out += "validation = tokenize(validation)\n"
     return out + C.PAD_COLLATE.format(labels_doc="labels the class ids", labels=C.CLASS_LABELS)
+
+
+def _pretrained(arch: dict, third) -> str:
+    """The copy of a packaged model's word-embedding table into the first Embedding (core.scratch.task's
+    load_embeddings), from the file core.scratch.data reads, by its absolute path on this server."""
+    from core.assets import minilm_path
+
+    name = arch["pretrained_embeddings"]
+    if name != "minilm-l6":  # the one in core.scratch.data.PRETRAINED_EMBEDDINGS
+        raise ValueError(f"the script can't load the pretrained embeddings {name!r}")
+    third["safetensors"] = {"safe_open"}
+    freeze = bool(arch.get("freeze_embeddings"))
+    return N.PRETRAINED.format(path=str(minilm_path().resolve()), trainable=not freeze,
+                               note="frozen: the optimizer never sees it" if freeze else "trained with the rest")
 
 
 def _tokenizer(prep, texts: str, third, model_dir) -> str:

@@ -73,6 +73,18 @@ else:  # hold out a share of the rows, stratified by class where every class can
     train, evaluation = parts["train"], parts["test"]
 {caps}'''
 
+CARVE_ROWS = '''
+# a validation split carved from the training rows: evaluated while training (the eval points, early stopping,
+# the best checkpoint) so that the test split ("evaluation") is scored once, at the end, for the epoch it chose
+VALIDATION_FRACTION = {fraction!r}
+labels = list(train["labels"])
+n_val = round(len(labels) * VALIDATION_FRACTION)
+counts = Counter(labels)
+stratify = labels if min(counts.values()) >= 2 and n_val >= len(counts) else None  # by class where each can be
+keep, val_rows = train_test_split(list(range(len(labels))), test_size=n_val, random_state=SEED, stratify=stratify)
+train, validation = train.select(sorted(keep)), train.select(sorted(val_rows))
+'''
+
 STORE_NUMBERS = '''
 FEATURES = {features!r}
 
@@ -123,6 +135,17 @@ else:  # hold out a share of the texts, shuffled with the seed
     n = max(1, round(len(texts) * {eval_fraction!r}))
     texts, held = texts[n:], texts[:n]
 {caps}'''
+
+CARVE_TEXTS = '''
+# a validation split carved from the training texts (a seeded shuffle picks them): evaluated while training (the
+# eval points, early stopping, the best checkpoint) so that the test texts ("held") are scored once, at the end
+VALIDATION_FRACTION = {fraction!r}
+order = list(range(len(texts)))
+random.Random(SEED).shuffle(order)
+picked = set(order[: round(len(texts) * VALIDATION_FRACTION)])
+val_texts = [t for i, t in enumerate(texts) if i in picked]
+texts = [t for i, t in enumerate(texts) if i not in picked]
+'''
 
 TRAIN_BPE = '''
 EOS = "<|endoftext|>"

@@ -211,6 +211,16 @@ model = GPT2LMHeadModel(config)
 model.loss_type = "ForCausalLM"
 '''
 
+PRETRAINED = '''
+# the first Embedding starts from MiniLM-L6's word-embedding table (30,522 × 384, rows in BERT's uncased WordPiece
+# order: the tokenizer's), read from the safetensors file of the all-MiniLM-L6-v2 that Torch Lab packages
+MINILM = {path!r}
+embedding = next(m for m in model.body.layers if isinstance(m, nn.Embedding))
+with safe_open(MINILM + "/model.safetensors", "pt") as f, torch.no_grad():
+    embedding.weight.copy_(f.get_tensor("embeddings.word_embeddings.weight").float())
+embedding.weight.requires_grad_({trainable})  # {note}
+'''
+
 # --- metrics ---------------------------------------------------------------------------------------------------
 CLASS_METRICS = '''
 
@@ -291,6 +301,24 @@ metrics = trainer.evaluate()
 print("train", json.dumps(result.metrics))
 print("eval", json.dumps(metrics))
 trainer.save_model(cli.output + "/model")
+'''
+VALIDATION_TRAINER = '''
+
+class Trainer(Trainer):  # inside train() it evaluates on the validation split, everywhere else on the test split
+    """The eval points, early stopping and the best checkpoint judge `validation`; the final evaluate() scores
+    the test split (eval_dataset) once, for the epoch the validation split chose."""
+
+    def train(self, *args, **kwargs):
+        self.on_validation = True
+        try:
+            return super().train(*args, **kwargs)
+        finally:
+            self.on_validation = False
+
+    def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix="eval"):
+        if eval_dataset is None and getattr(self, "on_validation", False):
+            eval_dataset = validation
+        return super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
 '''
 SAVE_NONE = '    save_strategy="no",\n'
 SAVE_BEST = ('    save_strategy="steps",\n    save_steps={eval_steps},\n    save_total_limit=2,\n'

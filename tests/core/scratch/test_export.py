@@ -3,12 +3,16 @@ transformers, nothing from Torch Lab) run on its own, ends at the run's evaluati
 
 Tolerance: relative 1e-4. The script rebuilds the same split, tokenizer, initial weights (seeded right before the
 network is built), batch order and dropout draws: on this CPU all six kinds' scripts ended at the run's
-eval_loss bit for bit. 1e-4 leaves room for float reductions that a different thread count orders differently."""
+eval_loss bit for bit. 1e-4 leaves room for float reductions that a different thread count orders differently
+(the engine trains a from-scratch net on one CPU thread, the exec'd script on torch's default count), so exact
+equality is not promised. What is discrete is compared exactly: the split rows, the steps evaluated, the step
+early stopping stops at and the best checkpoint's, a frozen embedding table."""
 import json
 import subprocess
 import sys
 
 import pytest
+import torch
 
 from core.scratch.export import export_script
 from core.settings import Settings
@@ -99,6 +103,12 @@ KINDS = {
                       max_steps=3, batch_size=16, learning_rate=3e-3),
     "gpt": config("gpt", "tiny-reviews", architecture=_arch("gpt", vocab_size=300, n_embd=32, n_layer=1, n_head=2),
                   max_length=24, eval_fraction=0.2, max_steps=3, batch_size=8, learning_rate=5e-3),
+    # a validation split carved from the training texts chooses nothing here (no early stopping): the eval points
+    # read it, the final figure is the test texts'
+    "gpt-validation": config("gpt", "tiny-reviews", architecture=_arch("gpt", vocab_size=300, n_embd=32, n_layer=1,
+                                                                       n_head=2, validation_fraction=0.2),
+                             max_length=24, eval_fraction=0.2, max_steps=4, eval_steps=2, batch_size=8,
+                             learning_rate=5e-3),
 }
 
 
@@ -124,3 +134,77 @@ def test_a_named_tokenizer_is_read_from_the_runs_model_folder(engine, tmp_path):
         export_script(cfg, s, plan)
     script = export_script(cfg, s, plan, model_dir=str(tmp_path / "model"))
     assert f"TOKENIZER = {str(tmp_path / 'model')!r}" in script and "train_bpe" not in script
+
+
+def test_a_validation_split_with_early_stopping_exported_reproduces_the_run(engine, tmp_path, capsys):
+    """The script carves the same validation rows from the training rows, its eval points read them (the same
+    losses at the same steps as the run's curve), early stopping and the best checkpoint choose the same step,
+    and the final evaluation scores the test split: the run's figure."""
+    from core.scratch import setup
+
+    s, jobs = engine
+    arch = _arch("rnn", vocab_size=300, validation_fraction=0.25)
+    arch["layers"] = [{"type": "Embedding", "embedding_dim": 16}, {"type": "GRU", "hidden_size": 16}]
+    cfg = config("rnn", "tiny-reviews", architecture=arch, max_length=16, eval_fraction=0.25, max_steps=8,
+                 eval_steps=1, batch_size=8, learning_rate=0.5, early_stopping_patience=1, seed=3)
+    rec = train(engine, cfg)
+    script = script_of(engine, rec, tmp_path)
+    assert "VALIDATION_FRACTION = 0.25" in script and "eval_dataset = validation" in script
+    g = {"__name__": "export"}
+    exec(compile(script, "export-validation", "exec"), g)  # noqa: S102 - the script is the test
+    got = printed_eval(capsys.readouterr().out)
+
+    # the same rows: the engine's validation / training / test splits, tokenized
+    task = setup(cfg, s, "unused")
+    rows = lambda ds: [(list(r["input_ids"]), int(r["labels"])) for r in ds]  # noqa: E731
+    assert rows(g["validation"]) == rows(task.trainer_class.validation_dataset)
+    assert rows(g["train"]) == rows(task.train_dataset) and rows(g["evaluation"]) == rows(task.eval_dataset)
+
+    # the same curve on the validation rows, the same stop and the same best checkpoint
+    trainer = g["trainer"]
+    # (both curves end with the final evaluation, the test split's)
+    run_curve = [(m["step"], m["eval_loss"]) for m in jobs.store.metrics(rec.id, "eval")]
+    script_curve = [(h["step"], h["eval_loss"]) for h in trainer.state.log_history if "eval_loss" in h]
+    assert [st for st, _ in script_curve] == [st for st, _ in run_curve]
+    for (_, a), (_, b) in zip(script_curve, run_curve, strict=True):
+        assert a == pytest.approx(b, rel=TOLERANCE)
+    assert trainer.state.global_step == rec.final_metrics["global_step"] < cfg.max_steps  # early stopping stopped it
+    best = min(run_curve[:-1], key=lambda p: p[1])[0]  # the first of equal losses, as the Trainer keeps it
+    assert trainer.state.best_global_step == best < trainer.state.global_step  # not the last step's weights
+
+    # the final figure is the test split's, for the best checkpoint, and the run's
+    assert got["eval_loss"] == pytest.approx(rec.final_metrics["loss"], rel=TOLERANCE)
+    assert got["eval_accuracy"] == pytest.approx(rec.final_metrics["accuracy"], abs=1e-9)
+    assert got["eval_loss"] != pytest.approx(dict(run_curve[:-1])[best], rel=TOLERANCE)  # not the validation loss
+
+
+def test_frozen_minilm_embeddings_exported_reproduce_the_run(engine, tmp_path, capsys):
+    """The script copies MiniLM-L6's word-embedding table from the packaged safetensors file (its absolute path
+    written in), keeps it frozen, and ends at the run's figure with the run's trained weights."""
+    from safetensors.torch import load_file
+
+    from core.assets import minilm_path
+    from core.scratch import data as D
+
+    arch = _arch("rnn", tokenizer="bert-wordpiece-uncased", pretrained_embeddings="minilm-l6",
+                 freeze_embeddings=True)
+    arch["layers"] = [{"type": "Embedding", "embedding_dim": 384}, {"type": "GRU", "hidden_size": 8}]
+    cfg = config("rnn", "tiny-reviews", architecture=arch, max_length=16, eval_fraction=0.25, max_steps=3,
+                 batch_size=8, learning_rate=5e-3)
+    rec = train(engine, cfg)
+    script = script_of(engine, rec, tmp_path)
+    assert f"MINILM = {str(minilm_path().resolve())!r}" in script
+    g = {"__name__": "export"}
+    exec(compile(script, "export-minilm", "exec"), g)  # noqa: S102 - the script is the test
+    got = printed_eval(capsys.readouterr().out)
+
+    table = D.embedding_table("minilm-l6")
+    emb = g["embedding"].weight
+    assert not emb.requires_grad and torch.equal(emb.detach(), table)  # copied, and still MiniLM's after training
+    saved = load_file(f"{rec.model_dir}/model.safetensors")
+    ours = g["model"].state_dict()
+    assert torch.equal(saved["body.layers.0.weight"], table)
+    for name, weight in ours.items():  # the trained GRU and head: the run's, to float tolerance
+        assert torch.allclose(weight, saved[name], rtol=TOLERANCE, atol=1e-7), name
+    assert got["eval_loss"] == pytest.approx(rec.final_metrics["loss"], rel=TOLERANCE)
+    assert got["eval_accuracy"] == pytest.approx(rec.final_metrics["accuracy"], abs=1e-9)

@@ -179,12 +179,3 @@ def test_the_job_engine_reports_the_test_split_for_a_run_with_a_validation_split
     with torch.no_grad():
         assert model(**batch).loss.item() != pytest.approx(test_loss, abs=1e-4)
 
-
-def test_the_script_export_refuses_what_it_would_not_reproduce(settings):
-    from core.scratch import export_script
-
-    arch = {**default_architecture("rnn"), "validation_fraction": 0.25}
-    with pytest.raises(ValueError, match="validation split"):
-        export_script(config("rnn", "tiny-reviews", architecture=arch), settings, {"optim": "adamw_torch"})
-    with pytest.raises(ValueError, match="pretrained embeddings"):
-        export_script(config("rnn", "tiny-reviews", architecture=minilm_rnn(True)), settings, {"optim": "adamw_torch"})
