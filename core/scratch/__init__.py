@@ -6,6 +6,7 @@ each a transformers PreTrainedModel the job engine's Trainer runs like any fine-
     layer_table(arch, (1, 8, 8), num_classes=10)     # shapes, params, bytes: propagated on `meta`
     config = TrainingConfig(task="scratch", dataset="sklearn:digits", architecture=arch)
     check(config, settings)                          # ConfigError("architecture.layers[3]", ...) before launch
+    # or your own images: dataset="folder:shapes" (<workspace>/imports/shapes/<class>/<image>), arch["image_size"]
     task = setup(config, settings, out_dir)          # model, datasets, collator, metrics, baseline
     export_script(config, settings, run_id)          # a standalone PyTorch + transformers script of the run
     measure(config, settings)                        # training vs inference peak memory, one real batch
@@ -21,6 +22,11 @@ from core.scratch.architectures import (
 from core.scratch.data import BUILTIN, SKLEARN, TOY
 from core.scratch.examples import example_row
 from core.scratch.export import export_script
+from core.scratch.images import DEFAULT_SIZE as DEFAULT_IMAGE_SIZE
+from core.scratch.images import LAYOUT_HELP as IMAGE_FOLDER_LAYOUT
+from core.scratch.images import SIZE_RANGE as IMAGE_SIZE_RANGE
+from core.scratch.images import samples as image_samples
+from core.scratch.images import skipped_note
 from core.scratch.inference import model_kind, predict
 from core.scratch.layers import LAYER_PARAMS, LAYER_TYPES
 from core.scratch.loading import time_loaders
@@ -28,7 +34,8 @@ from core.scratch.memory import StepMemory, measure
 from core.scratch.task import TaskSetup, check, describe, prepare, setup
 
 __all__ = [
-    "BUILTIN", "KINDS", "LAYER_PARAMS", "LAYER_TYPES", "MAX_PARAM_BYTES", "MAX_VALIDATION_FRACTION", "SKLEARN", "TOY", "StepMemory", "TaskSetup",
-    "check", "default_architecture", "describe", "example_row", "export_script", "layer_table", "measure",
-    "model_kind", "predict", "prepare", "setup", "time_loaders",
+    "BUILTIN", "DEFAULT_IMAGE_SIZE", "IMAGE_FOLDER_LAYOUT", "IMAGE_SIZE_RANGE", "KINDS", "LAYER_PARAMS",
+    "LAYER_TYPES", "MAX_PARAM_BYTES", "MAX_VALIDATION_FRACTION", "SKLEARN", "TOY", "StepMemory", "TaskSetup",
+    "check", "default_architecture", "describe", "example_row", "export_script", "image_samples", "layer_table",
+    "measure", "model_kind", "predict", "prepare", "setup", "skipped_note", "time_loaders",
 ]

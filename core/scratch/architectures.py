@@ -22,8 +22,10 @@ MAX_VALIDATION_FRACTION = 0.5
 _DEFAULTS = {
     "mlp": {"layers": [{"type": "Linear", "out_features": 128}, {"type": "ReLU"}, {"type": "Dropout", "p": 0.1},
                        {"type": "Linear", "out_features": 64}, {"type": "ReLU"}],
-            "feature_columns": None},
-    "cnn": {"image_shape": [1, 8, 8], "feature_columns": None,
+            "feature_columns": None, "image_size": None},
+    # image_size: an image folder's images are resized to image_size × image_size (None = 32); image_shape
+    #   then comes from the folder (1 channel when every image is grey, else 3)
+    "cnn": {"image_shape": [1, 8, 8], "feature_columns": None, "image_size": None,
             "layers": [{"type": "Conv2d", "out_channels": 32, "kernel_size": 3, "padding": 1},
                        {"type": "BatchNorm2d"}, {"type": "ReLU"},
                        {"type": "Conv2d", "out_channels": 64, "kernel_size": 3, "padding": 1},
@@ -106,6 +108,13 @@ def full_architecture(arch: object) -> dict:
         if (not isinstance(shape, list) or len(shape) != 3
                 or not all(isinstance(s, int) and not isinstance(s, bool) and 1 <= s <= 4096 for s in shape)):
             raise ConfigError("architecture.image_shape", f"[channels, height, width] of whole numbers ≥ 1, got {shape!r}")
+    if out.get("image_size") is not None:
+        from core.scratch.images import SIZE_RANGE
+
+        v, (low, high) = out["image_size"], SIZE_RANGE
+        if isinstance(v, bool) or not isinstance(v, int) or not low <= v <= high:
+            raise ConfigError("architecture.image_size", f"a whole number of pixels from {low} to {high}, or empty "
+                              f"(32), got {v!r}")
     if not isinstance(out.get("tokenizer", ""), str):
         raise ConfigError("architecture.tokenizer", "must be a tokenizer name or 'train'")
     return out

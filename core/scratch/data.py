@@ -25,6 +25,7 @@ class Splits:
     majority_baseline: float = 0.0
     features: list[str] = field(default_factory=list)  # the numeric columns (MLP / CNN)
     validation: object = None  # rows carved from the training split to choose the epoch (None = none carved)
+    skipped: dict = field(default_factory=dict)  # an image folder's files left out: reason -> count
 
 
 def _cap(ds, n):
@@ -62,6 +63,39 @@ def sklearn_splits(config: TrainingConfig) -> Splits:
         return datasets.Dataset.from_dict({"inputs": a.tolist(), "labels": b.tolist()}, features=feats)
 
     return _finish(config, ds(xt, yt), ds(xe, ye), names, [str(f) for f in bunch.feature_names])
+
+
+def image_splits(config: TrainingConfig, settings: Settings, size: int) -> tuple[Splits, tuple]:
+    """A folder of images (core.scratch.images) as `inputs` (channels × size × size pixels in [0, 1], flattened)
+    + `labels`, split stratified. Returns (splits, one image's shape); splits.skipped counts the files left out."""
+    import datasets
+    import numpy as np
+    import pyarrow as pa
+    from sklearn.model_selection import train_test_split
+
+    from core.scratch.images import load_folder
+
+    data = load_folder(config.dataset, settings, size)
+    x, y = data.pixels.reshape(len(data.pixels), -1), data.labels
+    counts = np.bincount(y)
+    n_eval = round(len(y) * config.eval_fraction)
+    if n_eval < 1 or len(y) - n_eval < 2:
+        raise ConfigError("eval_fraction", f"{config.eval_fraction:g} of {len(y):,} images leaves no image to "
+                          "evaluate on or too few to train on")
+    stratify = y if counts.min() >= 2 and n_eval >= len(counts) else None
+    idx_t, idx_e = train_test_split(np.arange(len(y)), test_size=n_eval, random_state=config.seed, stratify=stratify)
+    feats = datasets.Features({"inputs": datasets.Sequence(datasets.Value("float32"), length=x.shape[1]),
+                               "labels": datasets.ClassLabel(names=data.classes)})
+
+    def ds(idx):  # Arrow straight from the array: no Python list per pixel
+        flat = pa.array(x[np.sort(idx)].reshape(-1), type=pa.float32())
+        table = pa.table({"inputs": pa.FixedSizeListArray.from_arrays(flat, x.shape[1]),
+                          "labels": pa.array(y[np.sort(idx)], type=pa.int64())})
+        return datasets.Dataset(table, info=datasets.DatasetInfo(features=feats))
+
+    names = [f"pixel_{c}_{r}_{q}" for c in range(data.shape[0]) for r in range(size) for q in range(size)]
+    splits = _finish(config, ds(idx_t), ds(idx_e), data.classes, names)
+    return replace(splits, skipped=data.skipped), data.shape
 
 
 def store_splits(config: TrainingConfig, settings: Settings, numeric: bool, feature_columns=None) -> Splits:

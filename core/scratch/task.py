@@ -8,6 +8,7 @@ from typing import Any
 
 from core.scratch import architectures as A
 from core.scratch import data as D
+from core.scratch.images import image_size, is_image_folder
 from core.scratch.metrics import (
     bigram_perplexity,
     classification_metrics,
@@ -47,9 +48,13 @@ def _prepare(config: TrainingConfig, settings: Settings) -> Prepared:
         return Prepared(arch, splits, shape, rows=rows)
     if name in D.TOY:
         raise ConfigError("dataset", f"{name} is the sequence-to-sequence toy task: pick kind seq2seq")
-    if name in D.SKLEARN and kind not in ("mlp", "cnn"):
-        raise ConfigError("dataset", f"{name} holds numbers, not text: a {kind} needs a text column "
+    if (name in D.SKLEARN or is_image_folder(name)) and kind not in ("mlp", "cnn"):
+        what = "images" if is_image_folder(name) else "numbers"
+        raise ConfigError("dataset", f"{name} holds {what}, not text: a {kind} needs a text column "
                           "(drug-reviews, or a workspace dataset)")
+    if arch.get("image_size") is not None and not is_image_folder(name):
+        raise ConfigError("architecture.image_size", f"resizes the images of an image folder; {name} is not one: "
+                          "leave it empty")
     if kind == "gpt":
         texts, held = D.lm_texts(config, settings)
         texts, val = D.carve_texts(texts, arch.get("validation_fraction", 0.0), config.seed)
@@ -62,8 +67,7 @@ def _prepare(config: TrainingConfig, settings: Settings) -> Prepared:
         shape = (config.max_length,)
         return Prepared(arch, splits, shape, tok, A.layer_table(arch, shape))
     if kind in ("mlp", "cnn"):
-        splits = (D.sklearn_splits(config) if name in D.SKLEARN
-                  else D.store_splits(config, settings, True, arch.get("feature_columns")))
+        splits, arch = numeric_splits(config, settings, arch)
         n = len(splits.features)
         shape = A.input_shape(arch, n)
         if kind == "cnn" and n != (want := _prod(shape)):
@@ -79,6 +83,20 @@ def _prepare(config: TrainingConfig, settings: Settings) -> Prepared:
         _check_pretrained(arch, tok, settings)
     shape = (config.max_length,)
     return Prepared(arch, splits, shape, tok, A.layer_table(arch, shape, len(splits.label_names)))
+
+
+def numeric_splits(config: TrainingConfig, settings: Settings, arch: dict) -> tuple[D.Splits, dict]:
+    """An MLP's / CNN's data (a scikit-learn sample, an image folder or a workspace table) and the
+    architecture with a folder's image shape filled in (its channels × image_size × image_size)."""
+    if config.dataset in D.SKLEARN:
+        return D.sklearn_splits(config), arch
+    if is_image_folder(config.dataset):
+        if arch.get("feature_columns") is not None:
+            raise ConfigError("architecture.feature_columns", "an image folder's inputs are its pixels: leave it "
+                              "empty")
+        splits, shape = D.image_splits(config, settings, image_size(arch))
+        return splits, {**arch, "image_shape": list(shape)} if arch["kind"] == "cnn" else arch
+    return D.store_splits(config, settings, True, arch.get("feature_columns")), arch
 
 
 def _check_pretrained(arch: dict, tok, settings: Settings) -> None:
@@ -137,7 +155,7 @@ def describe(p: Prepared) -> dict:
             "validation_rows": len(val) if val is not None else 0,
             "labels": list(p.splits.label_names), "classes": len(p.splits.label_names),
             "input_shape": list(p.shape), "params": sum(r["params"] for r in p.rows), "layers": p.rows,
-            "architecture": p.arch}
+            "architecture": p.arch, **({"skipped": dict(p.splits.skipped)} if p.splits.skipped else {})}
 
 
 def setup(config: TrainingConfig, settings: Settings, out_dir: str | Path, prepared: Prepared | None = None
@@ -180,7 +198,8 @@ def _classifier(config: TrainingConfig, p: Prepared, info: dict) -> TaskSetup:
               "label2id": {n: i for i, n in enumerate(names)}}
     baseline = {"majority_baseline": p.splits.majority_baseline}
     if p.tokenizer is None:
-        x = np.asarray(p.splits.train["inputs"], dtype=np.float64)
+        # a numpy view of the Arrow column (no Python float per value: an image folder holds millions)
+        x = np.asarray(p.splits.train.with_format("numpy")["inputs"], dtype=np.float64)
         mean, std = x.mean(0), x.std(0)
         std[std < 1e-6] = 1.0  # a constant feature (a blank pixel) stays 0 after centring
         cfg = ScratchConfig(p.arch, list(p.shape), "float", mean.tolist(), std.tolist(), **common)
