@@ -15,8 +15,9 @@ KIND_LABELS = {"mlp": "MLP (numbers)", "cnn": "CNN (images)", "rnn": "RNN / LSTM
                "gpt": "Tiny GPT (next token)"}
 KIND_HELP = {
     "mlp": "Linear layers on the numeric columns of a table: scikit-learn's iris, wine, breast cancer and digits, "
-           "or a dataset saved on the Datasets page.",
-    "cnn": "Convolutions on images: scikit-learn's 1,797 handwritten digits (8×8 pixels, bundled, no download).",
+           "a dataset saved on the Datasets page, or the flattened pixels of a folder of images.",
+    "cnn": "Convolutions on images: scikit-learn's 1,797 handwritten digits (8×8 pixels, bundled, no download), "
+           "or a folder of your own images in the workspace (one sub-folder per class).",
     "rnn": "An Embedding then LSTM / GRU / RNN over token ids (packed sequences: padding is never read).",
     "transformer": "nn.TransformerEncoder layers with sinusoidal positions, mean-pooled into a classifier.",
     "seq2seq": "The encoder–decoder nn.Transformer of the PyTorch tutorials, learning to reverse a sequence.",
@@ -34,6 +35,51 @@ VALIDATION_HELP = ("Rows moved from the training split to a validation split. Wh
                    "(the curve's eval points, early stopping, the best checkpoint kept with a patience above 0) "
                    "read these rows; the held-out test split is evaluated once, at the end, so it never chooses "
                    "the epoch. Set an early stopping patience to stop on them and keep the best epoch.")
+
+
+# the data choice that reads a folder of images: the path typed beside it completes config.dataset
+IMAGE_FOLDER = "folder:"
+IMAGE_FOLDER_LABEL = "Image folder in the workspace…"
+
+
+def data_label(choice: str) -> str:
+    return IMAGE_FOLDER_LABEL if choice == IMAGE_FOLDER else choice
+
+
+def image_folder_inputs(path_col, size_col, settings) -> None:
+    """The folder's path and the square size its images are resized to (read back from session state)."""
+    from core.data import allowed_dirs
+    from core.scratch import DEFAULT_IMAGE_SIZE, IMAGE_FOLDER_LAYOUT, IMAGE_SIZE_RANGE
+
+    root = allowed_dirs(settings)[0]
+    path_col.text_input("Image folder", "", key="bn_folder", max_chars=4096, placeholder="shapes",
+                        help=f"A folder inside {root} (or a folder the server's admin allows): {IMAGE_FOLDER_LAYOUT}. "
+                             f"For example {root}/shapes/circle/001.png and {root}/shapes/square/001.png: type "
+                             "`shapes`. Files Pillow can't read are skipped and counted.")
+    size_col.number_input("Image size (pixels, square)", *IMAGE_SIZE_RANGE, DEFAULT_IMAGE_SIZE, key="bn_image_size",
+                          help="every image is resized to this × this; grey when every file is grey, else RGB")
+
+
+def image_samples_view(dataset: str, settings, skipped: dict | None) -> None:
+    """A few images of the folder with their class, and what was left out."""
+    from core.scratch import skipped_note
+
+    if skipped:
+        st.warning(f"Some files are not used — {skipped_note(skipped)}.")
+    try:
+        shown = _samples(dataset)
+    except ValueError as e:
+        st.error(str(e))
+        return
+    if shown:
+        st.image([a for _, a in shown], caption=[label for label, _ in shown], width=72)
+
+
+@st.cache_data(show_spinner=False, max_entries=8, ttl=60)
+def _samples(dataset: str) -> list:
+    from core.scratch import image_samples
+
+    return image_samples(dataset, loaders.settings())
 
 
 def with_pretrained_embeddings(arch: dict, name: str | None, freeze: bool) -> dict:
@@ -224,8 +270,14 @@ def _try_inputs(rec, kind: str, settings) -> tuple[list, str]:
         st.info("The run's dataset is gone, so there is no example to try.")
         return [], ""
     values, label = example
+    shape = rec.plan.get("input_shape") or []
     if kind == "cnn" and len(values) == 64:
         st.plotly_chart(digits_figure(values), key="bn_digit")
+    elif kind == "cnn" and len(shape) == 3 and len(values) == shape[0] * shape[1] * shape[2]:
+        import numpy as np
+
+        image = np.asarray(values, dtype=np.float32).reshape(shape).transpose(1, 2, 0)
+        st.image(image if shape[0] == 3 else image[:, :, 0], width=96, clamp=True)
     st.caption(f"An example from the run's own evaluation split (true class: {label}).")
     return [values], ""
 

@@ -7,11 +7,15 @@ from components.scratch_measure import loader_timing_view, memory_view
 from components.scratch_views import (
     EMBEDDING_HELP,
     EMBEDDING_STARTS,
+    IMAGE_FOLDER,
     KIND_HELP,
     KIND_LABELS,
     VALIDATION_HELP,
     batch_view,
+    data_label,
     edited_layers,
+    image_folder_inputs,
+    image_samples_view,
     layer_frame,
     layers_editor,
     lr_figure,
@@ -53,12 +57,16 @@ saved = sorted({r.name for r in refs})
 if kind == "seq2seq":
     choices = list(scratch.TOY)
 elif kind in ("mlp", "cnn"):
-    choices = (["sklearn:digits"] if kind == "cnn" else list(scratch.SKLEARN)) + [n for n in saved if n != "drug-reviews"]
+    choices = ((["sklearn:digits"] if kind == "cnn" else list(scratch.SKLEARN)) + [IMAGE_FOLDER]
+               + [n for n in saved if n != "drug-reviews"])
 else:
     choices = ["drug-reviews", *[n for n in saved if n != "drug-reviews"]]
 c1, c2, c3 = st.columns(3)
-dataset = c1.selectbox("Data", choices, key=f"bn_data_{kind}",
-                       help="scikit-learn's bundled samples, the toy task, or datasets saved on the Datasets page")
+dataset = c1.selectbox("Data", choices, key=f"bn_data_{kind}", format_func=data_label,
+                       help="scikit-learn's bundled samples, the toy task, a folder of images (one sub-folder per "
+                            "class), or datasets saved on the Datasets page")
+if dataset == IMAGE_FOLDER:
+    image_folder_inputs(c2, c3, settings)
 columns = next((r.columns for r in refs if r.name == dataset), [])
 text_col = label_col = None
 if columns:
@@ -135,6 +143,9 @@ def _config(state) -> tuple[TrainingConfig, str | None]:
         arch = with_pretrained_embeddings(arch, state.get(f"bn_{kind}_pretrained"),
                                           bool(state.get(f"bn_{kind}_freeze")))
     data = state.get(f"bn_data_{kind}")
+    if data == IMAGE_FOLDER and kind in ("mlp", "cnn"):
+        data = IMAGE_FOLDER + str(state.get("bn_folder") or "").strip()
+        arch["image_size"] = int(state.get("bn_image_size") or 32)
     d = TrainingConfig()
     config = TrainingConfig(
         task="scratch", architecture=arch, model=f"scratch:{kind}", dataset=data or d.dataset,
@@ -174,6 +185,8 @@ if info:
                 + (f"{info['validation_rows']:,} validation rows (choose the epoch), "
                    if info.get("validation_rows") else "")
                 + f"{info.get('eval_rows', 0):,} held out" + (f" · {info['classes']} classes" if info.get("classes") else ""))
+    if dataset == IMAGE_FOLDER:
+        image_samples_view(config.dataset, settings, info.get("skipped"))
     table, memory = st.columns([3, 1])
     table.dataframe(layer_frame(rows), hide_index=True, width="stretch")
     with memory:

@@ -161,3 +161,32 @@ def test_minilm_embeddings_and_a_validation_split_are_form_options(open_page):
     assert "embedding_dim=384" in emb["settings"]
     head = next(m.value for m in at.markdown if "Layer table" in m.value)
     assert "validation rows (choose the epoch)" in head and f"{held} held out" in head, head
+
+
+def test_an_image_folder_in_the_workspace_is_a_cnn_data_source(open_page):
+    """Pick "Image folder in the workspace", type its path and a size: the layer table starts from the folder's
+    channels × size, a few samples show with their class, and a corrupt file is counted, not fatal."""
+    from PIL import Image
+
+    from components.scratch_views import IMAGE_FOLDER
+
+    root = get_settings().workspace / "imports" / "page-shapes"
+    for c, value in (("dark", 30), ("light", 220)):
+        (root / c).mkdir(parents=True, exist_ok=True)
+        for i in range(6):
+            Image.new("RGB", (20, 20), (value, value - 20 + 5 * i, 10)).save(root / c / f"{i}.png")
+    (root / "dark" / "broken.png").write_bytes(b"not a png")
+    at = open_page("pages/build_models.py")
+    at.selectbox(key="bn_data_cnn").set_value(IMAGE_FOLDER).run()
+    assert at.text_input(key="bn_folder").value == ""
+    assert any("dataset" in e.value and "ImageFolder" in e.value for e in at.error), [e.value for e in at.error]
+    at.text_input(key="bn_folder").input("page-shapes").run()
+    at.number_input(key="bn_image_size").set_value(12).run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    table = next(d.value for d in at.dataframe if "parameters" in d.value.columns)
+    assert table["output shape"].iloc[0] == "B × 32 × 12 × 12"
+    assert table["settings"].iloc[0].startswith("in_channels=3")
+    head = next(m.value for m in at.markdown if "Layer table" in m.value)
+    assert "input (3, 12, 12) per example" in head and "2 classes" in head, head
+    assert any("1 unreadable" in w.value for w in at.warning), [w.value for w in at.warning]
+    assert at.image and at.image[0].captions == ["dark", "dark", "light", "light"]
