@@ -213,8 +213,8 @@ def scratch_results(rec, settings) -> None:
     c1, c2 = st.columns(2)
     model_download(c1, rec, "bn")
     script, problem = _export(rec.id, rec.config, rec.plan, rec.model_dir)
-    if problem:  # the dataset version or the saved tokenizer is gone since
-        c2.info(f"Can't export this run as a script any more: {problem}")
+    if problem:  # the dataset version or the saved tokenizer is gone since, or a kind the export can't write
+        c2.info(f"Can't export this run as a script: {problem}")
     else:
         c2.download_button("Export as script", script, file_name=f"train_{rec.id}.py", mime="text/x-python",
                            key="bn_script", help="plain PyTorch + transformers: the data, the network and the "

@@ -34,8 +34,13 @@ def export_script(config: TrainingConfig, settings: Settings, plan: Mapping, run
     "eval_steps"), or for a config not run yet asdict(core.training.runner.plan(config, settings));
     `model_dir`: the run's saved model folder, where a named (not trained-here) tokenizer is read from.
     Dataset paths point at this server's saved version. ConfigError / ValueError when it can't be written."""
+    from core.scratch.images import is_image_folder
     from core.scratch.task import prepare
 
+    if is_image_folder(config.dataset):
+        raise ValueError("not offered for image-folder runs yet: the script would have to list, decode and resize "
+                         "the folder's images exactly as Torch Lab does; the saved model (download above) has the "
+                         "trained network, and a run on the digits sample or a saved dataset exports")
     prep = prepare(config, settings)
     kind = prep.arch["kind"]
     eval_steps = plan.get("eval_steps") or config.eval_steps or 50  # the fine-tuning export's fallback too
