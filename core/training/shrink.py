@@ -27,9 +27,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.settings import Settings
-from core.training import onnx_export
-from core.training.shrink_data import BENCHES, Bench, eval_rows, scores
+from core.training import onnx_export, shrink_generation
+from core.training.shrink_data import BENCHES as _BENCHES
+from core.training.shrink_data import Bench, eval_rows, scores
 from core.training.store import RunRecord
+
+BENCHES = {**_BENCHES, "causal-lm": shrink_generation.bench, "seq2seq": shrink_generation.bench}
 
 __all__ = ["FP32", "INT8", "ONNX", "ONNX_INT8", "ShrinkOptions", "ShrinkReport", "Variant", "batch_predict",
            "eval_rows", "load_pipeline", "load_quantized", "onnx_path", "onnx_status", "pipeline_code", "quantize",

@@ -180,13 +180,7 @@ def _question_answering(run: RunRecord, settings: Settings, tokenizer, max_rows:
                          "EM / F1 are SQuAD v1.1's in %"])
 
 
-def _generation(run: RunRecord, settings: Settings, tokenizer, max_rows: int, latency_rows: int,
-                batch_size: int) -> Bench:
-    from core.training.shrink_generation import bench
-
-    return bench(run, settings, tokenizer, max_rows, latency_rows, batch_size)
-
-
-# task -> builder(run, settings, tokenizer, max_rows, latency_rows, batch_size) -> Bench
+# task -> builder(run, settings, tokenizer, max_rows, latency_rows, batch_size) -> Bench; the generation
+# tasks' builder (core.training.shrink_generation, which uses Bench from here) is added in core.training.shrink
 BENCHES = {"text-classification": _classification, "token-classification": _token_classification,
-           "question-answering": _question_answering, "causal-lm": _generation, "seq2seq": _generation}
+           "question-answering": _question_answering}
