@@ -66,7 +66,10 @@ with launch:
                 f"weights {human_bytes(est.weights_bytes)} · gradients {human_bytes(est.grads_bytes)} · optimizer "
                 f"{human_bytes(est.optimizer_bytes)} · activations {human_bytes(est.activations_bytes)} "
                 f"({'measured peak' if est.activations_measured else 'estimated'} at batch {config.batch_size} × "
-                f"{est.typical_length} tokens, the 90th-percentile length after dynamic padding) on {est.device}"
+                f"{est.typical_length} tokens"
+                + (", the 90th-percentile length after dynamic padding" if config.task == "text-classification"
+                   else "") + f") on {est.device}"
+                + "".join(f" · {n}" for n in est.notes)  # what the figures mean for this task
                 + (" · step timing reused from the last estimate (only the number of steps changed)"
                    if est.reused else ""))
         except ConfigError as e:

@@ -143,3 +143,6 @@ def test_estimate_first_probes_a_causal_lm(open_page, tmp_path):
     n = sum(p.numel() for p in AutoModelForCausalLM.from_pretrained(str(gpt)).parameters())
     assert metrics["Parameters"] == f"{n / 1e6:.1f} M"
     assert float(metrics["Seconds / step"]) > 0
+    caption = next(c.value for c in at.caption if "activations" in c.value)
+    assert "packed:" in caption and "logits" in caption, caption  # the task's own notes, not "dynamic padding"
+    assert "dynamic padding" not in caption, caption
