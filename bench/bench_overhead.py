@@ -166,7 +166,9 @@ def main() -> None:
             results[side].append(res)
             print(f"round {r} {side:13s} wall {res['wall']:6.1f} s · steps {res['step_sum']:6.1f} s "
                   f"(median {res['step_median'] * 1000:4.0f} ms) · {res['evals']} evals {res['eval_sum']:5.1f} s · "
-                  f"saves {res['save_sum']:5.1f} s · other {res['other']:5.2f} s · load {load:.1f}", flush=True)
+                  f"saves {res['save_sum']:5.1f} s · other {res['other']:5.2f} s · load {load:.1f}"
+                  + ("".join(f" · {k} {v:.3f} s" for k, v in sorted(res.get("store_callback", {}).items()))),
+                  flush=True)  # each round's hook totals at once: a cut-short bench still has them
 
     med = {s: {k: statistics.median(x[k] for x in results[s]) for k in
                ("wall", "step_sum", "step_median", "eval_sum", "save_sum", "other", "eval_median", "save_median")}
