@@ -161,7 +161,9 @@ def test_server_killed_during_training_resumes_from_its_checkpoint(page, tmp_pat
         assert store.get(crash_id).status == "interrupted"
         shot(page, "hardening-restart-interrupted")
 
-        page.get_by_role("button", name="Resume", exact=True).click()
+        # a loaded machine can keep the restarted server's first reruns (torch imports) past the click's default
+        # 30 s, with the page greyed while it reconnects: wait for the button to be live, however long it takes
+        page.get_by_role("button", name="Resume", exact=True).click(timeout=180_000)
         wait_progress(page, "completed", 240_000)
         settle(page)
         rec = store.get(crash_id)
