@@ -141,16 +141,9 @@ def _probe(config: TrainingConfig, p, splits, probe_steps: int, say: Callable[[f
         batch = collate([{k: v[j] for k, v in enc.items()} for j in range(b)])
         batch = {k: v.to(p.device) for k, v in batch.items()}
         batch["labels"] = torch.zeros(b, dtype=torch.long, device=p.device)
-        t = time.perf_counter()
-        with torch.autocast(p.device.split(":")[0], dtype=amp, enabled=amp is not None):
-            loss = model(**batch).loss
-        loss.backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        if p.device.startswith("cuda"):
-            torch.cuda.synchronize()
+        seconds = _timed_step(model, batch, opt, p.device, amp)
         if i > 0:  # the first step pays for lazy initialisation
-            times.append(time.perf_counter() - t)
+            times.append(seconds)
     if p.device.startswith("cuda"):
         activations = max(0, torch.cuda.max_memory_allocated() - base_mem)
         measured = True
@@ -225,16 +218,9 @@ def _probe_task(config: TrainingConfig, p, prepared, probe_steps: int, say: Call
                 f"timing training step {i} of {probe_steps} (batch {b})…")
             feats = [{c: train[(i * b + j) % len(train)][c] for c in cols} for j in range(b)]
             batch = {k: v.to(p.device) for k, v in collate(feats).items() if hasattr(v, "to")}
-            t = time.perf_counter()
-            with torch.autocast(p.device.split(":")[0], dtype=amp, enabled=amp is not None):
-                loss = model(**batch).loss
-            loss.backward()
-            opt.step()
-            opt.zero_grad(set_to_none=True)
-            if cuda:
-                torch.cuda.synchronize()
+            seconds = _timed_step(model, batch, opt, p.device, amp)
             if i > 0:
-                times.append(time.perf_counter() - t)
+                times.append(seconds)
         notes = []
         if cuda:
             activations, measured = max(0, torch.cuda.max_memory_allocated() - base_mem), True
@@ -259,3 +245,18 @@ def _probe_task(config: TrainingConfig, p, prepared, probe_steps: int, say: Call
         optimizer_bytes=trainable * 4 * opt_states, activations_bytes=int(activations), activations_measured=measured,
         typical_length=typical, seconds_per_step=statistics.median(times), steps_per_epoch=0, device=p.device,
         examples_per_row=per_row, notes=tuple(notes))
+
+
+def _timed_step(model, batch: dict, opt, device: str, amp) -> float:
+    """Seconds of one training step (forward under autocast, backward, optimizer step), synchronised on CUDA."""
+    import torch
+
+    t = time.perf_counter()
+    with torch.autocast(device.split(":")[0], dtype=amp, enabled=amp is not None):
+        loss = model(**batch).loss
+    loss.backward()
+    opt.step()
+    opt.zero_grad(set_to_none=True)
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    return time.perf_counter() - t
