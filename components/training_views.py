@@ -93,10 +93,11 @@ def compare_figure(curves: dict[str, tuple[list[dict], list[dict]]], smoothing: 
     for i, (label, (train, evals)) in enumerate(curves.items()):
         c = COLORS[i % len(COLORS)]
         x, y = _xy(train, "loss")
-        fig.add_trace(go.Scatter(x=x, y=ema(y, smoothing), name=f"{label} train", line=dict(color=c)))
+        # min/max buckets as on the live panel: a 100,000-step run costs the page what a short one does
+        fig.add_trace(_scatter(x, ema(y, smoothing), name=f"{label} train", line=dict(color=c)))
         ex, ey = _xy(evals, "eval_loss")
-        fig.add_trace(go.Scatter(x=ex, y=ey, name=f"{label} eval", line=dict(color=c, dash="dash"),
-                                 mode="lines+markers"))
+        fig.add_trace(_scatter(ex, ey, name=f"{label} eval", line=dict(color=c, dash="dash"),
+                               mode="lines+markers"))
     fig.update_layout(height=420, margin=dict(l=10, r=10, t=10, b=10), xaxis_title="step", yaxis_title="loss")
     return fig
 

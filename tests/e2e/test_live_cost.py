@@ -66,7 +66,9 @@ def test_a_100k_step_run_costs_the_page_what_a_short_one_does(browser, tmp_path)
         trace = pg.evaluate(TRACE_JS)
         written = step[0]
         shot(pg, "live-100k-steps")
-        assert sent / (t1 - t0) < 300_000, f"{sent / (t1 - t0) / 1e3:.0f} KB/s"  # ≤ 300 KB per 1 s refresh
+        biggest = sorted(n for t, n in received if t0 <= t < t1)[-5:]
+        # ≤ 300 KB per 1 s refresh, whatever else the page holds (Compare drew all 100,000 points: 2.5 MB)
+        assert sent / (t1 - t0) < 300_000, f"{sent / (t1 - t0) / 1e3:.0f} KB/s; largest frames {biggest}"
         assert 500 < trace["n"] <= 4_000, trace  # buckets, not 100,000 points
         assert abs(trace["max"] - true_max) < 1e-5 * true_max, (trace, true_max)  # min/max buckets keep the peak
         # keeping up: the newest point drawn is at most a few refreshes behind what was written
