@@ -60,6 +60,22 @@ def image_folder_inputs(path_col, size_col, settings) -> None:
                           help="every image is resized to this × this; grey when every file is grey, else RGB")
 
 
+def image_column_inputs(col, columns: list[str], dataset: str) -> None:
+    """For an MLP / CNN on a saved dataset: the column holding images, if any (else the numeric columns are the
+    inputs), and the square size they are resized to."""
+    from core.scratch import DEFAULT_IMAGE_SIZE, IMAGE_SIZE_RANGE
+
+    chosen = col.selectbox("Image column", [None, *columns], key=f"bn_image_{dataset}",
+                           format_func=lambda c: "none: the numeric columns are the inputs" if c is None else c,
+                           help="a column holding paths to image files (inside the folders the server may read, "
+                                "e.g. shapes/circle/001.png under the workspace's imports), or the images' bytes "
+                                "(a Hugging Face Image column saved as Parquet); rows whose image can't be read are "
+                                "skipped and counted")
+    if chosen is not None:
+        col.number_input("Image size (pixels, square)", *IMAGE_SIZE_RANGE, DEFAULT_IMAGE_SIZE, key="bn_image_size",
+                         help="every image is resized to this × this; grey when every image is grey, else RGB")
+
+
 def image_samples_view(dataset: str, settings, skipped: dict | None) -> None:
     """A few images of the folder with their class, and what was left out."""
     from core.scratch import skipped_note

@@ -18,6 +18,7 @@ from core.training.config import (
     MAX_STEPS,
     OPTIMIZERS,
     PRECISIONS,
+    REPORT_TOOLS,
     SCHEDULERS,
     TASK_ROLES,
     TASKS,
@@ -144,6 +145,9 @@ def launch_form(dataset_refs, runs) -> TrainingConfig:
         c[0].checkbox("Group batches by length (less padding)", True, key="ft_group")
         c[1].checkbox("Also log to TensorBoard", False, key="ft_tensorboard",
                       help="through the Trainer's report_to; the run's page shows the command to open it")
+        c[3].checkbox("Also log to Trackio", False, key="ft_trackio",
+                      help="Hugging Face's local experiment tracker (transformers' TrackioCallback), into the "
+                           "workspace's trackio folder; the run's page shows the command to open it")
         if task == "seq2seq":
             c[2].number_input("Max target length (tokens)", 1, MAX_LENGTH, d.max_target_length, key="ft_maxtarget")
         st.text_input("Run name", key="ft_name", placeholder="default: model on dataset")
@@ -223,7 +227,7 @@ def config_from_state(state, runs) -> TrainingConfig:
         task=task, columns={r: str(state.get(f"ft_col_{task}_{r}") or "") for r in roles},
         max_target_length=int(get("ft_maxtarget", d.max_target_length)),
         packing=PACKING.get(state.get("ft_packing"), True) if task == "causal-lm" else True,
-        report_to="tensorboard" if state.get("ft_tensorboard") else "none",
+        report_to=",".join(t for t in REPORT_TOOLS if state.get(f"ft_{t}")) or "none",
         model=model, dataset=dataset, dataset_version=state.get(f"ft_version_{dataset}"),
         text_column=get("ft_text", d.text_column), text_pair_column=state.get("ft_pair"),
         label_column=get("ft_label", d.label_column),

@@ -59,17 +59,27 @@ def task_results(rec, settings) -> None:
             view.results(rec, settings)
         except Exception as e:  # noqa: BLE001 - one run's view failing (its model folder deleted…) keeps the page up
             st.error(f"Can't show this run's results: {type(e).__name__}: {str(e)[:300]}")
-    tensorboard_note(rec)
+    trackers_note(rec)
 
 
-def tensorboard_note(rec) -> None:
-    if rec.config.get("report_to") == "tensorboard" and rec.model_dir:
+def trackers_note(rec) -> None:
+    """The commands that open the other trackers a run also logged to (TensorBoard, Trackio)."""
+    from core.training.runner import report_tools
+
+    tools = report_tools(rec.config)
+    if "tensorboard" in tools and rec.model_dir:
         from pathlib import Path
 
         from core.training.runner import tensorboard_dir
 
         st.caption("This run also logged to TensorBoard; open it with")
         st.code(f"tensorboard --logdir {tensorboard_dir(Path(rec.model_dir).parent)}", language="bash")
+    where = (rec.plan or {}).get("trackio")
+    if "trackio" in tools and where:
+        from core.training.trackio_log import open_command
+
+        st.caption(f"This run also logged to Trackio as run “{where['run']}”; open it with")
+        st.code(open_command(where), language="bash")
 
 
 def results(jobs, rec, settings) -> None:
@@ -129,4 +139,4 @@ def results(jobs, rec, settings) -> None:
         with st.expander("Script preview"):
             st.code(script, language="python")
     shrink_panel(rec, settings)
-    tensorboard_note(rec)
+    trackers_note(rec)

@@ -14,6 +14,7 @@ from components.scratch_views import (
     batch_view,
     data_label,
     edited_layers,
+    image_column_inputs,
     image_folder_inputs,
     image_samples_view,
     layer_frame,
@@ -77,6 +78,8 @@ if columns:
         label_col = c3.selectbox("Label column", columns,
                                  index=columns.index("label") if "label" in columns else len(columns) - 1,
                                  key=f"bn_label_{dataset}")
+    if kind in ("mlp", "cnn"):
+        image_column_inputs(c2, columns, dataset)
 
 # --- architecture -------------------------------------------------------------------------------------
 st.subheader("Architecture")
@@ -146,6 +149,9 @@ def _config(state) -> tuple[TrainingConfig, str | None]:
     if data == IMAGE_FOLDER and kind in ("mlp", "cnn"):
         data = IMAGE_FOLDER + str(state.get("bn_folder") or "").strip()
         arch["image_size"] = int(state.get("bn_image_size") or 32)
+    elif kind in ("mlp", "cnn") and state.get(f"bn_image_{data}"):
+        arch["image_column"] = state[f"bn_image_{data}"]
+        arch["image_size"] = int(state.get("bn_image_size") or 32)
     d = TrainingConfig()
     config = TrainingConfig(
         task="scratch", architecture=arch, model=f"scratch:{kind}", dataset=data or d.dataset,
@@ -187,6 +193,8 @@ if info:
                 + f"{info.get('eval_rows', 0):,} held out" + (f" · {info['classes']} classes" if info.get("classes") else ""))
     if dataset == IMAGE_FOLDER:
         image_samples_view(config.dataset, settings, info.get("skipped"))
+    elif info.get("skipped"):
+        st.warning(f"Some rows are not used — {scratch.skipped_note(info['skipped'])}.")
     table, memory = st.columns([3, 1])
     table.dataframe(layer_frame(rows), hide_index=True, width="stretch")
     with memory:

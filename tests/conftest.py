@@ -9,4 +9,5 @@ ARTIFACTS = ROOT / "test-artifacts"
 # tests that need isolation build their own Settings(workspace=tmp_path)
 os.environ.setdefault("TORCHLAB_WORKSPACE", str(ARTIFACTS / "workspace"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRACKIO_DIR", str(ARTIFACTS / "trackio"))  # never the home folder's HF cache
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

@@ -22,10 +22,12 @@ MAX_VALIDATION_FRACTION = 0.5
 _DEFAULTS = {
     "mlp": {"layers": [{"type": "Linear", "out_features": 128}, {"type": "ReLU"}, {"type": "Dropout", "p": 0.1},
                        {"type": "Linear", "out_features": 64}, {"type": "ReLU"}],
-            "feature_columns": None, "image_size": None},
-    # image_size: an image folder's images are resized to image_size × image_size (None = 32); image_shape
-    #   then comes from the folder (1 channel when every image is grey, else 3)
-    "cnn": {"image_shape": [1, 8, 8], "feature_columns": None, "image_size": None,
+            "feature_columns": None, "image_size": None, "image_column": None},
+    # image_size: an image folder's images (or an image column's) are resized to image_size × image_size
+    #   (None = 32); image_shape then comes from the images (1 channel when every image is grey, else 3)
+    # image_column: a workspace dataset's column holding images (paths to image files inside the readable
+    #   folders, encoded bytes, or a `datasets` Image column); the label column holds the classes
+    "cnn": {"image_shape": [1, 8, 8], "feature_columns": None, "image_size": None, "image_column": None,
             "layers": [{"type": "Conv2d", "out_channels": 32, "kernel_size": 3, "padding": 1},
                        {"type": "BatchNorm2d"}, {"type": "ReLU"},
                        {"type": "Conv2d", "out_channels": 64, "kernel_size": 3, "padding": 1},
@@ -115,6 +117,9 @@ def full_architecture(arch: object) -> dict:
         if isinstance(v, bool) or not isinstance(v, int) or not low <= v <= high:
             raise ConfigError("architecture.image_size", f"a whole number of pixels from {low} to {high}, or empty "
                               f"(32), got {v!r}")
+    if out.get("image_column") is not None and (not isinstance(out["image_column"], str) or not out["image_column"]):
+        raise ConfigError("architecture.image_column", f"the name of the column holding the images, or empty; got "
+                          f"{out['image_column']!r}")
     if not isinstance(out.get("tokenizer", ""), str):
         raise ConfigError("architecture.tokenizer", "must be a tokenizer name or 'train'")
     return out

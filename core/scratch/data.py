@@ -68,9 +68,7 @@ def sklearn_splits(config: TrainingConfig) -> Splits:
 def image_splits(config: TrainingConfig, settings: Settings, size: int) -> tuple[Splits, tuple]:
     """A folder of images (core.scratch.images) as `inputs` (channels × size × size pixels in [0, 1], flattened)
     + `labels`, split stratified. Returns (splits, one image's shape); splits.skipped counts the files left out."""
-    import datasets
     import numpy as np
-    import pyarrow as pa
     from sklearn.model_selection import train_test_split
 
     from core.scratch.images import load_folder
@@ -84,18 +82,70 @@ def image_splits(config: TrainingConfig, settings: Settings, size: int) -> tuple
                           "evaluate on or too few to train on")
     stratify = y if counts.min() >= 2 and n_eval >= len(counts) else None
     idx_t, idx_e = train_test_split(np.arange(len(y)), test_size=n_eval, random_state=config.seed, stratify=stratify)
-    feats = datasets.Features({"inputs": datasets.Sequence(datasets.Value("float32"), length=x.shape[1]),
-                               "labels": datasets.ClassLabel(names=data.classes)})
-
-    def ds(idx):  # Arrow straight from the array: no Python list per pixel
-        flat = pa.array(x[np.sort(idx)].reshape(-1), type=pa.float32())
-        table = pa.table({"inputs": pa.FixedSizeListArray.from_arrays(flat, x.shape[1]),
-                          "labels": pa.array(y[np.sort(idx)], type=pa.int64())})
-        return datasets.Dataset(table, info=datasets.DatasetInfo(features=feats))
-
-    names = [f"pixel_{c}_{r}_{q}" for c in range(data.shape[0]) for r in range(size) for q in range(size)]
-    splits = _finish(config, ds(idx_t), ds(idx_e), data.classes, names)
+    splits = _finish(config, _pixel_rows(x[np.sort(idx_t)], y[np.sort(idx_t)], data.classes),
+                     _pixel_rows(x[np.sort(idx_e)], y[np.sort(idx_e)], data.classes), data.classes,
+                     _pixel_names(data.shape))
     return replace(splits, skipped=data.skipped), data.shape
+
+
+def _pixel_rows(x, y, classes: list[str]):
+    """`inputs` (flattened pixels) + `labels` as a Dataset, Arrow straight from the arrays (no list per pixel)."""
+    import datasets
+    import pyarrow as pa
+
+    feats = datasets.Features({"inputs": datasets.Sequence(datasets.Value("float32"), length=x.shape[1]),
+                               "labels": datasets.ClassLabel(names=classes)})
+    flat = pa.array(x.reshape(-1), type=pa.float32())
+    table = pa.table({"inputs": pa.FixedSizeListArray.from_arrays(flat, x.shape[1]),
+                      "labels": pa.array(y, type=pa.int64())})
+    return datasets.Dataset(table, info=datasets.DatasetInfo(features=feats))
+
+
+def _pixel_names(shape) -> list[str]:
+    c, h, w = shape
+    return [f"pixel_{k}_{r}_{q}" for k in range(c) for r in range(h) for q in range(w)]
+
+
+def image_column_splits(config: TrainingConfig, settings: Settings, column: str, size: int) -> tuple[Splits, tuple]:
+    """A workspace dataset whose `column` holds images (paths to image files, encoded bytes or a `datasets` Image
+    column) and whose label column holds the classes, through the fine-tuning loader (label checks, split,
+    caps): the same `inputs` + `labels` as an image folder. Rows whose image can't be used are left out and
+    counted in splits.skipped."""
+    import datasets
+    import numpy as np
+
+    from core.scratch.images import COLUMN_FIELD, MAX_IMAGES, decode_cells
+    from core.training.data import load_splits
+
+    if not isinstance(column, str) or not column:
+        raise ConfigError(COLUMN_FIELD, "the name of the column that holds the images")
+    if column == config.label_column:
+        raise ConfigError(COLUMN_FIELD, f"{column!r} is the label column: pick the column holding the images")
+    s = load_splits(replace(config, text_pair_column=None, text_column=config.label_column), settings)
+    if column not in s.train.column_names:
+        cols = [c for c in s.train.column_names if c not in (config.label_column, "labels")]
+        raise ConfigError(COLUMN_FIELD, f"no column {column!r} in {config.dataset}; columns: {', '.join(cols)}")
+    if (rows := len(s.train) + len(s.eval)) > MAX_IMAGES:
+        raise ConfigError(COLUMN_FIELD, f"{rows:,} rows of images, over the cap of {MAX_IMAGES:,}: lower Max "
+                          "training / evaluation samples")
+
+    def cells(ds):
+        if isinstance(ds.features[column], datasets.Image):  # its encoded bytes and path, not PIL images
+            ds = ds.cast_column(column, datasets.Image(decode=False))
+        return list(ds[column])
+
+    pixels, kept, skipped = decode_cells(cells(s.train) + cells(s.eval), settings, size)
+    if not kept:
+        said = ", ".join(f"{v:,} {k}" for k, v in skipped.items())
+        raise ConfigError(COLUMN_FIELD, f"no cell of {column!r} is a readable image ({said}): the column should hold paths to image files inside the folders the "
+                          "server may read, or the images' bytes")
+    kept = np.asarray(kept)
+    labels = np.asarray(list(s.train["labels"]) + list(s.eval["labels"]), dtype=np.int64)[kept]
+    x, in_train = pixels.reshape(len(pixels), -1), kept < len(s.train)
+    shape = tuple(pixels.shape[1:])
+    splits = _finish(config, _pixel_rows(x[in_train], labels[in_train], s.label_names),
+                     _pixel_rows(x[~in_train], labels[~in_train], s.label_names), s.label_names, _pixel_names(shape))
+    return replace(splits, skipped=skipped), shape
 
 
 def store_splits(config: TrainingConfig, settings: Settings, numeric: bool, feature_columns=None) -> Splits:

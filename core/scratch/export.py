@@ -37,10 +37,12 @@ def export_script(config: TrainingConfig, settings: Settings, plan: Mapping, run
     from core.scratch.images import is_image_folder
     from core.scratch.task import prepare
 
-    if is_image_folder(config.dataset):
-        raise ValueError("not offered for image-folder runs yet: the script would have to list, decode and resize "
-                         "the folder's images exactly as Torch Lab does; the saved model (download above) has the "
-                         "trained network, and a run on the digits sample or a saved dataset exports")
+    image_column = (config.architecture or {}).get("image_column") if isinstance(config.architecture, dict) else None
+    if is_image_folder(config.dataset) or image_column:
+        what = "image-folder" if is_image_folder(config.dataset) else "image-column"
+        raise ValueError(f"not offered for {what} runs yet: the script would have to find, decode and resize the "
+                         "images exactly as Torch Lab does; the saved model (download above) has the trained "
+                         "network, and a run on the digits sample or a table of numbers exports")
     prep = prepare(config, settings)
     kind = prep.arch["kind"]
     eval_steps = plan.get("eval_steps") or config.eval_steps or 50  # the fine-tuning export's fallback too

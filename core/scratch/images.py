@@ -124,39 +124,12 @@ def load_folder(dataset: str, settings: Settings, size: int = DEFAULT_SIZE) -> I
     if (least := len(files) * size * size) > MAX_VALUES:
         raise ConfigError("architecture.image_size", f"{len(files):,} images × {size} × {size} = {least:,} values "
                           f"even in grey, over the cap of {MAX_VALUES:,}: lower the image size or use fewer images")
-    decoded, labels, values, unreadable, too_big = [], [], 0, 0, 0
-    for path, label in files:
-        img = _open(path, size)
-        if img is None:
-            unreadable += 1
-            continue
-        if img == "big":
-            too_big += 1
-            continue
-        # resized at once (uint8): a folder of large photos never sits in memory at full size
-        grey = img.mode in GREY_MODES
-        decoded.append(np.asarray(img.convert("L" if grey else "RGB").resize((size, size))))
-        img.close()
-        labels.append(label)
-        values += decoded[-1].size
-        if values > MAX_VALUES:
-            raise ConfigError("architecture.image_size", f"the images passed {MAX_VALUES:,} values (images × "
-                              f"channels × {size} × {size}) after {len(decoded):,} of {len(files):,}: lower the "
-                              "image size or use fewer images")
-    skipped["unreadable (corrupt or not an image)"] = unreadable
-    skipped[f"over {MAX_SOURCE_PIXELS:,} pixels"] = too_big
+    pixels, kept, counts = decode_all([p for p, _ in files], size, f"of {len(files):,}")
+    skipped |= counts
     skipped = {k: v for k, v in skipped.items() if v}
-    if not decoded:
+    if not kept:
         raise ConfigError(FIELD, f"none of the {len(files):,} image files in {root} could be read ({_said(skipped)})")
-    channels = 3 if any(a.ndim == 3 for a in decoded) else 1  # RGB as soon as one file has colour
-    if (values := len(decoded) * channels * size * size) > MAX_VALUES:
-        raise ConfigError("architecture.image_size", f"{len(decoded):,} images × {channels} × {size} × {size} = "
-                          f"{values:,} values, over the cap of {MAX_VALUES:,}: lower the image size or use fewer "
-                          "images")
-    pixels = np.empty((len(decoded), channels, size, size), dtype=np.float32)
-    for i, a in enumerate(decoded):
-        pixels[i] = (a.transpose(2, 0, 1) if a.ndim == 3 else a[None]) / np.float32(255.0)
-    del decoded
+    labels = [files[i][1] for i in kept]
     y = np.asarray(labels, dtype=np.int64)
     present = sorted(set(labels))
     if len(present) < 2:
@@ -170,7 +143,44 @@ def load_folder(dataset: str, settings: Settings, size: int = DEFAULT_SIZE) -> I
     return ImageData(pixels, y, classes, skipped)
 
 
-def _open(path: Path, size: int):
+def decode_all(sources: list, size: int, of: str = "") -> tuple[object, list[int], dict[str, int]]:
+    """Decode and resize every source (a file path, or a file-like object of encoded bytes): (pixels as float32
+    (kept, channels, size, size) in [0, 1], the indices of the sources kept, skipped counts). Grey (1 channel)
+    when every kept image is grey, RGB (3) otherwise. Caps on the values decoded raise ConfigError."""
+    import numpy as np
+
+    decoded, kept, values, unreadable, too_big = [], [], 0, 0, 0
+    for i, source in enumerate(sources):
+        img = _open(source, size)
+        if img is None:
+            unreadable += 1
+            continue
+        if img == "big":
+            too_big += 1
+            continue
+        # resized at once (uint8): a folder of large photos never sits in memory at full size
+        grey = img.mode in GREY_MODES
+        decoded.append(np.asarray(img.convert("L" if grey else "RGB").resize((size, size))))
+        img.close()
+        kept.append(i)
+        values += decoded[-1].size
+        if values > MAX_VALUES:
+            raise ConfigError("architecture.image_size", f"the images passed {MAX_VALUES:,} values (images × "
+                              f"channels × {size} × {size}) after {len(decoded):,} {of}: lower the image size or "
+                              "use fewer images")
+    skipped = {"unreadable (corrupt or not an image)": unreadable, f"over {MAX_SOURCE_PIXELS:,} pixels": too_big}
+    channels = 3 if any(a.ndim == 3 for a in decoded) else 1  # RGB as soon as one image has colour
+    if (values := len(decoded) * channels * size * size) > MAX_VALUES:
+        raise ConfigError("architecture.image_size", f"{len(decoded):,} images × {channels} × {size} × {size} = "
+                          f"{values:,} values, over the cap of {MAX_VALUES:,}: lower the image size or use fewer "
+                          "images")
+    pixels = np.empty((len(decoded), channels, size, size), dtype=np.float32)
+    for j, a in enumerate(decoded):
+        pixels[j] = (a.transpose(2, 0, 1) if a.ndim == 3 else a[None]) / np.float32(255.0)
+    return pixels, kept, {k: v for k, v in skipped.items() if v}
+
+
+def _open(path, size: int):
     """The decoded image (first frame), "big" past the pixel cap, None when Pillow can't read it."""
     from PIL import Image
 
@@ -212,3 +222,45 @@ def samples(dataset: str, settings: Settings, per_class: int = 2, max_classes: i
         taken[label] = taken.get(label, 0) + 1
         out.append((classes[label], np.asarray(img.convert("RGB").resize((size, size)))))
     return out
+
+
+# --- an image column of a workspace dataset ------------------------------------------------------------------------
+
+COLUMN_FIELD = "architecture.image_column"
+
+
+def decode_cells(cells: list, settings: Settings, size: int) -> tuple[object, list[int], dict[str, int]]:
+    """An image column's cells, decoded as `decode_all` does: a cell is the encoded bytes, a `datasets` Image
+    value ({"bytes", "path"}, undecoded) or a path to an image file. A relative path is looked for in the folders
+    "Path on the server" may read (core.data.paths), as a folder's path is; a path (or link) leading out of them,
+    a missing file and an empty cell are skipped and counted, never opened."""
+    import io
+
+    from core.data.paths import allowed_dirs
+
+    roots = allowed_dirs(settings)
+    sources, where, skipped = [], [], {"empty cells": 0, "paths outside the folders the server may read": 0,
+                                       "missing files": 0}
+    for i, cell in enumerate(cells):
+        if isinstance(cell, dict):  # datasets.Image(decode=False): the bytes when embedded, else the file's path
+            cell = cell.get("bytes") or cell.get("path")
+        if isinstance(cell, (bytes, bytearray, memoryview)) and len(cell):
+            sources.append(io.BytesIO(bytes(cell)))
+            where.append(i)
+            continue
+        if not isinstance(cell, str) or not cell.strip() or "\x00" in cell or len(cell) > 4096:
+            skipped["empty cells"] += 1
+            continue
+        typed = Path(cell.strip())
+        candidate = typed if typed.is_absolute() else next(
+            (r / typed for r in roots if os.path.lexists(r / typed)), roots[0] / typed)
+        real = Path(os.path.realpath(candidate))  # links resolved before the check, never after
+        if not any(real.is_relative_to(r) for r in roots):
+            skipped["paths outside the folders the server may read"] += 1
+        elif not real.is_file():
+            skipped["missing files"] += 1
+        else:
+            sources.append(real)
+            where.append(i)
+    pixels, kept, counts = decode_all(sources, size, f"of {len(cells):,} rows")
+    return pixels, [where[k] for k in kept], {k: v for k, v in (skipped | counts).items() if v}

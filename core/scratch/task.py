@@ -52,9 +52,12 @@ def _prepare(config: TrainingConfig, settings: Settings) -> Prepared:
         what = "images" if is_image_folder(name) else "numbers"
         raise ConfigError("dataset", f"{name} holds {what}, not text: a {kind} needs a text column "
                           "(drug-reviews, or a workspace dataset)")
-    if arch.get("image_size") is not None and not is_image_folder(name):
-        raise ConfigError("architecture.image_size", f"resizes the images of an image folder; {name} is not one: "
+    if arch.get("image_column") is not None and (name in D.SKLEARN or is_image_folder(name)):
+        raise ConfigError("architecture.image_column", f"names a column of a workspace dataset; {name} has none: "
                           "leave it empty")
+    if arch.get("image_size") is not None and not is_image_folder(name) and arch.get("image_column") is None:
+        raise ConfigError("architecture.image_size", f"resizes the images of an image folder or an image column; "
+                          f"{name} is not one: leave it empty")
     if kind == "gpt":
         texts, held = D.lm_texts(config, settings)
         texts, val = D.carve_texts(texts, arch.get("validation_fraction", 0.0), config.seed)
@@ -95,6 +98,12 @@ def numeric_splits(config: TrainingConfig, settings: Settings, arch: dict) -> tu
             raise ConfigError("architecture.feature_columns", "an image folder's inputs are its pixels: leave it "
                               "empty")
         splits, shape = D.image_splits(config, settings, image_size(arch))
+        return splits, {**arch, "image_shape": list(shape)} if arch["kind"] == "cnn" else arch
+    if arch.get("image_column") is not None:
+        if arch.get("feature_columns") is not None:
+            raise ConfigError("architecture.feature_columns", "an image column's inputs are its pixels: leave it "
+                              "empty")
+        splits, shape = D.image_column_splits(config, settings, arch["image_column"], image_size(arch))
         return splits, {**arch, "image_shape": list(shape)} if arch["kind"] == "cnn" else arch
     return D.store_splits(config, settings, True, arch.get("feature_columns")), arch
 

@@ -29,7 +29,8 @@ TASK_ROLES = {
     "causal-lm": {"text": "the text to continue"},
     "seq2seq": {"source": "the input text", "target": "the text to generate"},
 }
-REPORT_TO = ("none", "tensorboard")
+REPORT_TOOLS = ("tensorboard", "trackio")  # the Trainer integrations a run may also log to, besides the store
+REPORT_TO = ("none", *REPORT_TOOLS, ",".join(REPORT_TOOLS))
 MAX_ARCHITECTURE_CHARS = 65_536  # the architecture spec as JSON
 
 
@@ -94,7 +95,8 @@ class TrainingConfig:
     group_by_length: bool = True
     # a name for the run list (default: model + dataset)
     name: str = ""
-    # also log to TensorBoard through the Trainer's report_to (Torch Lab's store stays the source of truth)
+    # also log to TensorBoard and/or Trackio ("tensorboard,trackio") through the Trainer's integrations
+    # (Torch Lab's store stays the source of truth)
     report_to: str = "none"
 
     def to_json(self) -> str:

@@ -259,9 +259,19 @@ def pipeline_code(kind: str, folder: str, prompt: str, s: GenerationSettings) ->
     if s.do_sample:
         kw += f", temperature={s.temperature}, top_k={s.top_k or None}, top_p={s.top_p}"
     if kind == "decoder":
+        # As generate_with() does: the prompt without the end-of-text token a BERT-style tokenizer appends (the
+        # pipeline would otherwise continue a finished row and often stop at once), its start token kept as the
+        # pipeline's prefix, stopping at the run's end token, and the whole sequence decoded at once (the
+        # pipeline's generated_text glues the prompt to the new text's decoding, losing word-piece spaces).
+        tok = G.load_tokenizer(folder)
+        ids, plain = _prompt_ids(tok, prompt), tok(prompt, add_special_tokens=False)["input_ids"]
+        start = tok.convert_ids_to_tokens(ids[0]) if len(ids) > len(plain) else ""
+        kw += f", eos_token_id={G.end_token(tok)}, pad_token_id={tok.pad_token_id}"
         return (f"from transformers import pipeline, set_seed\n\nset_seed({s.seed})\n"
                 f"generator = pipeline(\"text-generation\", model={folder!r})\n"
-                f"print(generator({prompt!r}, {kw})[0][\"generated_text\"])\n")
+                f"out = generator({prompt!r}, prefix={start!r}, add_special_tokens=False, return_tensors=True,\n"
+                f"                {kw})\n"
+                "print(generator.tokenizer.decode(out[0][\"generated_token_ids\"], skip_special_tokens=True))\n")
     return ("# transformers 5 removed the text2text-generation / summarization pipelines: the model's generate()\n"
             "from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, set_seed\n\n"
             f"set_seed({s.seed})\ntokenizer = AutoTokenizer.from_pretrained({folder!r})\n"

@@ -207,8 +207,15 @@ def run_training(run_id: str, store: RunStore, settings: Settings, should_stop: 
     callbacks = [callback, *extra_callbacks]
     if early:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=config.early_stopping_patience))
-    if config.report_to == "tensorboard":
+    tools = report_tools(config)
+    if "tensorboard" in tools:
         callbacks.append(tensorboard_callback(out))
+    if "trackio" in tools:
+        from core.training.trackio_log import trackio_callback
+
+        cb, where = trackio_callback(settings, run_id, config.name or run_id)
+        callbacks.append(cb)
+        store.update(run_id, plan=(store.get(run_id).plan or {}) | {"trackio": where})
     trainer = _trainer_class(config.scheduler, task.trainer_class)(
         model=model, args=args, train_dataset=train_ds, eval_dataset=task.eval_dataset,
         processing_class=task.processing_class, data_collator=task.data_collator,
@@ -259,6 +266,12 @@ def _task_setup(config: TrainingConfig, settings: Settings, model_path: str, pre
     if config.task != "text-classification":
         return task_module(config.task).setup(config, model_path, prepared, out)
     return text_classification(config, model_path, prepared, out)
+
+
+def report_tools(config) -> set[str]:
+    """The integrations a run also logs to: {"tensorboard", "trackio"} or fewer."""
+    v = config.get("report_to", "none") if isinstance(config, dict) else config.report_to
+    return set(v.split(",")) - {"none", ""} if isinstance(v, str) else set()
 
 
 def tensorboard_dir(out: Path) -> Path:

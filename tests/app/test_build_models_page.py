@@ -190,3 +190,39 @@ def test_an_image_folder_in_the_workspace_is_a_cnn_data_source(open_page):
     assert "input (3, 12, 12) per example" in head and "2 classes" in head, head
     assert any("1 unreadable" in w.value for w in at.warning), [w.value for w in at.warning]
     assert at.image and at.image[0].captions == ["dark", "dark", "light", "light"]
+
+
+def test_an_image_column_of_a_saved_dataset_is_a_cnn_data_source(open_page):
+    """A saved dataset whose column holds image paths: pick it and its image column, the layer table starts from
+    the images' channels × size, and a row whose file is missing is counted beside the table."""
+    import datasets
+    from PIL import Image
+
+    from core.data import DatasetStore
+
+    settings = get_settings()
+    root = settings.workspace / "imports" / "col-shapes"
+    root.mkdir(parents=True, exist_ok=True)
+    paths, labels = [], []
+    for c, value in (("dark", 30), ("light", 220)):
+        for i in range(6):
+            Image.new("L", (20, 20), value + i).save(root / f"{c}{i}.png")
+            paths.append(f"col-shapes/{c}{i}.png")
+            labels.append(c)
+    paths.append("col-shapes/gone.png")
+    labels.append("dark")
+    DatasetStore(settings.datasets_dir).save(datasets.Dataset.from_dict({"file": paths, "tone": labels}),
+                                             "tone-files", "test fixture")
+    at = open_page("pages/build_models.py")
+    at.selectbox(key="bn_data_cnn").set_value("tone-files").run()
+    at.selectbox(key="bn_label_tone-files").set_value("tone").run()
+    assert at.error  # the numeric columns are the default inputs: this table has none
+    at.selectbox(key="bn_image_tone-files").set_value("file").run()
+    at.number_input(key="bn_image_size").set_value(10).run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    table = next(d.value for d in at.dataframe if "parameters" in d.value.columns)
+    assert table["output shape"].iloc[0] == "B × 32 × 10 × 10"
+    assert table["settings"].iloc[0].startswith("in_channels=1")
+    head = next(m.value for m in at.markdown if "Layer table" in m.value)
+    assert "input (1, 10, 10) per example" in head and "2 classes" in head, head
+    assert any("1 missing files" in w.value for w in at.warning), [w.value for w in at.warning]

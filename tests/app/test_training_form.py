@@ -77,3 +77,19 @@ def test_picking_a_task_maps_its_roles_to_columns_and_the_config_carries_them():
     models = at.selectbox(key="ft_model_seq2seq").options
     assert not any("MiniLM" in m for m in models)  # an encoder can't generate: not offered
     assert any("Build a network" in c.value for c in at.caption)  # says where a decoder comes from offline
+
+
+def test_the_tracker_checkboxes_set_report_to():
+    import json
+
+    at = AppTest.from_function(_form, default_timeout=60)
+    at.run()
+    assert json.loads(at.session_state["built"])["report_to"] == "none"
+    expected = {("ft_trackio",): "trackio", ("ft_tensorboard",): "tensorboard",
+                ("ft_tensorboard", "ft_trackio"): "tensorboard,trackio"}
+    for keys, value in expected.items():
+        for k in ("ft_tensorboard", "ft_trackio"):
+            at.checkbox(key=k).set_value(k in keys)
+        at.run()
+        assert not at.exception and not at.error
+        assert json.loads(at.session_state["built"])["report_to"] == value

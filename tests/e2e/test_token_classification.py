@@ -49,7 +49,9 @@ def test_token_classification_journey(server, page, ner_tiny):
     box.press("Enter")
     settle(page)
     spans = page.locator(".tl-entity")
-    spans.first.wait_for(timeout=60_000)
+    # the prefilled sentence's spans stay on screen until the rerun with the typed one lands (under load it
+    # can start after settle() looked): wait for the typed sentence's own first entity
+    expect(spans.first).to_contain_text("Carol", timeout=60_000)
     expect(spans).to_have_count(2, timeout=30_000)
     assert [t.split()[0] for t in spans.all_inner_texts()] == ["Carol", "Rome"]
     assert [t.split()[-1] for t in spans.all_inner_texts()] == ["PER", "LOC"]

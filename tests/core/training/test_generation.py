@@ -190,11 +190,16 @@ def test_causal_run_stores_perplexity_and_generates(models, settings, tmp_path, 
         assert e.value.field == field
     with pytest.raises(ConfigError):
         T.generate(gen, 42, {})
-    # the shown pipeline code runs and generates
-    scope = {}
-    code = T.pipeline_code("decoder", rec.model_dir, "the cat", T.GenerationSettings(max_new_tokens=3))
-    exec(compile(code.replace("print(", "result = ("), "pipeline", "exec"), scope)  # noqa: S102 - the code shown
-    assert scope["result"].startswith("the cat")
+    # the shown pipeline code runs and generates what the page does, greedy and seeded sampling alike (the
+    # fresh model's weights are random: it writes tokens rather than stopping at once)
+    for model_dir in (rec.model_dir, str(models.gpt)):
+        for s in (T.GenerationSettings(max_new_tokens=4), T.GenerationSettings(max_new_tokens=4, do_sample=True,
+                                                                                 top_k=5, seed=7)):
+            scope = {}
+            code = T.pipeline_code("decoder", model_dir, "the cat", s)
+            exec(compile(code.replace("print(", "result = ("), "pipeline", "exec"), scope)  # noqa: S102 - the code shown
+            assert scope["result"] == T.generate(model_dir, "the cat", s), code
+    assert len(T.generate(str(models.gpt), "the cat", T.GenerationSettings(max_new_tokens=4))) > len("the cat")
     out = run_export(causal(models), settings, rec, tmp_path, capsys)
     assert "perplexity" in out and "'eval_loss'" in out
 

@@ -1,5 +1,7 @@
 """The task-aware config (#17): a column mapping checked before any data is read, and TensorBoard logging of a
-run to its own folder, agreeing step for step with the run store."""
+run to its own folder and to Trackio, agreeing step for step with the run store."""
+from pathlib import Path
+
 import pytest
 
 from core.settings import Settings
@@ -66,6 +68,34 @@ def test_tensorboard_gets_the_same_losses_as_the_store(tmp_path):
     assert other.wait(plain, 300) == "completed"
     other.shutdown()
     assert not tensorboard_dir(run_dir(settings, plain)).exists()
+
+
+def test_trackio_and_tensorboard_get_the_store_s_losses(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from core.training.runner import run_dir, tensorboard_dir
+    from core.training.trackio_log import PROJECT, logged_losses, open_command
+
+    settings = Settings(workspace=tmp_path / "ws")
+    tiny_dataset(settings)
+    model = tiny_model(tmp_path / "tiny")
+    jobs = JobManager(settings=settings)
+    run_id = jobs.submit(TrainingConfig(model=str(model), dataset="tiny", max_length=32, batch_size=8, max_steps=4,
+                                        warmup=0, eval_steps=2, name="both", report_to="tensorboard,trackio"))
+    assert jobs.wait(run_id, 300) == "completed", jobs.store.get(run_id).message
+    jobs.shutdown()
+    rec = jobs.store.get(run_id)
+    where = rec.plan["trackio"]
+    assert where["project"] == PROJECT and where["run"] == f"{run_id} · both"
+    assert (Path(where["dir"]) / f"{PROJECT}.db").is_file()
+    assert open_command(where) == f"TRACKIO_DIR={where['dir']} trackio show --project {PROJECT}"
+    stored = {m["step"]: m["loss"] for m in jobs.store.metrics(run_id, "train")}
+    tracked = logged_losses(where)
+    assert sorted(tracked) == sorted(stored) == [1, 2, 3, 4]
+    assert all(tracked[s] == pytest.approx(stored[s], rel=1e-6) for s in stored)
+    acc = EventAccumulator(str(tensorboard_dir(run_dir(settings, run_id))))
+    acc.Reload()
+    assert sorted(e.step for e in acc.Scalars("train/loss")) == [1, 2, 3, 4]  # both at once
 
 
 def test_each_task_has_one_headline_metric_against_its_baseline():
