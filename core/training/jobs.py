@@ -11,6 +11,7 @@ import os
 import queue
 import shutil
 import socket
+import sys
 import threading
 import time
 import traceback
@@ -23,6 +24,13 @@ from core.training.config import TrainingConfig
 from core.training.store import ACTIVE, RunStore
 
 TERMINAL = ("stopped", "completed", "failed", "interrupted")
+# Training threads share the interpreter (and its GIL) with whatever hosts them: the web server's page scripts.
+# A training step releases the GIL around each torch op and must win it back each time; while another thread
+# runs Python, every win waits up to the switch interval (5 ms by default): the "convoy effect". Measured on
+# the 2-core build machine with one busy Python thread beside the run: MiniLM 6 steps 84 s (6.9 s alone), a tiny
+# BERT 12 steps 59 s (3.2 s alone); at 0.5 ms: 15.9 s and 9.2 s; alone, 0.5 ms changes nothing (5.1 s, 3.1 s).
+# bench/RESULTS.md (#14, "the GIL convoy"). Lowered only, never raised over a host's own choice.
+SWITCH_INTERVAL_S = 0.0005
 
 
 def owner_token(pid: int | None = None) -> str:
@@ -88,6 +96,8 @@ class JobManager:
         self._lock = threading.Lock()
         self._recover()
         self.concurrency = concurrency or self._default_concurrency()
+        if isinstance(self.runner, ThreadRunner) and sys.getswitchinterval() > SWITCH_INTERVAL_S:
+            sys.setswitchinterval(SWITCH_INTERVAL_S)
         self._workers = [threading.Thread(target=self._work, name=f"torchlab-train-{i}", daemon=True)
                          for i in range(self.concurrency)]
         for w in self._workers:
