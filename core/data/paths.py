@@ -32,6 +32,18 @@ def allowed_dirs(settings: Settings | None = None) -> list[Path]:
     return out
 
 
+def resolve_inside(text: str, roots: list[Path]) -> tuple[Path, Path | None]:
+    """(the real path `text` names, the allowed folder it lies in or None). A relative path is looked up in each
+    folder in turn (a link counts: where it leads is what is checked); links are resolved before the check."""
+    typed = Path(text)
+    if typed.is_absolute():
+        candidate = typed
+    else:  # the first allowed folder that holds the name
+        candidate = next((r / typed for r in roots if os.path.lexists(r / typed)), roots[0] / typed)
+    real = Path(os.path.realpath(candidate))  # symlinks resolved before the check, never after
+    return real, next((r for r in roots if real == r or real.is_relative_to(r)), None)
+
+
 def server_path(raw: str, settings: Settings | None = None) -> Path:
     """The real path of a regular file inside an allowed folder, or DataError.
 
@@ -43,13 +55,7 @@ def server_path(raw: str, settings: Settings | None = None) -> Path:
     if "\x00" in text or len(text) > 4096:
         raise DataError("that is not a usable file path")
     roots = allowed_dirs(settings)
-    typed = Path(text)
-    if typed.is_absolute():
-        candidate = typed
-    else:  # the first allowed folder that holds the name (a link counts: where it leads is checked next)
-        candidate = next((r / typed for r in roots if os.path.lexists(r / typed)), roots[0] / typed)
-    real = Path(os.path.realpath(candidate))  # symlinks resolved before the check, never after
-    root = next((r for r in roots if real == r or real.is_relative_to(r)), None)
+    real, root = resolve_inside(text, roots)
     if root is None:
         raise DataError(f"{text!r} is outside the folders the server may read ({_show(roots)}); copy the file "
                         "into one of them, or have the server's admin add its folder to TORCHLAB_DATA_DIRS")
@@ -57,7 +63,7 @@ def server_path(raw: str, settings: Settings | None = None) -> Path:
         return real
     what = "is a folder, not a file" if real.is_dir() else "is not a regular file" if real.exists() else \
         "does not exist"
-    where = root if typed.is_absolute() else _show(roots)
+    where = root if Path(text).is_absolute() else _show(roots)
     raise DataError(f"{text!r} {what} in {where}")
 
 

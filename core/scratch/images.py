@@ -48,19 +48,15 @@ class ImageData:
 
 def folder_path(dataset: str, settings: Settings) -> Path:
     """The real path of the image folder `dataset` ("folder:<path>") names, inside the allowed folders."""
-    from core.data.paths import allowed_dirs
+    from core.data.paths import allowed_dirs, resolve_inside
 
     text = dataset[len(PREFIX):].strip() if is_image_folder(dataset) else ""
     if not text:
         raise ConfigError(FIELD, f"type the path of an image folder inside {_roots(settings)} ({LAYOUT_HELP})")
     if "\x00" in text or len(text) > 4096:
         raise ConfigError(FIELD, "that is not a usable folder path")
-    roots = allowed_dirs(settings)
-    typed = Path(text)
-    candidate = typed if typed.is_absolute() else next(
-        (r / typed for r in roots if os.path.lexists(r / typed)), roots[0] / typed)
-    real = Path(os.path.realpath(candidate))  # links resolved before the check, never after
-    if not any(real == r or real.is_relative_to(r) for r in roots):
+    real, root = resolve_inside(text, allowed_dirs(settings))  # links resolved before the check, never after
+    if root is None:
         raise ConfigError(FIELD, f"{text!r} is outside the folders the server may read ({_roots(settings)}); "
                           "copy the images into one of them")
     if not real.is_dir():
@@ -236,7 +232,7 @@ def decode_cells(cells: list, settings: Settings, size: int) -> tuple[object, li
     a missing file and an empty cell are skipped and counted, never opened."""
     import io
 
-    from core.data.paths import allowed_dirs
+    from core.data.paths import allowed_dirs, resolve_inside
 
     roots = allowed_dirs(settings)
     sources, where, skipped = [], [], {"empty cells": 0, "paths outside the folders the server may read": 0,
@@ -251,11 +247,8 @@ def decode_cells(cells: list, settings: Settings, size: int) -> tuple[object, li
         if not isinstance(cell, str) or not cell.strip() or "\x00" in cell or len(cell) > 4096:
             skipped["empty cells"] += 1
             continue
-        typed = Path(cell.strip())
-        candidate = typed if typed.is_absolute() else next(
-            (r / typed for r in roots if os.path.lexists(r / typed)), roots[0] / typed)
-        real = Path(os.path.realpath(candidate))  # links resolved before the check, never after
-        if not any(real.is_relative_to(r) for r in roots):
+        real, root = resolve_inside(cell.strip(), roots)  # links resolved before the check, never after
+        if root is None:
             skipped["paths outside the folders the server may read"] += 1
         elif not real.is_file():
             skipped["missing files"] += 1

@@ -200,22 +200,21 @@ def run_training(run_id: str, store: RunStore, settings: Settings, should_stop: 
         dataloader_num_workers=0,
         **task.args,
     )
-    store.update(run_id, plan=asdict(p) | {"task": config.task, "total_steps": steps, "eval_steps": eval_steps,
-                                           "processes": world} | task.baseline | task.info,
-                 total_steps=steps, device=p.device)
     callback = StoreCallback(store, run_id, should_stop, config.batch_size * config.grad_accumulation * world)
     callbacks = [callback, *extra_callbacks]
     if early:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=config.early_stopping_patience))
-    tools = report_tools(config)
+    tools, logged_to = report_tools(config), {}
     if "tensorboard" in tools:
         callbacks.append(tensorboard_callback(out))
     if "trackio" in tools:
         from core.training.trackio_log import trackio_callback
 
-        cb, where = trackio_callback(settings, run_id, config.name or run_id)
+        cb, logged_to["trackio"] = trackio_callback(settings, run_id, config.name or run_id)
         callbacks.append(cb)
-        store.update(run_id, plan=(store.get(run_id).plan or {}) | {"trackio": where})
+    store.update(run_id, plan=asdict(p) | {"task": config.task, "total_steps": steps, "eval_steps": eval_steps,
+                                           "processes": world} | task.baseline | task.info | logged_to,
+                 total_steps=steps, device=p.device)
     trainer = _trainer_class(config.scheduler, task.trainer_class)(
         model=model, args=args, train_dataset=train_ds, eval_dataset=task.eval_dataset,
         processing_class=task.processing_class, data_collator=task.data_collator,
