@@ -40,27 +40,38 @@ def test_a_mapped_task_does_not_check_the_classification_columns():
     assert refused(text_column="x", label_column="x").field == "label_column"
 
 
-def test_tensorboard_gets_the_same_losses_as_the_store(tmp_path):
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    from core.training.runner import run_dir, tensorboard_dir
-
+def _tiny_run(tmp_path, **config):
+    """(settings, the tiny model, a finished 4-step tiny run's id, its jobs' store) with `config` on top."""
     settings = Settings(workspace=tmp_path / "ws")
     tiny_dataset(settings)
     model = tiny_model(tmp_path / "tiny")
     jobs = JobManager(settings=settings)
-    run_id = jobs.submit(TrainingConfig(model=str(model), dataset="tiny", max_length=32, batch_size=8, max_steps=4,
-                                        warmup=0, report_to="tensorboard"))
+    run_id = jobs.submit(TrainingConfig(**{**dict(model=str(model), dataset="tiny", max_length=32, batch_size=8,
+                                                  max_steps=4, warmup=0), **config}))
     assert jobs.wait(run_id, 300) == "completed", jobs.store.get(run_id).message
     jobs.shutdown()
-    folder = tensorboard_dir(run_dir(settings, run_id))
-    acc = EventAccumulator(str(folder))
+    return settings, model, run_id, jobs.store
+
+
+def _tensorboard_losses(settings, run_id):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from core.training.runner import run_dir, tensorboard_dir
+
+    acc = EventAccumulator(str(tensorboard_dir(run_dir(settings, run_id))))
     acc.Reload()
-    logged = {e.step: e.value for e in acc.Scalars("train/loss")}
-    stored = {m["step"]: m["loss"] for m in jobs.store.metrics(run_id, "train")}
+    return {e.step: e.value for e in acc.Scalars("train/loss")}, acc.Tags()["scalars"]
+
+
+def test_tensorboard_gets_the_same_losses_as_the_store(tmp_path):
+    from core.training.runner import run_dir, tensorboard_dir
+
+    settings, model, run_id, store = _tiny_run(tmp_path, report_to="tensorboard")
+    logged, tags = _tensorboard_losses(settings, run_id)
+    stored = {m["step"]: m["loss"] for m in store.metrics(run_id, "train")}
     assert sorted(logged) == sorted(stored) == [1, 2, 3, 4]
     assert all(logged[s] == pytest.approx(stored[s], rel=1e-5) for s in stored)
-    assert "eval/loss" in acc.Tags()["scalars"]
+    assert "eval/loss" in tags
     # a run without report_to writes no events
     other = JobManager(settings=settings)
     plain = other.submit(TrainingConfig(model=str(model), dataset="tiny", max_length=32, batch_size=8, max_steps=1,
@@ -71,31 +82,18 @@ def test_tensorboard_gets_the_same_losses_as_the_store(tmp_path):
 
 
 def test_trackio_and_tensorboard_get_the_store_s_losses(tmp_path):
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    from core.training.runner import run_dir, tensorboard_dir
     from core.training.trackio_log import PROJECT, logged_losses, open_command
 
-    settings = Settings(workspace=tmp_path / "ws")
-    tiny_dataset(settings)
-    model = tiny_model(tmp_path / "tiny")
-    jobs = JobManager(settings=settings)
-    run_id = jobs.submit(TrainingConfig(model=str(model), dataset="tiny", max_length=32, batch_size=8, max_steps=4,
-                                        warmup=0, eval_steps=2, name="both", report_to="tensorboard,trackio"))
-    assert jobs.wait(run_id, 300) == "completed", jobs.store.get(run_id).message
-    jobs.shutdown()
-    rec = jobs.store.get(run_id)
-    where = rec.plan["trackio"]
+    settings, _, run_id, store = _tiny_run(tmp_path, eval_steps=2, name="both", report_to="tensorboard,trackio")
+    where = store.get(run_id).plan["trackio"]
     assert where["project"] == PROJECT and where["run"] == f"{run_id} · both"
     assert (Path(where["dir"]) / f"{PROJECT}.db").is_file()
     assert open_command(where) == f"TRACKIO_DIR={where['dir']} trackio show --project {PROJECT}"
-    stored = {m["step"]: m["loss"] for m in jobs.store.metrics(run_id, "train")}
+    stored = {m["step"]: m["loss"] for m in store.metrics(run_id, "train")}
     tracked = logged_losses(where)
     assert sorted(tracked) == sorted(stored) == [1, 2, 3, 4]
     assert all(tracked[s] == pytest.approx(stored[s], rel=1e-6) for s in stored)
-    acc = EventAccumulator(str(tensorboard_dir(run_dir(settings, run_id))))
-    acc.Reload()
-    assert sorted(e.step for e in acc.Scalars("train/loss")) == [1, 2, 3, 4]  # both at once
+    assert sorted(_tensorboard_losses(settings, run_id)[0]) == [1, 2, 3, 4]  # both at once
 
 
 def test_each_task_has_one_headline_metric_against_its_baseline():
