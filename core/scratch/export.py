@@ -34,15 +34,8 @@ def export_script(config: TrainingConfig, settings: Settings, plan: Mapping, run
     "eval_steps"), or for a config not run yet asdict(core.training.runner.plan(config, settings));
     `model_dir`: the run's saved model folder, where a named (not trained-here) tokenizer is read from.
     Dataset paths point at this server's saved version. ConfigError / ValueError when it can't be written."""
-    from core.scratch.images import is_image_folder
     from core.scratch.task import prepare
 
-    image_column = (config.architecture or {}).get("image_column") if isinstance(config.architecture, dict) else None
-    if is_image_folder(config.dataset) or image_column:
-        what = "image-folder" if is_image_folder(config.dataset) else "image-column"
-        raise ValueError(f"not offered for {what} runs yet: the script would have to find, decode and resize the "
-                         "images exactly as Torch Lab does; the saved model (download above) has the trained "
-                         "network, and a run on the digits sample or a table of numbers exports")
     prep = prepare(config, settings)
     kind = prep.arch["kind"]
     eval_steps = plan.get("eval_steps") or config.eval_steps or 50  # the fine-tuning export's fallback too
@@ -97,6 +90,7 @@ def _caps(config: TrainingConfig, names: tuple[str, str], arrays: bool = False) 
 def _data(config, settings, prep, kind, std, third, model_dir) -> str:
     from core.data.store import DatasetStore
     from core.scratch import data as D
+    from core.scratch.images import EXTENSIONS, folder_path, is_image_folder
 
     def path() -> str:
         return str((DatasetStore(settings.datasets_dir).ref(config.dataset, config.dataset_version).path
@@ -120,6 +114,12 @@ def _data(config, settings, prep, kind, std, third, model_dir) -> str:
         if prep.splits.validation is not None:
             out += "validation = lm_rows(val_texts)\n"
         return out + C.PAD_COLLATE.format(labels_doc="labels the inputs (-100 on padding)", labels=C.LM_LABELS)
+    if is_image_folder(config.dataset):
+        third["sklearn.model_selection"] = {"train_test_split"}
+        out = _images(settings, prep, std, third) + C.IMAGE_FOLDER.format(
+            root=str(folder_path(config.dataset, settings)), extensions=EXTENSIONS,
+            eval_fraction=config.eval_fraction, caps=_caps(config, ("x_train|y_train", "x_eval|y_eval"), arrays=True))
+        return out + C.NUMBERS.format()
     if config.dataset in D.SKLEARN:
         third["sklearn.datasets"] = None
         third["sklearn.model_selection"] = {"train_test_split"}
@@ -132,6 +132,11 @@ def _data(config, settings, prep, kind, std, third, model_dir) -> str:
     out = C.STORE.format(dataset=config.dataset, path=path(), label=config.label_column,
                          labels=list(prep.splits.label_names), eval_fraction=config.eval_fraction,
                          caps=_caps(config, ("train", "evaluation")))
+    if kind in ("mlp", "cnn") and prep.arch.get("image_column"):
+        third["datasets"].add("Image as ImageFeature")
+        std.add("io")
+        return (out + _images(settings, prep, std, third) + C.IMAGE_COLUMN.format(column=prep.arch["image_column"],
+                                                                                 caps="") + C.NUMBERS.format())
     if kind in ("mlp", "cnn"):
         return out + C.STORE_NUMBERS.format(features=list(prep.splits.features)) + C.NUMBERS.format()
     if prep.splits.validation is not None:  # core.scratch.data.carve_validation, before the tokenizer is trained
@@ -142,6 +147,18 @@ def _data(config, settings, prep, kind, std, third, model_dir) -> str:
     if prep.splits.validation is not None:
         out += "validation = tokenize(validation)\n"
     return out + C.PAD_COLLATE.format(labels_doc="labels the class ids", labels=C.CLASS_LABELS)
+
+
+def _images(settings: Settings, prep, std, third) -> str:
+    """The image decoding every image run shares (core.scratch.images.decode_all's steps, same caps), with the
+    folders this server reads images from."""
+    from core.data.paths import allowed_dirs
+    from core.scratch.images import GREY_MODES, MAX_SOURCE_PIXELS, image_size
+
+    std.add("os")
+    third["PIL"] = {"Image"}
+    return C.IMAGES.format(size=image_size(prep.arch), grey=GREY_MODES, roots=[str(r) for r in allowed_dirs(settings)],
+                           max_pixels=MAX_SOURCE_PIXELS)
 
 
 def _pretrained(arch: dict, third) -> str:
@@ -244,7 +261,9 @@ def _wrapped_args(kwargs: dict, width: int = 110) -> str:
 
 
 def _imports_std(names: set[str]) -> str:
-    """Standard-library imports beyond argparse and json: "module" or "module.Name" (from module import Name)."""
+    """Standard-library imports: argparse, json and `names`, each "module" or "module.Name" (from module import
+    Name)."""
+    names = names | {"argparse", "json"}
     plain = [f"import {n}" for n in sorted(names) if "." not in n]
     return "\n".join(plain + [f"from {n.rsplit('.', 1)[0]} import {n.rsplit('.', 1)[1]}"
                               for n in sorted(names) if "." in n]) + "\n"
@@ -253,12 +272,16 @@ def _imports_std(names: set[str]) -> str:
 def _imports(third: dict) -> str:
     """Third-party imports as isort orders them: {module: None} imports it, {module: "alias"} as an alias,
     {module: {names}} the names from it (classes before functions)."""
+    modules = sorted(third, key=str.lower)  # isort compares module names case-blind: datasets, PIL, sklearn
     plain = [f"import {m}" if third[m] is None else f"import {m} as {third[m]}"
-             for m in sorted(third) if third[m] is None or isinstance(third[m], str)]
+             for m in modules if third[m] is None or isinstance(third[m], str)]
     froms = []
-    for m in sorted(third):
+    for m in modules:
         if isinstance(third[m], set):
-            names = sorted(third[m], key=lambda n: (n[0].islower(), n.lower()))
+            names = sorted((n for n in third[m] if " as " not in n), key=lambda n: (n[0].islower(), n.lower()))
             line = f"from {m} import {', '.join(names)}"
-            froms.append(line if len(line) <= 110 else f"from {m} import (\n" + "".join(f"    {n},\n" for n in names) + ")")
+            if names:
+                froms.append(line if len(line) <= 110 else
+                             f"from {m} import (\n" + "".join(f"    {n},\n" for n in names) + ")")
+            froms += [f"from {m} import {n}" for n in sorted(n for n in third[m] if " as " in n)]  # one line each
     return "\n".join(plain + froms) + "\n"

@@ -15,8 +15,6 @@ requirements.txt. With the same seed on the same kind of device it ends at the r
     python {filename}                  # the whole run
     python {filename} --max-steps 20   # a shorter one (the learning-rate schedule is built for 20 steps)
 """
-import argparse
-import json
 {stdlib}
 {third_party}
 parser = argparse.ArgumentParser(description="Reproduce Torch Lab run {run_id}")
@@ -84,6 +82,105 @@ stratify = labels if min(counts.values()) >= 2 and n_val >= len(counts) else Non
 keep, val_rows = train_test_split(list(range(len(labels))), test_size=n_val, random_state=SEED, stratify=stratify)
 train, validation = train.select(sorted(keep)), train.select(sorted(val_rows))
 '''
+
+IMAGES = '''
+# --- images: decoded and resized as Torch Lab decodes them (Pillow; grey stays grey, RGB once one has colour) --
+SIZE = {size}  # every image resized to SIZE × SIZE
+GREY_MODES = {grey!r}
+ROOTS = {roots!r}  # the folders this server reads images from: a path (or a link) leading out is left out
+
+
+def inside(path):
+    """The real path of `path`, or None when it leads out of ROOTS (links are resolved before the check)."""
+    real = os.path.realpath(path)
+    return real if any(real == r or real.startswith(r + os.sep) for r in ROOTS) else None
+
+
+def decode(source):
+    """One image (a file path or a file-like object of its bytes) as uint8 SIZE × SIZE, None if unreadable."""
+    try:
+        img = Image.open(source)
+        if img.width * img.height > {max_pixels}:  # Torch Lab's cap on one file's pixels
+            return None
+        img.draft(img.mode if img.mode in ("L", "RGB") else None, (SIZE, SIZE))  # JPEG: decode at a smaller scale
+        img.load()
+    except Exception:  # Pillow raises many kinds for a corrupt file
+        return None
+    return np.asarray(img.convert("L" if img.mode in GREY_MODES else "RGB").resize((SIZE, SIZE)))
+
+
+def to_pixels(images):
+    """(images, channels × SIZE × SIZE) float32 in [0, 1], flattened: 3 channels as soon as one image has colour."""
+    channels = 3 if any(a.ndim == 3 for a in images) else 1
+    out = np.empty((len(images), channels, SIZE, SIZE), dtype=np.float32)
+    for j, a in enumerate(images):
+        out[j] = (a.transpose(2, 0, 1) if a.ndim == 3 else a[None]) / np.float32(255.0)
+    return out.reshape(len(images), -1)
+'''
+
+IMAGE_FOLDER = '''
+# --- data: the image folder {root}, one sub-folder per class (torchvision's ImageFolder layout) ---
+ROOT = {root!r}
+EXTENSIONS = {extensions!r}
+
+classes = sorted(d.name for d in os.scandir(ROOT) if d.is_dir() and not d.name.startswith("."))
+images, labels = [], []
+for i, name in enumerate(classes):
+    for dirpath, dirnames, names in os.walk(os.path.join(ROOT, name)):  # links to folders are not followed
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for n in sorted(names):
+            if n.startswith(".") or not n.lower().endswith(EXTENSIONS):
+                continue
+            path = inside(os.path.join(dirpath, n))
+            a = decode(path) if path else None
+            if a is not None:
+                images.append(a)
+                labels.append(i)
+present = sorted(set(labels))  # a class folder without a readable image is not a class
+LABELS = [classes[i] for i in present]
+x, y = to_pixels(images), np.asarray([present.index(v) for v in labels], dtype=np.int64)
+n_eval = round(len(y) * {eval_fraction!r})
+stratify = y if np.bincount(y).min() >= 2 and n_eval >= len(present) else None  # by class where each can be
+train_rows, eval_rows = train_test_split(np.arange(len(y)), test_size=n_eval, random_state=SEED, stratify=stratify)
+train_rows, eval_rows = np.sort(train_rows), np.sort(eval_rows)
+x_train, y_train, x_eval, y_eval = x[train_rows], y[train_rows], x[eval_rows], y[eval_rows]
+{caps}'''
+
+IMAGE_COLUMN = '''
+COLUMN = {column!r}  # the column holding the images: paths to image files, or their bytes
+
+
+def source(cell):
+    """What Pillow opens for a cell (its bytes, or the file its path names; a relative path is looked up in each of
+    ROOTS in turn), or None: an empty cell, a missing file, a path leading out of ROOTS."""
+    if isinstance(cell, dict):  # a datasets Image value, undecoded: the bytes when embedded, else the file's path
+        cell = cell.get("bytes") or cell.get("path")
+    if isinstance(cell, bytes) and cell:
+        return io.BytesIO(cell)
+    if not isinstance(cell, str) or not cell.strip():
+        return None
+    path = cell.strip()
+    if not os.path.isabs(path):
+        path = next((os.path.join(r, path) for r in ROOTS if os.path.lexists(os.path.join(r, path))),
+                    os.path.join(ROOTS[0], path))
+    path = inside(path)
+    return path if path and os.path.isfile(path) else None
+
+
+def cells(ds):
+    if isinstance(ds.features[COLUMN], ImageFeature):  # its encoded bytes and path, not decoded PIL images
+        ds = ds.cast_column(COLUMN, ImageFeature(decode=False))
+    return list(ds[COLUMN])
+
+
+# every row's image, train then evaluation; a row without a readable image is left out, as Torch Lab does
+decoded = [decode(s) if s is not None else None for s in map(source, cells(train) + cells(evaluation))]
+kept = np.asarray([i for i, a in enumerate(decoded) if a is not None])
+x = to_pixels([decoded[i] for i in kept])
+y = np.asarray(list(train["labels"]) + list(evaluation["labels"]), dtype=np.int64)[kept]
+in_train = kept < len(train)
+x_train, y_train, x_eval, y_eval = x[in_train], y[in_train], x[~in_train], y[~in_train]
+{caps}'''
 
 STORE_NUMBERS = '''
 FEATURES = {features!r}

@@ -251,9 +251,17 @@ def press_start(page) -> None:
     """Click Start and wait for its own "Queued run …" (the Launch tab keeps the last launch's message)."""
     before = page.locator("[data-testid=stAlertContentSuccess]").all_inner_texts()
     page.get_by_role("button", name="Start training").click()
-    page.wait_for_function(
-        "(before) => [...document.querySelectorAll('[data-testid=stAlertContentSuccess]')]"
-        ".some(e => e.innerText.includes('Queued run') && !before.includes(e.innerText))", arg=before, timeout=60_000)
+    try:
+        page.wait_for_function(
+            "(before) => [...document.querySelectorAll('[data-testid=stAlertContentSuccess]')]"
+            ".some(e => e.innerText.includes('Queued run') && !before.includes(e.innerText))", arg=before,
+            timeout=60_000)
+    except Exception as e:  # say what the page showed instead (CI keeps only this text, not the screenshot)
+        alerts = page.locator("[data-testid=stAlert], [data-testid=stException]").all_inner_texts()
+        running = page.locator("[data-testid=stStatusWidget]").count() > 0
+        main = page.locator("[data-testid=stMain]").inner_text()[:800]
+        raise AssertionError(f"no new 'Queued run' after Start; alerts on the page: {alerts}; "
+                             f"a script still running: {running}; before: {before}; the page: {main!r}") from e
     settle(page)
 
 

@@ -208,3 +208,51 @@ def test_frozen_minilm_embeddings_exported_reproduce_the_run(engine, tmp_path, c
         assert torch.allclose(weight, saved[name], rtol=TOLERANCE, atol=1e-7), name
     assert got["eval_loss"] == pytest.approx(rec.final_metrics["loss"], rel=TOLERANCE)
     assert got["eval_accuracy"] == pytest.approx(rec.final_metrics["accuracy"], abs=1e-9)
+
+
+def test_image_runs_exported_decode_the_same_pixels_and_reproduce_the_runs_eval_loss(engine, tmp_path, capsys):
+    """An image folder (grey and colour files, a corrupt one, a link leading out of the readable folders) and an
+    image column of paths (one missing, one leading out): the script decodes exactly the engine's pixels and
+    classes, splits them alike, and ends at the run's evaluation loss."""
+    import datasets
+    import numpy as np
+
+    from core.data import DatasetStore
+    from core.scratch import setup
+    from tests.core.scratch.test_image_folder import make_folder, shape_image
+
+    s, _ = engine
+    root = s.workspace / "imports" / "export-shapes"
+    make_folder(root, per_class=10)
+    shape_image("circle", 3, "RGB").save(root / "circle" / "colour.png")  # one colour file: RGB for all
+    (root / "square" / "broken.png").write_bytes(b"not a png")
+    outside = tmp_path / "outside.png"
+    shape_image("square", 1).save(outside)
+    (root / "square" / "link-out.png").symlink_to(outside)
+    files = sorted(root.glob("*/[0-9]*.png"))
+    DatasetStore(s.datasets_dir).save(datasets.Dataset.from_dict({
+        "path": [f"export-shapes/{f.parent.name}/{f.name}" for f in files] + ["export-shapes/none.png", str(outside)],
+        "shape": [f.parent.name for f in files] + ["circle", "square"]}), "export-shape-paths", "test fixture")
+
+    cases = {
+        "folder": config("cnn", "folder:export-shapes", architecture=_arch("cnn", image_size=12), eval_fraction=0.25,
+                         max_steps=3, batch_size=8, learning_rate=3e-3, seed=5),
+        "column": config("mlp", "export-shape-paths", label_column="shape", eval_fraction=0.25, max_steps=3,
+                         batch_size=8, learning_rate=3e-3, seed=5,
+                         architecture=_arch("mlp", image_column="path", image_size=10)),
+    }
+    for name, cfg in cases.items():
+        rec = train(engine, cfg)
+        script = script_of(engine, rec, tmp_path)
+        g = {"__name__": "export"}
+        exec(compile(script, f"export-image-{name}", "exec"), g)  # noqa: S102 - the script is the test
+        got = printed_eval(capsys.readouterr().out)
+        task = setup(cfg, s, "unused")
+        for split, xs, ys in ((task.train_dataset, "x_train", "y_train"), (task.eval_dataset, "x_eval", "y_eval")):
+            assert np.array_equal(np.asarray(split["inputs"], dtype=np.float32), g[xs]), name
+            assert list(split["labels"]) == list(g[ys]), name
+        channels = 3 if name == "folder" else 1
+        assert g["x_train"].shape[1] == channels * cfg.architecture["image_size"] ** 2, name
+        assert len(g["y_train"]) + len(g["y_eval"]) == (21 if name == "folder" else 20), name  # the bad ones left out
+        assert got["eval_loss"] == pytest.approx(rec.final_metrics["loss"], rel=TOLERANCE), name
+        assert got["eval_accuracy"] == pytest.approx(rec.final_metrics["accuracy"], abs=1e-9), name

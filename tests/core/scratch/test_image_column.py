@@ -122,8 +122,7 @@ def test_bad_settings_are_refused_naming_the_field(settings):
     assert e.field == "architecture.feature_columns"
 
 
-def test_the_job_engine_trains_on_an_image_column_and_export_says_it_is_not_offered(settings):
-    from core.scratch import export_script
+def test_the_job_engine_trains_on_an_image_column(settings):
     from core.scratch.models import ScratchClassifier
     from core.training import RunStore
     from core.training.runner import run_training
@@ -136,6 +135,4 @@ def test_the_job_engine_trains_on_an_image_column_and_export_says_it_is_not_offe
     rec = store.get(run_id)
     assert sorted(rec.plan["labels"]) == ["circle", "square"] and 0 <= rec.final_metrics["accuracy"] <= 1
     assert ScratchClassifier.from_pretrained(rec.model_dir).config.input_shape == [1, 16, 16]
-    with pytest.raises(ValueError, match="not offered for image-column runs"):
-        export_script(cfg, settings, {"optim": "adamw_torch", "eval_steps": 2})
 

@@ -205,11 +205,3 @@ def test_caps_and_sizes_are_refused_with_the_numbers(settings, monkeypatch):
     monkeypatch.setattr(images, "MAX_VALUES", 40 * 8 * 8 - 1)
     e = refused(config("cnn", "folder:shapes", architecture=cnn(8)), settings)
     assert e.field == "architecture.image_size" and "40 images × 8 × 8 = 2,560" in e.message
-
-
-def test_export_says_plainly_that_image_folder_runs_are_not_offered(settings):
-    from core.scratch import export_script
-
-    cfg = config("cnn", "folder:shapes", architecture=cnn(), max_steps=4)
-    with pytest.raises(ValueError, match="not offered for image-folder runs"):
-        export_script(cfg, settings, {"optim": "adamw_torch", "eval_steps": 2})
