@@ -65,9 +65,17 @@ class PhaseClock(TrainerCallback):
                 "other": wall - sum(step_s) - sum(eval_s) - sum(save_s)}
 
 
+KIND = {"kind": "finetune"}  # set from --kind in main(): "finetune" or "scratch"
+
+
 def _config(steps: int, every: int):
     from core.training import TrainingConfig
 
+    if KIND["kind"] == "scratch":  # a from-scratch CNN on scikit-learn's digits (the #16 bar's network)
+        from core.scratch import default_architecture
+
+        return TrainingConfig(task="scratch", architecture=default_architecture("cnn"), dataset="sklearn:digits",
+                              batch_size=32, learning_rate=2e-3, max_steps=steps, eval_steps=every, save_steps=every)
     return TrainingConfig(max_steps=steps, eval_steps=every, save_steps=every)
 
 
@@ -120,9 +128,31 @@ def plain_script(workspace: Path, steps: int, every: int) -> str:
     return script
 
 
+def scratch_script(workspace: Path, steps: int, every: int) -> str:
+    """The from-scratch run's "Export as script", with the engine's checkpoint cadence (the export saves only the
+    final model) and the clock."""
+    from dataclasses import asdict
+
+    from core.scratch import export_script
+    from core.settings import Settings
+    from core.training.runner import plan
+
+    settings = Settings(workspace=workspace)
+    config = _config(steps, every)
+    script = export_script(config, settings, asdict(plan(config, settings)) | {"eval_steps": every}, "bench",
+                           output=str(workspace / "plain-out"))
+    cadence = f'    save_strategy="steps",\n    save_steps={every},\n    save_total_limit=2,\n'
+    for old, new in (('    save_strategy="no",\n', cadence),
+                     ("compute_metrics=compute_metrics,", "compute_metrics=compute_metrics, callbacks=[CLOCK],")):
+        assert old in script, old
+        script = script.replace(old, new, 1)
+    return script
+
+
 def child_plain(workspace: Path, steps: int, every: int, threaded: bool) -> dict:
     clock = PhaseClock()
-    code = compile(plain_script(workspace, steps, every), "plain.py", "exec")
+    source = (scratch_script if KIND["kind"] == "scratch" else plain_script)(workspace, steps, every)
+    code = compile(source, "plain.py", "exec")
     run = lambda: exec(code, {"__name__": "__plain__", "CLOCK": clock})  # noqa: E731, S102 - our own script
     if threaded:
         t = threading.Thread(target=run)
@@ -138,9 +168,15 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--steps", type=int, default=60)
     ap.add_argument("--every", type=int, default=12)
+    ap.add_argument("--sides", nargs="+", choices=SIDES, default=list(SIDES),
+                    help="which sides to run (plain is always one: the ratio is plain ÷ engine)")
+    ap.add_argument("--kind", choices=("finetune", "scratch"), default="finetune",
+                    help="finetune: MiniLM on the drug reviews vs a plain Trainer script; scratch: a CNN on digits "
+                         "vs its exported script")
     ap.add_argument("--child", choices=SIDES)
     ap.add_argument("--workspace")
     a = ap.parse_args()
+    KIND["kind"] = a.kind
     if a.child:
         ws = Path(a.workspace)
         out = (child_engine(ws, a.steps, a.every) if a.child == "engine"
@@ -150,14 +186,16 @@ def main() -> None:
 
     import os
 
-    results: dict[str, list[dict]] = {s: [] for s in SIDES}
+    sides = tuple(s for s in SIDES if s in set(a.sides) | {"plain", "engine"})
+    results: dict[str, list[dict]] = {s: [] for s in sides}
     for r in range(a.rounds):
-        order = SIDES[r % 3:] + SIDES[:r % 3]  # rotate who goes first
+        k = r % len(sides)
+        order = sides[k:] + sides[:k]  # rotate who goes first
         for side in order:
             ws = tempfile.mkdtemp(prefix=f"bench-overhead-{side}-")
             load = os.getloadavg()[0]
             out = subprocess.run([sys.executable, "-m", "bench.bench_overhead", "--child", side, "--workspace", ws,
-                                  "--steps", str(a.steps), "--every", str(a.every)],
+                                  "--steps", str(a.steps), "--every", str(a.every), "--kind", a.kind],
                                  capture_output=True, text=True, timeout=3600)
             line = next((ln for ln in out.stdout.splitlines() if ln.startswith("RESULT ")), None)
             if line is None:
@@ -172,11 +210,11 @@ def main() -> None:
 
     med = {s: {k: statistics.median(x[k] for x in results[s]) for k in
                ("wall", "step_sum", "step_median", "eval_sum", "save_sum", "other", "eval_median", "save_median")}
-           for s in SIDES}
+           for s in sides}
     print("\n| side | wall (first → last step) | steps (sum · median) | evaluations | saves | other | "
           "ratio plain ÷ side |")
     print("|---|---|---|---|---|---|---|")
-    for s in SIDES:
+    for s in sides:
         m = med[s]
         print(f"| {s} | {m['wall']:.1f} s | {m['step_sum']:.1f} s · {m['step_median'] * 1000:.0f} ms | "
               f"{m['eval_sum']:.1f} s ({m['eval_median']:.2f} s each) | {m['save_sum']:.1f} s "

@@ -42,6 +42,10 @@ class StoreCallback(TrainerCallback):
         self._step_t0 = None
         self._mark = (0, 0)  # global step, tokens seen at the last train log
         self._eval_noted = False  # the 'finishing the evaluation' message was written
+        self._rows = store.writer()  # the per-step rows over one connection; close() when the run is done
+
+    def close(self) -> None:
+        self._rows.close()
 
     def on_train_begin(self, args, state, control, **kwargs):
         if state.is_world_process_zero:
@@ -102,8 +106,8 @@ class StoreCallback(TrainerCallback):
             for k in ("train_runtime", "train_tokens_per_second"):  # cumulative figures, not per step
                 logs.pop(k, None)
             logs.update(gpu_memory())
-            self.store.log(self.run_id, logs, state.global_step, "train")
+            self._rows.log(self.run_id, logs, state.global_step, "train")
         elif any(k.startswith("eval_") for k in logs):
-            self.store.log(self.run_id, logs, state.global_step, "eval")
+            self._rows.log(self.run_id, logs, state.global_step, "eval")
         else:
-            self.store.log(self.run_id, logs, state.global_step, "summary")
+            self._rows.log(self.run_id, logs, state.global_step, "summary")

@@ -246,6 +246,7 @@ def run_training(run_id: str, store: RunStore, settings: Settings, should_stop: 
                      checkpoint=str(last) if last else None)
         return "completed"
     finally:
+        callback.close()
         torch.set_num_threads(threads_before)
         # release the model and optimizer state now, not when the thread object dies
         del trainer, model, task

@@ -144,3 +144,32 @@ def test_default_run_names_say_what_differs_and_never_repeat():
     steps = TrainingConfig(max_steps=40, epochs=7.0)
     assert default_run_name(steps, set()) == "minilm-l6 on drug-reviews · 40 steps"
     assert default_run_name(TrainingConfig(name="mine"), set()) == "mine"
+
+
+def test_the_step_writer_keeps_one_connection_and_each_row_is_seen_at_once(store, monkeypatch):
+    """StoreCallback's rows go through one kept connection (a fresh one per row cost 2 ms); each row is committed
+    alone, so another connection (the live page's) reads it right after log() returns, in order."""
+    import sqlite3
+
+    rid = store.create("w", {})
+    page = RunStore(store.path)  # another reader, as a page in another thread
+    opened = []
+    real = RunStore._connect
+    monkeypatch.setattr(RunStore, "_connect", lambda self: opened.append(1) or real(self))
+    writer = store.writer()
+    seqs = []
+    for step in range(1, 6):
+        seqs.append(writer.log(rid, {"loss": 1.0 / step, "v": float("nan")}, step))
+        got = page.metrics(rid)
+        assert [r["step"] for r in got] == list(range(1, step + 1)) and got[-1]["loss"] == 1.0 / step
+        assert math.isnan(got[-1]["v"])
+    assert seqs == sorted(seqs) and len(set(seqs)) == 5
+    assert len(opened) == 1 + 5  # the writer once; each page.metrics() read opens its own
+    writer.close()
+    writer.log(rid, {"loss": 0.1}, 6, "eval")  # after close: a fresh connection, not an error
+    assert page.metrics(rid, "eval")[0]["loss"] == 0.1 and len(opened) == 1 + 5 + 2
+    with pytest.raises(sqlite3.Error):  # a failed row is rolled back, and the writer still works after it
+        writer.log("no-such-run", {"loss": 1.0}, 7)
+    writer.log(rid, {"loss": 0.2}, 7)
+    assert [r["step"] for r in page.metrics(rid)] == [1, 2, 3, 4, 5, 6, 7]
+    writer.close()
