@@ -149,7 +149,11 @@ def scratch_script(workspace: Path, steps: int, every: int) -> str:
     return script
 
 
-def child_plain(workspace: Path, steps: int, every: int, threaded: bool) -> dict:
+def child_plain(workspace: Path, steps: int, every: int, threaded: bool, threads: int = 0) -> dict:
+    if threads:  # torch's intra-op threads as the engine sets them (it trains a from-scratch net on one)
+        import torch
+
+        torch.set_num_threads(threads)
     clock = PhaseClock()
     source = (scratch_script if KIND["kind"] == "scratch" else plain_script)(workspace, steps, every)
     code = compile(source, "plain.py", "exec")
@@ -173,6 +177,8 @@ def main() -> None:
     ap.add_argument("--kind", choices=("finetune", "scratch"), default="finetune",
                     help="finetune: MiniLM on the drug reviews vs a plain Trainer script; scratch: a CNN on digits "
                          "vs its exported script")
+    ap.add_argument("--plain-threads", type=int, default=0,
+                    help="torch threads for the plain sides (0: torch's default, as a user's script runs)")
     ap.add_argument("--child", choices=SIDES)
     ap.add_argument("--workspace")
     a = ap.parse_args()
@@ -180,7 +186,7 @@ def main() -> None:
     if a.child:
         ws = Path(a.workspace)
         out = (child_engine(ws, a.steps, a.every) if a.child == "engine"
-               else child_plain(ws, a.steps, a.every, threaded=a.child == "plain-thread"))
+               else child_plain(ws, a.steps, a.every, threaded=a.child == "plain-thread", threads=a.plain_threads))
         print("RESULT " + json.dumps(out))
         return
 
@@ -195,7 +201,7 @@ def main() -> None:
             ws = tempfile.mkdtemp(prefix=f"bench-overhead-{side}-")
             load = os.getloadavg()[0]
             out = subprocess.run([sys.executable, "-m", "bench.bench_overhead", "--child", side, "--workspace", ws,
-                                  "--steps", str(a.steps), "--every", str(a.every), "--kind", a.kind],
+                                  "--steps", str(a.steps), "--every", str(a.every), "--kind", a.kind, "--plain-threads", str(a.plain_threads)],
                                  capture_output=True, text=True, timeout=3600)
             line = next((ln for ln in out.stdout.splitlines() if ln.startswith("RESULT ")), None)
             if line is None:
