@@ -65,13 +65,10 @@ class PhaseClock(TrainerCallback):
                 "other": wall - sum(step_s) - sum(eval_s) - sum(save_s)}
 
 
-KIND = {"kind": "finetune"}  # set from --kind in main(): "finetune" or "scratch"
-
-
-def _config(steps: int, every: int):
+def _config(steps: int, every: int, kind: str = "finetune"):
     from core.training import TrainingConfig
 
-    if KIND["kind"] == "scratch":  # a from-scratch CNN on scikit-learn's digits (the #16 bar's network)
+    if kind == "scratch":  # a from-scratch CNN on scikit-learn's digits (the #16 bar's network)
         from core.scratch import default_architecture
 
         return TrainingConfig(task="scratch", architecture=default_architecture("cnn"), dataset="sklearn:digits",
@@ -95,7 +92,7 @@ def _time_hooks(cls) -> dict[str, float]:
     return spent
 
 
-def child_engine(workspace: Path, steps: int, every: int) -> dict:
+def child_engine(workspace: Path, steps: int, every: int, kind: str) -> dict:
     from bench.bench_training import managed
     from core.settings import Settings
     from core.training.callbacks import StoreCallback
@@ -103,7 +100,7 @@ def child_engine(workspace: Path, steps: int, every: int) -> dict:
 
     spent = _time_hooks(StoreCallback)
     clock = PhaseClock()
-    managed(Settings(workspace=workspace), _config(steps, every), 1.0, runner=ThreadRunner(lambda run_id: [clock]))
+    managed(Settings(workspace=workspace), _config(steps, every, kind), 1.0, runner=ThreadRunner(lambda run_id: [clock]))
     return clock.summary() | {"store_callback": spent}
 
 
@@ -138,7 +135,7 @@ def scratch_script(workspace: Path, steps: int, every: int) -> str:
     from core.training.runner import plan
 
     settings = Settings(workspace=workspace)
-    config = _config(steps, every)
+    config = _config(steps, every, "scratch")
     script = export_script(config, settings, asdict(plan(config, settings)) | {"eval_steps": every}, "bench",
                            output=str(workspace / "plain-out"))
     cadence = f'    save_strategy="steps",\n    save_steps={every},\n    save_total_limit=2,\n'
@@ -149,13 +146,13 @@ def scratch_script(workspace: Path, steps: int, every: int) -> str:
     return script
 
 
-def child_plain(workspace: Path, steps: int, every: int, threaded: bool, threads: int = 0) -> dict:
+def child_plain(workspace: Path, steps: int, every: int, kind: str, threaded: bool, threads: int = 0) -> dict:
     if threads:  # torch's intra-op threads as the engine sets them (it trains a from-scratch net on one)
         import torch
 
         torch.set_num_threads(threads)
     clock = PhaseClock()
-    source = (scratch_script if KIND["kind"] == "scratch" else plain_script)(workspace, steps, every)
+    source = (scratch_script if kind == "scratch" else plain_script)(workspace, steps, every)
     code = compile(source, "plain.py", "exec")
     run = lambda: exec(code, {"__name__": "__plain__", "CLOCK": clock})  # noqa: E731, S102 - our own script
     if threaded:
@@ -182,11 +179,11 @@ def main() -> None:
     ap.add_argument("--child", choices=SIDES)
     ap.add_argument("--workspace")
     a = ap.parse_args()
-    KIND["kind"] = a.kind
     if a.child:
         ws = Path(a.workspace)
-        out = (child_engine(ws, a.steps, a.every) if a.child == "engine"
-               else child_plain(ws, a.steps, a.every, threaded=a.child == "plain-thread", threads=a.plain_threads))
+        out = (child_engine(ws, a.steps, a.every, a.kind) if a.child == "engine"
+               else child_plain(ws, a.steps, a.every, a.kind, threaded=a.child == "plain-thread",
+                                threads=a.plain_threads))
         print("RESULT " + json.dumps(out))
         return
 
@@ -201,7 +198,8 @@ def main() -> None:
             ws = tempfile.mkdtemp(prefix=f"bench-overhead-{side}-")
             load = os.getloadavg()[0]
             out = subprocess.run([sys.executable, "-m", "bench.bench_overhead", "--child", side, "--workspace", ws,
-                                  "--steps", str(a.steps), "--every", str(a.every), "--kind", a.kind, "--plain-threads", str(a.plain_threads)],
+                                  "--steps", str(a.steps), "--every", str(a.every), "--kind", a.kind,
+                                  "--plain-threads", str(a.plain_threads)],
                                  capture_output=True, text=True, timeout=3600)
             line = next((ln for ln in out.stdout.splitlines() if ln.startswith("RESULT ")), None)
             if line is None:
