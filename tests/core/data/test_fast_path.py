@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -194,6 +195,26 @@ def test_progress_over_a_large_plain_file_is_monotonic_and_ends_at_its_size(tmp_
     r = load_file_report(src, cache_dir=tmp_path / "c", progress=lambda *a: seen.append(a))
     size = src.stat().st_size
     assert r.reader == "arrow" and len(seen) > 3 and seen[-1] == (size, size, 120_000)
+    assert all(a[0] <= b[0] and a[2] <= b[2] for a, b in zip(seen, seen[1:], strict=False))
+
+
+def test_progress_follows_a_quote_scan_slower_than_arrow(tmp_path, monkeypatch):
+    # the CI machine once ran the scan behind Arrow and the bar showed nothing until the end: a report
+    # now waits for the scan to pass the bytes Arrow read, so every batch still moves the bar
+    monkeypatch.setattr(fastpath, "SCAN_BYTES", 64 * 1024)
+    real = fastpath.scan_quotes
+
+    def slow(*a, **k):
+        time.sleep(0.3)  # Arrow is through the file before the scan starts
+        return real(*a, **k)
+
+    monkeypatch.setattr(fastpath, "scan_quotes", slow)
+    src = tmp_path / "plain.csv"
+    src.write_bytes(b"id,text\n" + b"".join(b"%d,row %d\n" % (i, i) for i in range(150_000)))
+    seen = []
+    r = load_file_report(src, cache_dir=tmp_path / "c", progress=lambda *a: seen.append(a))
+    size = src.stat().st_size
+    assert r.reader == "arrow" and len(seen) > size // fastpath.BLOCK_BYTES // 2 and seen[-1] == (size, size, 150_000)
     assert all(a[0] <= b[0] and a[2] <= b[2] for a, b in zip(seen, seen[1:], strict=False))
 
 
