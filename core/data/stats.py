@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import keyword
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +29,40 @@ def _batches(ds: datasets.Dataset, columns: list[str] | None = None) -> Iterator
     """Arrow tables of SCAN_BATCH rows (respecting any select/shuffle indices)."""
     d = ds.select_columns(columns) if columns else ds
     yield from d.with_format("arrow").iter(batch_size=SCAN_BATCH)
+
+
+def _column_slices(ds: datasets.Dataset, column: str) -> Iterator[pa.ChunkedArray]:
+    """`column` in SCAN_BATCH-row slices, in row order: zero-copy views of the mapped file, or (where a
+    select/shuffle left an indices mapping) batches taken through it, so only a batch is held at a time."""
+    if getattr(ds, "_indices", None) is None:
+        col = ds.data.table.column(column)
+        for start in range(0, len(col), SCAN_BATCH):
+            yield col.slice(start, SCAN_BATCH)
+    else:
+        for table in _batches(ds, [column]):
+            yield table.column(column)
+
+
+def _parallel(items: Iterator[Any], fn: Callable[[Any], Any]) -> Iterator[tuple[Any, Any]]:
+    """(item, fn(item)) in order, `fn` on up to one thread per core with at most two items per thread in flight.
+
+    `pyarrow.compute` runs one kernel call on one thread; a scan over a 1 GB column is many independent
+    calls, so they are spread over the cores here (as DuckDB does for the SQL box)."""
+    import os
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
+    workers = max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
+    with ThreadPoolExecutor(workers, thread_name_prefix="scan") as pool:
+        queue: deque = deque()
+        for item in items:
+            queue.append((item, pool.submit(fn, item)))
+            if len(queue) >= 2 * workers:
+                item0, fut = queue.popleft()
+                yield item0, fut.result()
+        while queue:
+            item0, fut = queue.popleft()
+            yield item0, fut.result()
 
 
 def page(ds: datasets.Dataset, start: int, size: int = PAGE_ROWS) -> pd.DataFrame:
@@ -122,17 +156,19 @@ def search(ds: datasets.Dataset, column: str, query: str, limit: int = PAGE_ROWS
     _scalar(ds, column, "searched")
     if not query:
         return [], 0
-    hits: list[int] = []
-    total, offset = 0, 0
-    for table in _batches(ds, [column]):
-        col = table.column(column)
+
+    def match(col: pa.ChunkedArray) -> np.ndarray:  # Arrow's kernel runs without the GIL: slices go in parallel
         if not (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)):
             col = col.cast(pa.string())  # numbers and dates are searched as they are shown
-        mask = pc.fill_null(pc.match_substring(col, query, ignore_case=True), False)
-        idx = np.flatnonzero(mask.to_numpy(zero_copy_only=False))
-        total += len(idx)
+        return np.flatnonzero(pc.fill_null(pc.match_substring(col, query, ignore_case=True), False)
+                              .to_numpy(zero_copy_only=False))
+
+    hits: list[int] = []
+    total, offset = 0, 0
+    for col, found in _parallel(_column_slices(ds, column), match):
+        total += len(found)
         if len(hits) < limit:
-            hits.extend(int(i) + offset for i in idx[: limit - len(hits)])
+            hits.extend(int(i) + offset for i in found[: limit - len(hits)])
         offset += len(col)
     return hits, total
 
