@@ -117,12 +117,9 @@ def plain_script(workspace: Path, steps: int, every: int) -> str:
     script = export_script(config, settings, "bench", splits.label_names, eval_steps=every,
                            output=str(workspace / "plain-out"))
     cadence = f'save_strategy="steps",\n    save_steps={every},\n    save_total_limit=2,'
-    for old, new in (('save_strategy="no",', cadence),
-                     ("compute_metrics=compute_metrics)", "compute_metrics=compute_metrics, callbacks=[CLOCK])"),
-                     ('print("eval", trainer.evaluate())', "")):
-        assert old in script, old
-        script = script.replace(old, new)
-    return script
+    return _patched(script, (('save_strategy="no",', cadence),
+                             ("compute_metrics=compute_metrics)", "compute_metrics=compute_metrics, callbacks=[CLOCK])"),
+                             ('print("eval", trainer.evaluate())', "")))
 
 
 def scratch_script(workspace: Path, steps: int, every: int) -> str:
@@ -139,8 +136,13 @@ def scratch_script(workspace: Path, steps: int, every: int) -> str:
     script = export_script(config, settings, asdict(plan(config, settings)) | {"eval_steps": every}, "bench",
                            output=str(workspace / "plain-out"))
     cadence = f'    save_strategy="steps",\n    save_steps={every},\n    save_total_limit=2,\n'
-    for old, new in (('    save_strategy="no",\n', cadence),
-                     ("compute_metrics=compute_metrics,", "compute_metrics=compute_metrics, callbacks=[CLOCK],")):
+    return _patched(script, (('    save_strategy="no",\n', cadence),
+                             ("compute_metrics=compute_metrics,", "compute_metrics=compute_metrics, callbacks=[CLOCK],")))
+
+
+def _patched(script: str, edits: tuple[tuple[str, str], ...]) -> str:
+    """The exported script with each (old, new) edit made once; an old text the export no longer writes fails."""
+    for old, new in edits:
         assert old in script, old
         script = script.replace(old, new, 1)
     return script

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from components.training_results import model_download
+from components.training_results import eval_split_batch, model_download
 from components.training_shrink import shrink_panel
 
 MARK = '<mark style="background:#ffd54f;padding:0 2px;border-radius:3px">{}</mark>'
@@ -77,16 +77,13 @@ def batch(rec, settings) -> None:
     """The run's model over its evaluation split (up to 500 questions): every answer, SQuAD scores, throughput."""
     from core.training.extractive_qa import batch_answer
 
-    if st.button("Answer the evaluation split", key=f"qa_batch_{rec.id}"):
+    def run():
         rows, totals, per_s = batch_answer(rec, settings, _loaded(rec))
-        if not rows:
-            st.caption("The run's dataset can't be read any more: no evaluation questions.")
-            return
-        c = st.columns(3)
-        c[0].metric("throughput", f"{per_s:.1f} questions/s", help="one question at a time, as try-it answers")
-        c[1].metric("exact match", f"{totals['exact_match']:.1f}")
-        c[2].metric("F1", f"{totals['f1']:.1f}")
-        st.dataframe(pd.DataFrame(rows), hide_index=True, key="qa_batch_table")
+        shown = {"exact match": f"{totals['exact_match']:.1f}", "F1": f"{totals['f1']:.1f}"} if totals else {}
+        return rows, shown, per_s
+
+    eval_split_batch("Answer the evaluation split", f"qa_batch_{rec.id}", run, "questions",
+                     "The run's dataset can't be read any more: no evaluation questions.")
 
 
 def eval_table(rec, examples: list[dict]) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from components.training_results import model_download
+from components.training_results import eval_split_batch, model_download
 from components.training_shrink import shrink_panel
 
 # one color per entity type, in the order the run's labels name them
@@ -91,10 +91,12 @@ def batch(rec, prepared) -> None:
     """The run's model over its whole evaluation split (up to 500 sentences), with the throughput."""
     from core.training.token_classification import batch_tag
 
-    if st.button("Tag the evaluation split", key=f"tok_batch_{rec.id}"):
+    def run():
         rows, per_s = batch_tag(rec, prepared.eval["tokens"], _tagger(rec.model_dir))
-        st.metric("throughput", f"{per_s:.1f} sentences/s", help="one sentence at a time, as try-it tags")
-        st.dataframe(pd.DataFrame(rows), hide_index=True, key="tok_batch_table")
+        return rows, {}, per_s
+
+    eval_split_batch("Tag the evaluation split", f"tok_batch_{rec.id}", run, "sentences",
+                     "The evaluation split is empty: no sentences to tag.")
 
 
 def _prepared_or_none(rec, settings):

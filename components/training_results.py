@@ -24,6 +24,23 @@ def classifier_metrics(m, fm: dict) -> None:
     m[2].metric("macro F1", f"{fm.get('f1', 0):.3f}")
 
 
+def eval_split_batch(button: str, key: str, run, unit: str, empty: str) -> None:
+    """A button that runs a task's model over its evaluation split, then its throughput, scores and rows.
+
+    `run()` gives (rows, {score name: shown value}, items per second); items go one at a time, as try-it does."""
+    if not st.button(button, key=key):
+        return
+    rows, scores, per_s = run()
+    if not rows:
+        st.caption(empty)
+        return
+    c = st.columns(1 + len(scores))
+    c[0].metric("throughput", f"{per_s:.1f} {unit}/s", help=f"one {unit[:-1]} at a time, as try-it does")
+    for col, (name, value) in zip(c[1:], scores.items(), strict=True):
+        col.metric(name, value)
+    st.dataframe(pd.DataFrame(rows), hide_index=True, key=f"{key}_table")
+
+
 def model_download(col, rec, prefix: str) -> None:
     """A button that zips the run's save_pretrained folder (on demand: it can be large), then the download."""
     from core.training.predict import zip_model

@@ -4,6 +4,7 @@ import streamlit as st
 
 from components import loaders
 from components.jobs import job_manager
+from components.launch import start_button
 from components.training_form import config_from_state, launch_form
 from components.training_live import RESULTS_KEY, results_target, run_label, runs_panel
 from components.training_results import results
@@ -22,18 +23,6 @@ jobs = job_manager()
 runs = jobs.store.runs()
 launch, watch, compare = st.tabs(["Launch", "Runs", "Compare"])
 
-
-def _start(jobs, runs) -> None:
-    """Start's on_click: runs before the rerun the click causes, so the click acts exactly once."""
-    config = config_from_state(st.session_state, runs)
-    try:
-        run_id = jobs.submit(config)
-        st.session_state["ft_selected"] = run_id  # the Runs tab shows it
-        st.session_state["ft_flash"] = ("success", f"Queued run {run_id}: open the **Runs** tab to watch it.", None)
-    except ConfigError as e:
-        st.session_state["ft_flash"] = ("error", f"**{e.field}**: {e.message}", config.to_json())
-
-
 with launch:
     store = DatasetStore(settings.datasets_dir)
     store.ensure_sample()  # the built-in drug-review sample is always offered
@@ -41,14 +30,8 @@ with launch:
     refs = store.list()
     config = launch_form(refs, runs)
     b1, b2, _ = st.columns([1, 1, 3])
-    b1.button("Start training", type="primary", key="ft_start", on_click=_start, args=(jobs, runs))
-    # kept, not popped: a rerun right after this one (a run that finished at once, a picker redraw) must not
-    # swallow it. What Start last did stays said; a refusal only while the form still holds what was refused.
-    flash = st.session_state.get("ft_flash")
-    if flash and flash[0] == "success":
-        st.success(flash[1])
-    elif flash and flash[2] == config.to_json():
-        st.error(flash[1])
+    start_button(jobs, lambda state: (config_from_state(state, runs), None), key="ft_start", flash_key="ft_flash",
+                 success="Queued run {run_id}: open the **Runs** tab to watch it.", container=b1)
     if b2.button("Estimate first", key="ft_estimate"):
         from core.training.estimate import estimate
 

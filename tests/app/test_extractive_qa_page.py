@@ -108,3 +108,21 @@ def test_summarize_page_offers_the_run_as_a_span_qa_checkpoint(launched):
     assert f"span model BertForQuestionAnswering ({rec.model_dir}" in texts
     assert any(m.value.startswith("**Answer:**") for m in at.markdown)
     assert Path(rec.model_dir, "config.json").is_file()
+
+
+def test_the_evaluation_split_is_answered_with_its_squad_scores(launched):
+    from core.training import squad
+
+    at, run_id, _, _ = launched
+    at.button(key=f"qa_batch_{run_id}").click().run()
+    assert not at.exception, [(e.message, e.stack_trace) for e in at.exception]
+    # the split's table: every evaluation question, so the longest of the tables with answers
+    rows = max((d.value for d in at.dataframe if {"predicted", "EM"} <= set(d.value.columns)), key=len).to_dict("records")
+    # the table's scores are SQuAD's for each row, and the panel's totals their mean in %
+    for r in rows:
+        em, f1 = squad.score(r["predicted"], r["gold"].split(" | "))
+        assert (r["EM"], r["F1"]) == (em, round(f1, 3))
+    totals = squad.squad_v1([r["predicted"] for r in rows], [r["gold"].split(" | ") for r in rows])
+    metrics = [(m.label, m.value) for m in at.metric]
+    assert ("exact match", f"{totals['exact_match']:.1f}") in metrics and ("F1", f"{totals['f1']:.1f}") in metrics
+    assert next(v for k, v in metrics if k == "throughput").endswith("questions/s")

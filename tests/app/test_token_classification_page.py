@@ -96,3 +96,13 @@ def test_a_completed_run_shows_entities_and_tags_a_typed_sentence(open_page, tin
     table = next(d.value for d in at.dataframe if "sub-token" in d.value.columns)
     assert any("Row 1 of the eval split" in c.value for c in at.caption)
     assert table["label"].iloc[-1] == "-100 (ignored)"
+    # the whole evaluation split, tagged as try-it tags one sentence: the rows equal the engine's own
+    from core.training.token_classification import batch_tag
+
+    at.button(key=f"tok_batch_{run_id}").click().run()
+    assert not at.exception
+    rows = next(d.value for d in at.dataframe if "entities" in d.value.columns)
+    sentences = [r["sentence"] for r in rows.to_dict("records")]
+    expected, _ = batch_tag(store.get(run_id), [s.split(" ") for s in sentences])
+    assert rows.to_dict("records") == expected and len(rows) > 0
+    assert next(m.value for m in at.metric if m.label == "throughput").endswith("sentences/s")
