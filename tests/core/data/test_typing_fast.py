@@ -122,3 +122,17 @@ def test_leading_zero_equals_the_regex_on_random_text():
         arr = pa.array(["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 4)))
                         for _ in range(rng.randint(1, 5))])
         assert _leading_zero(arr) == bool(pc.any(pc.match_substring_regex(arr, r"^[+-]?0\d")).as_py())
+
+
+def test_leading_zero_reads_slices_nulls_and_large_strings_as_the_regex():
+    """The byte test reads the array's offsets: a slice (non-zero offset), nulls, large and view strings."""
+    rng = random.Random(5)
+    alphabet = "0123456789+-.e x٣"
+    for _ in range(500):
+        vals = [None if rng.random() < 0.2 else "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 4)))
+                for _ in range(rng.randint(1, 9))]
+        start = rng.randint(0, len(vals) - 1)
+        for typ in (pa.string(), pa.large_string(), pa.string_view()):
+            arr = pa.array(vals, typ).slice(start)
+            want = bool(pc.any(pc.match_substring_regex(arr.cast(pa.string()), r"^[+-]?0\d")).as_py() or False)
+            assert _leading_zero(arr) is want, (vals[start:], typ)
