@@ -80,10 +80,10 @@ def load_file_report(path: str | os.PathLike, *, format: str = "auto", encoding:
     if size == 0:  # also every /proc and /sys file, whatever reading it would give
         raise DataError(f"{path.name} is empty (0 bytes): nothing to load")
     progress = _forward_only(progress) if progress else None
-    lines = None
     if fmt != "parquet":
         limits.check_size(path.name, size)
-        lines = limits.check_lines(path)
+    if fmt in ("jsonl", "conll"):  # a CSV's lines are counted by the fast path's quote scan, beside Arrow's
+        limits.check_lines(path)  # reader, or before the Python parser reads it: one pass fewer over the file
     staging = Path(cache_dir) if cache_dir else settings.workspace / "cache" / "loads"
     staging.mkdir(parents=True, exist_ok=True)
     _sweep(staging)
@@ -102,7 +102,7 @@ def load_file_report(path: str | os.PathLike, *, format: str = "auto", encoding:
             report = _load_jsonl(path, raw, final, limits)
         else:
             report = _load_csv(path, raw, final, fmt, encoding, delimiter, header, on_bad_lines, limits, fix_names,
-                               infer_types, progress, lines)
+                               infer_types, progress)
         import datasets
 
         report.dataset = datasets.Dataset.from_file(str(final))
@@ -219,8 +219,7 @@ def save_upload(filename: str, stream: BinaryIO, folder: str | os.PathLike | Non
 # --- CSV ---------------------------------------------------------------------------------------
 
 def _load_csv(path: Path, raw: Path, final: Path, fmt: str, encoding: str, delimiter: str, header: bool | str,
-              on_bad_lines: str, limits: Limits, fix: bool, infer: bool, progress: Progress | None,
-              lines: int | None = None) -> LoadReport:
+              on_bad_lines: str, limits: Limits, fix: bool, infer: bool, progress: Progress | None) -> LoadReport:
     """Detect the dialect, decide the column names from the first record, then read the rows with Arrow
     (`core.data.fastpath`) or, for what Arrow can't read as Python's strict `csv` does, with Python; type them."""
     from core.data.fastpath import csv_to_arrow
@@ -229,6 +228,8 @@ def _load_csv(path: Path, raw: Path, final: Path, fmt: str, encoding: str, delim
     with path.open("rb") as f:
         head = f.read(SNIFF_BYTES)
     check_text(path, head)
+    if not head.strip():  # only blank lines so far: count them before the Python reader walks them to a record
+        limits.check_lines(path)
     notes: list[str] = []
     # a file whose first 64 KB are UTF-8 is read as UTF-8 and Arrow checks the rest as it converts; only if
     # it objects is the whole file decoded here, to fall back to Latin-1 naming the first bad byte's line
@@ -266,15 +267,16 @@ def _load_csv(path: Path, raw: Path, final: Path, fmt: str, encoding: str, delim
         full_check()
         names, report.header, note, trailing = _first_record(path, enc, delim, header, fix, limits, skip)
     typer = csv_to_arrow(path, raw, final, enc, delim, names, report.header, limits, infer, trailing, progress,
-                         lines, skip)
+                         skip=skip)
     if typer is None and deferred and full_check():
         names, report.header, note, trailing = _first_record(path, enc, delim, header, fix, limits, skip)
         typer = csv_to_arrow(path, raw, final, enc, delim, names, report.header, limits, infer, trailing, progress,
-                             lines, skip)
+                             skip=skip)
     notes.append(note)
     if typer is not None:
         report.reader = "arrow"
     else:
+        limits.check_lines(path)  # the fast path counted them only if it got as far as its quote scan
         _python_rows(path, raw, enc, delim, names, on_bad_lines, limits, report, progress, skip)
         typer = ColumnTyper(names, infer, trailing)
         typer.scan(raw, Tally(limits, path.name))

@@ -242,6 +242,29 @@ def test_rows_over_the_row_cap_are_refused_by_counting_lines_first(tmp_path, nam
     assert len(load(tmp_path / "ok.csv", tmp_path, max_rows=100).dataset) == 99
 
 
+def test_a_csv_line_count_is_the_quote_scans_not_a_pass_of_its_own(tmp_path, monkeypatch):
+    """The fast path counts a CSV's lines on its quote-scan thread, beside Arrow's reader; the separate
+    up-front count runs only for a file the Python reader will walk (blank first, or refused by the scan)."""
+    counts = []
+    real = Limits.check_lines
+    monkeypatch.setattr(Limits, "check_lines", lambda self, path: counts.append(path.name) or real(self, path))
+    rows = tmp_path / "rows.csv"
+    rows.write_text("a,b\n" + "1,x\n" * 300)
+    refused(rows, tmp_path, r"rows.csv has more than 200 lines, over the row cap", max_rows=200)
+    assert counts == []
+    report = load(rows, tmp_path / "ok", max_rows=400)
+    assert (len(report.dataset), report.reader, counts) == (300, "arrow", [])
+    blank = tmp_path / "blank.csv"  # blank lines up to the 64 KB sniff and past it: counted before any parsing
+    blank.write_text("\n" * 70_000 + "a\n1\n")
+    start = time.perf_counter()
+    refused(blank, tmp_path, r"blank.csv has more than 50,000 lines, over the row cap", max_rows=50_000)
+    assert counts == ["blank.csv"] and time.perf_counter() - start < 5
+    bad = tmp_path / "quotes.csv"  # a quote out of place in the scan's first MB, the cap passed after it:
+    bad.write_text('a,b\n1,x"y\n' + ("2," + "z" * 1000 + "\n") * 2_000)  # the Python reader's turn, counted first
+    refused(bad, tmp_path, r"quotes.csv has more than 1,500 lines", max_rows=1_500)
+    assert counts == ["blank.csv", "quotes.csv"]
+
+
 def test_the_row_cap_also_holds_while_parsing_lone_cr_files(tmp_path):
     f = tmp_path / "cr.csv"  # old-Mac line ends: no \n to count up front, the streaming count catches it
     f.write_text("a\r" + "1\r" * 300, newline="")
