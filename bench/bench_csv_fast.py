@@ -2,6 +2,7 @@
 
     .venv/bin/python -m bench.bench_csv_fast                 # 60 and 100 MB CSVs, a 60 MB JSONL, 3 runs each
     .venv/bin/python -m bench.bench_csv_fast --mb 200 --runs 1
+    .venv/bin/python -m bench.bench_csv_fast --floor --mb 60 1000 --runs 5   # what Arrow alone costs, beside pandas
 
 Every load runs in a fresh subprocess (imports done before the clock starts), pandas and Torch Lab
 alternating, so one's memory or page cache can't favour the other; the median of the runs is reported.
@@ -42,6 +43,26 @@ if mode == "pandas-csv":
     n, reader = len(pd.read_csv(path)), "pandas"
 elif mode == "pandas-jsonl":
     n, reader = len(pd.read_json(path, lines=True)), "pandas"
+elif mode.startswith("arrow-"):  # the floor: Arrow's streaming reader as the loader sets it, all strings
+    import pyarrow as pa, pyarrow.csv as pc
+    from core.data.fastpath import BLOCK_BYTES
+    reader = pc.open_csv(path, read_options=pc.ReadOptions(block_size=BLOCK_BYTES),
+                         parse_options=pc.ParseOptions(newlines_in_values=True),
+                         convert_options=pc.ConvertOptions(column_types={n: pa.string() for n in
+                                                                         pd.read_csv(path, nrows=0).columns}))
+    n = 0
+    if mode == "arrow-stream":
+        for batch in reader:
+            n += batch.num_rows
+    else:  # "arrow-write": and each batch written to an Arrow file as it comes, nothing else
+        import os
+        out = os.path.join(staging, "floor.arrow")
+        with pa.OSFile(out, "wb") as sink, pa.ipc.new_stream(sink, reader.schema) as writer:
+            for batch in reader:
+                n += batch.num_rows
+                writer.write_batch(batch)
+        os.unlink(out)
+    reader = mode
 else:
     r = load_file_report(path, cache_dir=staging)
     n, reader = len(r.dataset), r.reader
@@ -89,6 +110,22 @@ def compare(kind: str, path: Path, staging: Path, runs: int, python_reader: bool
             "python_reader_s": python[0]["s"] if python else None}
 
 
+def floor(path: Path, staging: Path, runs: int) -> dict:
+    """pandas, Arrow's streaming reader alone, and with the Arrow-file write: the least any loader built on
+    them (issue 18's design) can take on this machine, each in fresh processes, interleaved; medians."""
+    staging.mkdir(parents=True, exist_ok=True)
+    modes = ("pandas-csv", "arrow-stream", "arrow-write")
+    times: dict[str, list[float]] = {m: [] for m in modes}
+    for i in range(runs):
+        for m in modes[i % 3:] + modes[:i % 3]:
+            times[m].append(child(m, path, staging)["s"])
+    med = {m: statistics.median(t) for m, t in times.items()}
+    return {"file": path.name, "mb": path.stat().st_size / 1e6, **{f"{m}_s": med[m] for m in modes},
+            "stream_over_pandas": med["arrow-stream"] / med["pandas-csv"],
+            "write_over_pandas": med["arrow-write"] / med["pandas-csv"],
+            "runs": {m: [round(x, 3) for x in t] for m, t in times.items()}}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--mb", type=int, nargs="+", default=[60, 100], help="sizes of the generated CSVs in MB")
@@ -96,11 +133,24 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--no-python", action="store_true", help="skip the Python reader's run (minutes on 1 GB)")
     ap.add_argument("--dir", default=tempfile.gettempdir())
+    ap.add_argument("--floor", action="store_true", help="time pandas and Arrow's reader alone (± writing)")
     a = ap.parse_args()
     work = Path(a.dir) / "torchlab-bench-data"
     work.mkdir(parents=True, exist_ok=True)
     staging = work / "staging"
     random.seed(0)
+    if a.floor:
+        print("| file | pandas | Arrow stream | ÷ pandas | stream + Arrow-file write | ÷ pandas |\n|---|---|---|---|---|---|")
+        for mb in a.mb:
+            csv = work / f"reviews-{mb}mb.csv"
+            if not csv.is_file():
+                generate(csv, mb)
+            r = floor(csv, staging, a.runs)
+            print(json.dumps(r), file=sys.stderr, flush=True)
+            print(f"| {r['file']} ({r['mb']:,.0f} MB) | {r['pandas-csv_s']:.3f} s | {r['arrow-stream_s']:.3f} s | "
+                  f"{r['stream_over_pandas']:.2f} | {r['arrow-write_s']:.3f} s | **{r['write_over_pandas']:.2f}** |",
+                  flush=True)
+        return
     results = []
     for mb in a.mb:
         csv = work / f"reviews-{mb}mb.csv"

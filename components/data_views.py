@@ -21,6 +21,7 @@ from core.data import (
     import_server_file,
     load_hub,
     save_upload,
+    upload_name,
 )
 
 OP_LABELS = {
@@ -262,6 +263,8 @@ def load_action(settings: Any, store: DatasetStore, shown_file: Any = None) -> N
             try:
                 ref, report = import_file(tmp, ss.get("up_name") or Path(upload.name).stem, f"upload: {upload.name}",
                                           store, progress=_progress_bar(), **options_from_state(ss, "up"))
+            except DataError as e:  # messages name the server's copy ("1a2b3c4d-x.csv"): say the user's name
+                raise DataError(str(e).replace(tmp.name, upload_name(tmp))) from None
             finally:
                 tmp.unlink(missing_ok=True)
         elif source == "server path":

@@ -37,6 +37,7 @@ from core.data.loading import (
     load_file,
     load_file_report,
     save_upload,
+    upload_name,
 )
 from core.data.ops import (
     CAST_TYPES,
@@ -173,6 +174,7 @@ __all__ = [
     "safe_name",
     "save_sql",
     "save_upload",
+    "upload_name",
     "search",
     "server_path",
     "sql_code",

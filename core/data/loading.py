@@ -216,6 +216,11 @@ def save_upload(filename: str, stream: BinaryIO, folder: str | os.PathLike | Non
     return dest
 
 
+def upload_name(saved: Path) -> str:
+    """The name a user gave the file `save_upload` saved (sanitised): what its messages should call it."""
+    return saved.name.split("-", 1)[1]
+
+
 # --- CSV ---------------------------------------------------------------------------------------
 
 def _load_csv(path: Path, raw: Path, final: Path, fmt: str, encoding: str, delimiter: str, header: bool | str,

@@ -22,6 +22,12 @@ def test_upload_browse_shape_and_save(open_page):
     assert not at.exception
     assert "line 3 has 3 fields, expected 2" in at.error[0].value
     assert len(DatasetStore.default().list()) == before
+    # a binary renamed .csv: refused, the message names the file as the user named it (not the server's copy)
+    at.file_uploader(key="up_file").set_value(("photo 1.csv", b"\x89PNG\r\n\x1a\n" + bytes(range(256)), "text/csv"))
+    at.button(key="load_btn").click().run()
+    assert not at.exception
+    assert at.error[0].value == "photo-1.csv is a PNG image, not a text file: export it as CSV first"
+    assert len(DatasetStore.default().list()) == before
 
     # a good upload is saved as a new dataset and becomes the one on screen
     name = f"apptest-{uuid.uuid4().hex[:6]}"
