@@ -43,8 +43,8 @@ def _codec(enc: str) -> str:
     return codecs.lookup(enc).name
 
 
-def scan_quotes(path: Path, enc: str, delim: str, max_rows: int, lines: int | None = None,
-                passed: Callable[[int], None] | None = None, counted: Callable[[int], None] | None = None) -> bool:
+def scan_quotes(path: Path, enc: str, delim: str, max_rows: int, passed: Callable[[int], None] | None = None,
+                counted: Callable[[int], None] | None = None) -> bool:
     """Whether every quote in the file opens a field, closes one, or is doubled inside one (RFC 4180), the
     file ends outside quotes and has at most `max_rows` records counting blank lines.
 
@@ -52,8 +52,8 @@ def scan_quotes(path: Path, enc: str, delim: str, max_rows: int, lines: int | No
     quotes inside unquoted fields (`5'10"`) the same as Python only by luck; files with any of these go to
     the Python parser, which gives its line-numbered message or reads them its way. A quote's role follows
     from how many quotes precede it (odd: inside a quoted field), so the check is a vectorised scan of
-    the raw bytes (no CSV library exposes it). `lines`: the b"\\n" bytes, when the caller counted them
-    already; a file with fewer bytes than `max_rows` needs no count. `passed(n)`: called after each step
+    the raw bytes (no CSV library exposes it). A file with fewer bytes than `max_rows` needs no count of its
+    b"\\n" bytes. `passed(n)`: called after each step
     with the file's bytes scanned so far without a quote out of place. `counted(n)`: called with the b"\\n"
     bytes counted so far after each step that counts them; it may raise to stop the scan (the row cap).
 
@@ -68,8 +68,8 @@ def scan_quotes(path: Path, enc: str, delim: str, max_rows: int, lines: int | No
     ok[[d, quote, cr, lf]] = True  # what may stand before an opening quote and after a closing one
     inside, prev, pending = 0, lf, False  # the start of the file acts as a line start
     size = path.stat().st_size
-    count = lines is None and size >= max_rows  # lines + lone CRs can't outnumber the bytes
-    lines, lone_cr = lines or 0, 0
+    count = size >= max_rows  # lines + lone CRs can't outnumber the bytes
+    lines, lone_cr = 0, 0
     codec = _codec(enc)
     dec = None if codec in ASCII_SAFE else codecs.getincrementaldecoder(codec)()
     # one buffer and one mask for the whole scan: fresh 4 MB objects per step cost as much as the scan (page faults)
@@ -120,7 +120,7 @@ def scan_quotes(path: Path, enc: str, delim: str, max_rows: int, lines: int | No
 
 def csv_to_arrow(path: Path, raw: Path, final: Path, enc: str, delim: str, names: list[str], header: bool,
                  limits: Limits, infer: bool, trailing: tuple, progress: Progress | None = None,
-                 lines: int | None = None, skip: int = 0) -> ColumnTyper | None:
+                 skip: int = 0) -> ColumnTyper | None:
     """Read the CSV with Arrow into the typed Arrow file `final`; the typer that typed it, or None.
 
     One pass: the column types seen in the first batch are assumed and each batch is written cast to
@@ -150,7 +150,7 @@ def csv_to_arrow(path: Path, raw: Path, final: Path, enc: str, delim: str, names
             moved.notify_all()
 
     with ThreadPoolExecutor(1, thread_name_prefix="quote-scan") as pool:
-        scan = pool.submit(scan_quotes, path, enc, delim, limits.rows, lines, passed if progress else None,
+        scan = pool.submit(scan_quotes, path, enc, delim, limits.rows, passed if progress else None,
                            lambda n: limits.check_line_count(path.name, n))
         scan.add_done_callback(lambda _: passed(scanned[0]))  # wakes a report waiting on a scan that stopped
         speculate, last = True, [0, 0]

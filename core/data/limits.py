@@ -61,17 +61,17 @@ class Limits:
             raise DataError(f"{where}: values nested {depth:,} levels deep, over the {self.nesting}-level cap "
                             "(TORCHLAB_MAX_NESTING)")
 
-    def check_lines(self, path: Path) -> int | None:
+    def check_lines(self, path: Path) -> None:
         """In a text file the row cap counts lines (a row takes one at least): count them at C speed,
         stopping past the cap, before any parsing, so a small file of ten million empty lines is refused
-        in milliseconds, not after a minute of parsing. Returns the count of b"\\n" bytes (the quote scan
-        then needn't count them again), or None for UTF-16, where it counts nothing."""
+        in milliseconds, not after a minute of parsing. UTF-16 is not counted here (the quote scan or the
+        Python reader counts its decoded lines)."""
         import numpy as np
 
         lines = 0
         with path.open("rb", buffering=0) as f:
             if f.read(2) in (b"\xff\xfe", b"\xfe\xff"):  # UTF-16: a 0x0A byte need not be a newline
-                return None
+                return
             f.seek(0)
             # one buffer and one mask for the whole file: fresh 4 MB objects per step cost page faults, and
             # numpy counts a byte ~3x faster than bytes.count
@@ -80,7 +80,6 @@ class Limits:
             while lines <= self.rows and (n := f.readinto(buf)):
                 lines += int(np.count_nonzero(np.equal(raw[:n], 10, out=mask[:n])))
         self.check_line_count(path.name, lines)
-        return lines
 
     def check_line_count(self, name: str, lines: int) -> None:
         """Refuse a text file with more b"\\n" bytes than the row cap (`check_lines`; the CSV fast path's quote
